@@ -1,0 +1,13 @@
+"""Minimum-norm and bounded L2 adversarial attacks, each one jit-compiled, vmapped program.
+
+All attacks share one signature, ``attack(logits_fn, inputs, labels, *, targeted=False, ...)``,
+and return an :class:`AttackResult`.
+"""
+
+from ddn_jax.attacks._base import AttackResult
+from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
+from ddn_jax.attacks._ddn import ddn
+from ddn_jax.attacks._fgm import fgm_l2
+from ddn_jax.attacks._pgd import pgd_l2
+
+__all__ = ['AttackResult', 'carlini_wagner_l2', 'ddn', 'fgm_l2', 'pgd_l2']

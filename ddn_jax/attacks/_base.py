@@ -1,0 +1,227 @@
+"""Pieces shared by every attack: the result type, input checks, and per-example helpers.
+
+Every attack follows the same shape: a public function validates its inputs eagerly, then calls one
+``jax.jit``-compiled program in which the per-example algorithm is ``jax.vmap``-ped over the batch.
+The per-example code sees a single image ``x`` of shape ``(H, W, C)`` and calls the model as
+``logits_fn(x[None])[0]``; under ``vmap`` this becomes one batched call of the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+LogitsFn = Callable[[jax.Array], jax.Array]
+
+# Partial unroll of the attack loops. On XLA:CPU a model gradient inside a rolled `lax` loop is
+# much slower than the same gradient on its own (shared/notes/xla-cpu-loops.md); unrolling a few
+# iterations per loop trip recovers most of it while keeping one compiled program and a bounded
+# compile time. Measured in benchmarks/loop_forms.py.
+LOOP_UNROLL = 5
+
+
+class AttackResult(NamedTuple):
+  """What every attack returns; all fields are batched along the first axis.
+
+  Attributes:
+    adv: ``(N, H, W, C)`` adversarial images, in ``[0, 1]``. Minimum-norm attacks return the
+      clean input for an example they failed on. Bounded attacks (FGM, PGD, DDN with
+      ``max_norm``) return their point in the ε-ball whether or not it is adversarial, since
+      that point is what adversarial training uses; ``success`` says which ones are.
+    l2: ``(N,)`` L2 norm of ``adv - inputs``, computed from the returned ``adv``.
+    success: ``(N,)`` bool, whether ``logits_fn(adv)`` is adversarial (misclassified, or
+      classified as the target when ``targeted``), re-checked on the returned ``adv``.
+    num_grads: ``(N,)`` int32, gradient evaluations (forward+backward passes) the algorithm
+      spent on each example.
+  """
+
+  adv: jax.Array
+  l2: jax.Array
+  success: jax.Array
+  num_grads: jax.Array
+
+
+def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
+  """Wraps ``logits_fn`` so it can be a (non-static) argument of a jitted attack.
+
+  A ``jax.tree_util.Partial(apply_fn, params)`` keeps ``params`` as traced leaves, so new
+  parameters do not recompile the attack; any other callable becomes a leafless ``Partial``
+  whose identity keys the compilation cache.
+  """
+  if not callable(logits_fn):
+    raise TypeError(f'logits_fn must be callable, got {type(logits_fn).__name__}.')
+  if isinstance(logits_fn, jax.tree_util.Partial):
+    return logits_fn
+  return jax.tree_util.Partial(logits_fn)
+
+
+def _is_concrete(x: Any) -> bool:
+  return not isinstance(x, jax.core.Tracer)
+
+
+@jax.jit
+def _input_stats(inputs: jax.Array, labels: jax.Array):
+  return (jnp.min(inputs), jnp.max(inputs), jnp.any(jnp.isnan(inputs)),
+          jnp.min(labels), jnp.max(labels))
+
+
+def validate_inputs(logits_fn: LogitsFn, inputs: Any, labels: Any) -> tuple[jax.Array, jax.Array]:
+  """Checks an attack's inputs and returns them as arrays.
+
+  Shapes and dtypes are always checked; values (range, NaN, label range) are checked when the
+  arrays are concrete, i.e. not when the attack is traced inside a caller's ``jit``/``vmap``.
+
+  Raises:
+    ValueError / TypeError naming the problem.
+  """
+  if not hasattr(inputs, 'dtype'):
+    inputs = np.asarray(inputs)
+  if not hasattr(labels, 'dtype'):
+    labels = np.asarray(labels)
+  if not jnp.issubdtype(inputs.dtype, jnp.floating):
+    raise TypeError(
+        f'inputs must be floating point with pixels in [0, 1], got dtype {inputs.dtype}; '
+        'convert uint8 images with images.astype(np.float32) / 255.')
+  if inputs.ndim != 4:
+    raise ValueError(
+        f'inputs must be a batch of images of shape (N, H, W, C), got shape {inputs.shape} '
+        f'(rank {inputs.ndim}); add a batch axis for a single image: inputs[None].')
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise TypeError(f'labels must be integers, got dtype {labels.dtype}.')
+  if labels.shape != inputs.shape[:1]:
+    raise ValueError(
+        f'labels must have shape (N,) = ({inputs.shape[0]},) to match inputs {inputs.shape}, '
+        f'got shape {labels.shape}.')
+  logits_shape = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct(inputs.shape, inputs.dtype)).shape
+  if len(logits_shape) != 2 or logits_shape[0] != inputs.shape[0]:
+    raise ValueError(
+        f'logits_fn must map inputs {inputs.shape} to logits of shape (N, num_classes), '
+        f'got {logits_shape}.')
+  num_classes = logits_shape[1]
+  inputs, labels = jnp.asarray(inputs), jnp.asarray(labels)
+  if _is_concrete(inputs) and _is_concrete(labels) and inputs.size:
+    lo, hi, has_nan, label_lo, label_hi = jax.device_get(_input_stats(inputs, labels))
+    if has_nan:
+      raise ValueError('inputs contain NaN.')
+    if lo < 0 or hi > 1:
+      raise ValueError(
+          f'inputs must have pixels in [0, 1], got values in [{lo:g}, {hi:g}]; attacks work in '
+          'pixel space: normalise inside the model, not the inputs.')
+    if label_lo < 0 or label_hi >= num_classes:
+      raise ValueError(
+          f'labels must be in [0, {num_classes}) for a model with {num_classes} classes, '
+          f'got values in [{label_lo}, {label_hi}].')
+  return inputs, labels
+
+
+def check_hyperparameter(name: str, value: Any, *, low: float | None = None,
+                         high: float | None = None, low_inclusive: bool = True) -> None:
+  """Range-checks a float hyperparameter when it is concrete (traced values pass through)."""
+  if not _is_concrete(value) or np.ndim(value) != 0:
+    return
+  value = float(value)
+  if np.isnan(value):
+    raise ValueError(f'{name} is NaN.')
+  if low is not None and (value < low or (value == low and not low_inclusive)):
+    raise ValueError(f'{name} must be {">=" if low_inclusive else ">"} {low}, got {value}.')
+  if high is not None and value > high:
+    raise ValueError(f'{name} must be <= {high}, got {value}.')
+
+
+def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
+  """Checks a static integer hyperparameter (steps, levels, ...)."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    raise TypeError(f'{name} must be a Python int (it is static: it sets the program), '
+                    f'got {value!r}.')
+  if value < minimum:
+    raise ValueError(f'{name} must be >= {minimum}, got {value}.')
+  return int(value)
+
+
+def default_key(key: jax.Array | None) -> jax.Array:
+  return jax.random.key(0) if key is None else key
+
+
+def l2_norm(x: jax.Array) -> jax.Array:
+  """L2 norm of one example (any shape), as a scalar."""
+  return jnp.sqrt(jnp.sum(jnp.square(x)))
+
+
+def batch_l2_norm(x: jax.Array) -> jax.Array:
+  """``(N, ...) -> (N,)`` per-example L2 norms."""
+  return jax.vmap(l2_norm)(x)
+
+
+def single_logits(logits_fn: LogitsFn, x: jax.Array) -> jax.Array:
+  """Logits ``(K,)`` of one example ``x``; batched into one model call under ``vmap``."""
+  return logits_fn(x[None])[0]
+
+
+def is_adversarial(logits: jax.Array, label: jax.Array, targeted: bool) -> jax.Array:
+  """Whether logits ``(..., K)`` are adversarial for ``label`` (the target when ``targeted``)."""
+  pred = jnp.argmax(logits, axis=-1)
+  return pred == label if targeted else pred != label
+
+
+def loss_and_grad_fn(logits_fn: LogitsFn, targeted: bool):
+  """Per-example ``(x, y) -> (logits, g)``: ``g`` is the gradient of the cross-entropy to ascend.
+
+  Untargeted attacks ascend the cross-entropy of the true label; targeted ones descend that of
+  the target, so ``g`` is the negated gradient for them. One forward+backward pass per call.
+  """
+  sign = -1.0 if targeted else 1.0
+
+  def loss(x, y):
+    logits = single_logits(logits_fn, x)
+    return sign * optax.softmax_cross_entropy_with_integer_labels(logits, y), logits
+
+  grad_fn = jax.grad(loss, has_aux=True)
+
+  def fn(x, y):
+    g, logits = grad_fn(x, y)
+    return logits, g
+
+  return fn
+
+
+def normalize(g: jax.Array, fallback: jax.Array) -> jax.Array:
+  """``g / ||g||``, or ``fallback`` (a unit vector) where ``g`` is zero."""
+  norm = l2_norm(g)
+  return jnp.where(norm > 0, g / jnp.where(norm > 0, norm, 1), fallback)
+
+
+def random_unit(key: jax.Array, like: jax.Array) -> jax.Array:
+  d = jax.random.normal(key, like.shape, like.dtype)
+  return d / l2_norm(d)
+
+
+def project_ball(delta: jax.Array, eps: jax.Array) -> jax.Array:
+  """Projects one perturbation onto the L2 ball of radius ``eps``."""
+  norm = l2_norm(delta)
+  return delta * jnp.minimum(1, eps / jnp.where(norm > 0, norm, 1))
+
+
+def quantize(x: jax.Array, levels: int | None) -> jax.Array:
+  """Rounds ``x`` in ``[0, 1]`` to the nearest of ``levels`` grey levels (no-op for None)."""
+  if levels is None:
+    return x
+  return jnp.round(x * (levels - 1)) / (levels - 1)
+
+
+def finalize(logits_fn: LogitsFn, inputs: jax.Array, labels: jax.Array, adv: jax.Array,
+             num_grads: jax.Array, *, targeted: bool, keep_failed: bool) -> AttackResult:
+  """Re-checks ``adv`` on the model and assembles the batched :class:`AttackResult`.
+
+  Args:
+    keep_failed: bounded attacks keep a non-adversarial point; minimum-norm attacks reset a
+      failed example to its clean input.
+  """
+  success = is_adversarial(logits_fn(adv), labels, targeted)
+  if not keep_failed:
+    adv = jnp.where(success[:, None, None, None], adv, inputs)
+  return AttackResult(adv=adv, l2=batch_l2_norm(adv - inputs), success=success,
+                      num_grads=num_grads.astype(jnp.int32))

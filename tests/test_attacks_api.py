@@ -1,0 +1,205 @@
+"""The attack API's contract: shapes, invariants, tracing, determinism and input errors."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ddn_jax import attacks
+from ddn_jax.attacks import _ddn
+from linear_model import LinearProblem
+
+ATTACKS = {
+    'ddn': functools.partial(attacks.ddn, steps=20),
+    'carlini_wagner_l2': functools.partial(attacks.carlini_wagner_l2, binary_search_steps=2,
+                                           max_iterations=20, learning_rate=0.1,
+                                           initial_const=1.0),
+    'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.5),
+    'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.5, steps=5, step_size=0.2),
+}
+
+
+@pytest.fixture(scope='module')
+def problem():
+  return LinearProblem(4, seed=21)
+
+
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_result_invariants(problem, name):
+  r = ATTACKS[name](problem.logits_fn, problem.inputs, problem.labels)
+  assert isinstance(r, attacks.AttackResult)
+  assert r.adv.shape == problem.inputs.shape and r.adv.dtype == problem.inputs.dtype
+  assert r.l2.shape == r.success.shape == r.num_grads.shape == (4,)
+  assert r.success.dtype == bool and r.num_grads.dtype == jnp.int32
+  adv = np.asarray(r.adv)
+  assert adv.min() >= 0 and adv.max() <= 1
+  # l2 is the exact norm of the returned perturbation.
+  np.testing.assert_allclose(
+      r.l2, np.linalg.norm((adv - problem.inputs).reshape(4, -1), axis=1), rtol=1e-6)
+  # success is what the model says about the returned point.
+  pred = np.asarray(problem.logits_fn(r.adv)).argmax(1)
+  np.testing.assert_array_equal(r.success, pred != problem.labels)
+
+
+def test_ddn_quantised_points_lie_on_the_grid(problem):
+  r = attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=30, levels=256)
+  assert r.success.all()
+  adv = np.asarray(r.adv, np.float64) * 255
+  np.testing.assert_allclose(adv, np.round(adv), atol=1e-4)
+
+
+def test_ddn_max_norm_projects_into_the_ball():
+  p = LinearProblem(4, seed=2)
+  x = np.round(p.inputs * 255) / 255  # Images on the grid, as real images are.
+  free = attacks.ddn(p.logits_fn, x, p.labels, steps=30)
+  max_norm = float(p.min_norm.min()) * 0.5
+  r = attacks.ddn(p.logits_fn, x, p.labels, steps=30, max_norm=max_norm)
+  assert (np.asarray(r.l2) <= max_norm + 1e-6).all()
+  adv = np.asarray(r.adv, np.float64) * 255
+  np.testing.assert_allclose(adv, np.round(adv), atol=1e-4)
+  # The same point as the unconstrained attack's, shrunk into the ball, to within a grey level.
+  delta = np.asarray(free.adv - x).reshape(4, -1)
+  scale = np.minimum(1, max_norm / np.linalg.norm(delta, axis=1))
+  projected = x + (delta * scale[:, None]).reshape(x.shape)
+  np.testing.assert_array_less(np.abs(np.asarray(r.adv) - projected), 1 / 255 + 1e-6)
+  # Below the minimal norm nothing can be adversarial, yet the projected points are kept.
+  assert not r.success.any()
+
+
+def test_minimum_norm_attack_returns_clean_input_on_failure(problem):
+  # Far too few steps for C&W with a tiny constant: no example succeeds.
+  r = attacks.carlini_wagner_l2(problem.logits_fn, problem.inputs, problem.labels,
+                                binary_search_steps=1, max_iterations=3, initial_const=1e-6)
+  assert not r.success.any()
+  np.testing.assert_array_equal(r.adv, problem.inputs)
+  np.testing.assert_array_equal(r.l2, 0)
+
+
+def test_already_misclassified_example_costs_nothing(problem):
+  wrong = (problem.labels + 1) % 10
+  r = attacks.ddn(problem.logits_fn, problem.inputs, wrong, steps=5)
+  assert r.success.all()
+  np.testing.assert_array_equal(r.l2, 0)
+
+
+def test_zero_gradient_gives_no_nan():
+  # A model that ignores its input: zero gradient everywhere, so the random direction is used.
+  def flat(x):
+    return jnp.zeros((x.shape[0], 10)) + 0 * jnp.sum(x, axis=(1, 2, 3))[:, None]
+
+  x = np.full((3, 8, 8, 1), 0.5, np.float32)
+  y = np.ones(3, np.int32)  # argmax of equal logits is class 0: always adversarial.
+  for run in (attacks.ddn, functools.partial(attacks.fgm_l2, eps=1.0),
+              functools.partial(attacks.pgd_l2, eps=1.0, steps=3, step_size=0.5)):
+    r = run(flat, x, y)
+    assert np.isfinite(np.asarray(r.adv)).all() and np.isfinite(np.asarray(r.l2)).all()
+  r = attacks.ddn(flat, x, np.zeros(3, np.int32), steps=10)
+  assert not r.success.any() and np.isfinite(np.asarray(r.adv)).all()
+
+
+@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'pgd_l2'])
+def test_batch_equals_stacked_single_examples(problem, name):
+  attack = ATTACKS[name]
+  batch = attack(problem.logits_fn, problem.inputs, problem.labels)
+  for i in range(4):
+    one = attack(problem.logits_fn, problem.inputs[i:i + 1], problem.labels[i:i + 1])
+    if name == 'pgd_l2':  # Random starts come from per-example keys split from the batch key.
+      continue
+    np.testing.assert_allclose(one.adv[0], batch.adv[i], atol=1e-6)
+    assert one.success[0] == batch.success[i]
+    assert one.num_grads[0] == batch.num_grads[i]
+
+
+@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2'])
+def test_jit_equals_no_jit(problem, name):
+  attack = functools.partial(ATTACKS[name], problem.logits_fn)
+  jitted = attack(problem.inputs, problem.labels)
+  with jax.disable_jit():
+    eager = attack(problem.inputs, problem.labels)
+  np.testing.assert_allclose(eager.adv, jitted.adv, atol=1e-5)
+  np.testing.assert_array_equal(eager.success, jitted.success)
+  np.testing.assert_array_equal(eager.num_grads, jitted.num_grads)
+
+
+def test_new_gamma_does_not_retrace(problem, monkeypatch):
+  _ddn._ddn.clear_cache()
+  counted = chex.assert_max_traces(_ddn._ddn_single, n=1)
+  monkeypatch.setattr(_ddn, '_ddn_single', counted)
+  for gamma in (0.05, 0.1, 0.2):
+    attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=10, gamma=gamma,
+                init_norm=gamma * 10, alpha_init=1 + gamma)
+  assert _ddn._ddn._cache_size() == 1
+  with pytest.raises(AssertionError, match='trace'):
+    # A static argument does recompile: the counter itself can fail.
+    attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=11)
+
+
+def test_vmap_over_hyperparameter_grid(problem):
+  gammas = jnp.array([0.02, 0.05, 0.2])
+
+  def l2_for(gamma):
+    return attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=20,
+                       gamma=gamma, levels=None).l2
+
+  swept = jax.vmap(l2_for)(gammas)
+  assert swept.shape == (3, 4)
+  for i, g in enumerate(gammas):
+    np.testing.assert_allclose(swept[i], l2_for(float(g)), rtol=1e-5)
+
+
+def test_same_key_same_result_and_keys_matter(problem):
+  run = lambda key: attacks.pgd_l2(problem.logits_fn, problem.inputs, problem.labels, eps=0.3,
+                                   steps=2, step_size=0.1, key=key)
+  a, b = run(jax.random.key(1)), run(jax.random.key(1))
+  np.testing.assert_array_equal(a.adv, b.adv)
+  c = run(jax.random.key(2))
+  assert not np.allclose(a.adv, c.adv)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_bad_inputs_get_clear_errors(problem, name):
+  attack = functools.partial(ATTACKS[name], problem.logits_fn)
+  x, y = problem.inputs, problem.labels
+  cases = [
+      (x + 0.5, y, ValueError, r'pixels in \[0, 1\]'),
+      (x - 0.5, y, ValueError, r'pixels in \[0, 1\]'),
+      (x[0], y, ValueError, r'rank 3'),
+      ((x * 255).astype(np.uint8), y, TypeError, 'floating point'),
+      (x, y.astype(np.float32), TypeError, 'labels must be integers'),
+      (x, y[:3], ValueError, r'labels must have shape'),
+      (x, np.full_like(y, 10), ValueError, r'labels must be in \[0, 10\)'),
+      (x, np.full_like(y, -1), ValueError, r'labels must be in \[0, 10\)'),
+      (np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x).astype(np.float32), y,
+       ValueError, 'NaN'),
+  ]
+  for inputs, labels, error, match in cases:
+    with pytest.raises(error, match=match):
+      attack(inputs, labels)
+
+
+def test_bad_logits_fn_and_hyperparameters(problem):
+  x, y = problem.inputs, problem.labels
+  with pytest.raises(ValueError, match='logits of shape'):
+    attacks.ddn(lambda v: problem.logits_fn(v)[0], x, y)
+  with pytest.raises(TypeError, match='callable'):
+    attacks.ddn(None, x, y)
+  bad = [
+      (dict(gamma=1.5), 'gamma'), (dict(gamma=0.0), 'gamma'), (dict(steps=0), 'steps'),
+      (dict(levels=1), 'levels'), (dict(init_norm=-1.0), 'init_norm'),
+      (dict(gamma=float('nan')), 'gamma is NaN'),
+  ]
+  for kwargs, match in bad:
+    with pytest.raises(ValueError, match=match):
+      attacks.ddn(problem.logits_fn, x, y, **kwargs)
+  with pytest.raises(TypeError, match='steps must be a Python int'):
+    attacks.ddn(problem.logits_fn, x, y, steps=10.0)
+  with pytest.raises(ValueError, match='learning_rate'):
+    attacks.carlini_wagner_l2(problem.logits_fn, x, y, learning_rate=0.0)
+  with pytest.raises(ValueError, match='eps'):
+    attacks.pgd_l2(problem.logits_fn, x, y, eps=-1.0, steps=3, step_size=0.1)
