@@ -203,3 +203,19 @@ def test_bad_logits_fn_and_hyperparameters(problem):
     attacks.carlini_wagner_l2(problem.logits_fn, x, y, learning_rate=0.0)
   with pytest.raises(ValueError, match='eps'):
     attacks.pgd_l2(problem.logits_fn, x, y, eps=-1.0, steps=3, step_size=0.1)
+
+
+@pytest.mark.parametrize('name', ['ddn', 'pgd_l2', 'carlini_wagner_l2'])
+def test_sharded_over_8_devices_equals_one_device(name):
+  """jit partitions the vmapped attack over a batch sharded along a 'data' mesh axis."""
+  assert jax.device_count() == 8
+  p = LinearProblem(8, seed=4)
+  mesh = jax.make_mesh((8,), ('data',))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  x, y = jax.device_put(p.inputs, sharding), jax.device_put(p.labels, sharding)
+  attack = functools.partial(ATTACKS[name], p.logits_fn)
+  sharded, single = attack(x, y), attack(p.inputs, p.labels)
+  assert len(sharded.adv.sharding.device_set) == 8
+  np.testing.assert_allclose(sharded.adv, single.adv, atol=1e-6)
+  np.testing.assert_array_equal(sharded.success, single.success)
+  np.testing.assert_array_equal(sharded.num_grads, single.num_grads)

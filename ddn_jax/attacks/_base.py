@@ -146,6 +146,37 @@ def default_key(key: jax.Array | None) -> jax.Array:
   return jax.random.key(0) if key is None else key
 
 
+def map_examples(fn: Callable[..., Any], batched: tuple[Any, ...], shared: tuple[Any, ...],
+                 ) -> Any:
+  """``vmap``s the per-example ``fn(*batched, *shared)`` over the leading axis of ``batched``.
+
+  When the batch is sharded along a mesh axis under explicit sharding (a mesh from
+  ``jax.make_mesh``), the vmapped program runs per device inside ``jax.shard_map``, on each
+  device's slice, with no communication; ``shared`` (model parameters, hyperparameters) is
+  replicated. Per-example values such as PRNG keys are made for the whole batch before, so the
+  result does not depend on the number of devices. Otherwise ``jit`` partitions the plain
+  ``vmap`` as it sees fit.
+  """
+  in_axes = (0,) * len(batched) + (None,) * len(shared)
+  mapped = jax.vmap(fn, in_axes=in_axes)
+  sharding = jax.typeof(batched[0]).sharding
+  axis = sharding.spec[0] if sharding.spec else None
+  if axis is None:
+    return mapped(*batched, *shared)
+  mesh, spec = sharding.mesh, jax.sharding.PartitionSpec
+  batched = tuple(
+      jax.tree.map(lambda a: jax.sharding.reshard(
+          a, jax.sharding.NamedSharding(mesh, spec(axis, *([None] * (a.ndim - 1))))), b)
+      for b in batched)
+  shared = jax.tree.map(
+      lambda a: jax.sharding.reshard(a, jax.sharding.NamedSharding(mesh, spec())), shared)
+  # Per-example code never communicates; its loop carries start replicated (constants) and
+  # become per-device, which the varying-axes type check would otherwise reject.
+  return jax.shard_map(mapped, mesh=mesh, in_specs=(spec(axis),) * len(batched) +
+                       (spec(),) * len(shared), out_specs=spec(axis),
+                       check_vma=False)(*batched, *shared)
+
+
 def l2_norm(x: jax.Array) -> jax.Array:
   """L2 norm of one example (any shape), as a scalar."""
   return jnp.sqrt(jnp.sum(jnp.square(x)))

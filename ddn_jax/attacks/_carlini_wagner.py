@@ -39,9 +39,10 @@ def _margin(logits, onehot, targeted):
   return other - real if targeted else real - other
 
 
-def _cw_single(logits_fn, x, y, learning_rate, initial_const, confidence, *, num_classes,
-               targeted, binary_search_steps, max_iterations, abort_early):
+def _cw_single(x, y, logits_fn, learning_rate, initial_const, confidence, *, targeted,
+               binary_search_steps, max_iterations, abort_early):
   """C&W L2 on one example ``x`` ``(H, W, C)``."""
+  num_classes = jax.eval_shape(_base.single_logits, logits_fn, x).shape[-1]
   onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
   tanh_x = jnp.arctanh((2 * x - 1) * _TANH_SCALE)
   optimizer = optax.adam(learning_rate)
@@ -127,13 +128,11 @@ def _cw_single(logits_fn, x, y, learning_rate, initial_const, confidence, *, num
                                              'abort_early'))
 def _carlini_wagner_l2(logits_fn, inputs, labels, learning_rate, initial_const, confidence, *,
                        targeted, binary_search_steps, max_iterations, abort_early):
-  num_classes = jax.eval_shape(logits_fn, inputs[:1]).shape[-1]
   single = functools.partial(
-      _cw_single, logits_fn, num_classes=num_classes, targeted=targeted,
-      binary_search_steps=binary_search_steps, max_iterations=max_iterations,
-      abort_early=abort_early)
-  adv, num_grads = jax.vmap(single, in_axes=(0, 0, None, None, None))(
-      inputs, labels, learning_rate, initial_const, confidence)
+      _cw_single, targeted=targeted, binary_search_steps=binary_search_steps,
+      max_iterations=max_iterations, abort_early=abort_early)
+  adv, num_grads = _base.map_examples(single, (inputs, labels),
+                                      (logits_fn, learning_rate, initial_const, confidence))
   return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
                         keep_failed=False)
 

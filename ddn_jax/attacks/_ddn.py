@@ -16,8 +16,9 @@ def cosine_schedule(steps: int, alpha_init: jax.Array, alpha_final: jax.Array) -
   return alpha_final + (alpha_init - alpha_final) * 0.5 * (1 + jnp.cos(jnp.pi * t))
 
 
-def _ddn_single(loss_and_grad, x, y, key, gamma, init_norm, alphas, *, targeted, levels):
+def _ddn_single(x, y, key, logits_fn, gamma, init_norm, alphas, *, targeted, levels):
   """DDN on one example ``x`` ``(H, W, C)``; returns the best adversarial and whether found."""
+  loss_and_grad = _base.loss_and_grad_fn(logits_fn, targeted)
   worst_norm = _base.l2_norm(jnp.maximum(x, 1 - x))
   fallback = _base.random_unit(key, x)
 
@@ -49,19 +50,19 @@ def _ddn(logits_fn, inputs, labels, key, gamma, init_norm, alpha_init, alpha_fin
          targeted, steps, levels):
   alphas = cosine_schedule(steps, alpha_init, alpha_final)
   keys = jax.random.split(key, inputs.shape[0])
-  single = functools.partial(_ddn_single, _base.loss_and_grad_fn(logits_fn, targeted),
-                             targeted=targeted, levels=levels)
-  best_adv, found = jax.vmap(single, in_axes=(0, 0, 0, None, None, None))(
-      inputs, labels, keys, gamma, init_norm, alphas)
+  single = functools.partial(_ddn_single, targeted=targeted, levels=levels)
+  best_adv, found = _base.map_examples(single, (inputs, labels, keys),
+                                       (logits_fn, gamma, init_norm, alphas))
   adv = jnp.where(found[:, None, None, None], best_adv, inputs)
   if max_norm is not None:
-    adv = jax.vmap(_project_quantized, in_axes=(0, 0, None, None))(inputs, adv, max_norm, levels)
+    adv = _base.map_examples(functools.partial(_project_quantized, levels=levels),
+                             (inputs, adv), (max_norm,))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
                         keep_failed=max_norm is not None)
 
 
-def _project_quantized(x, x_adv, max_norm, levels):
+def _project_quantized(x, x_adv, max_norm, *, levels):
   """Projects ``x_adv - x`` into the ``max_norm`` ball, then onto the grey-level grid.
 
   Rounding to the nearest level can leave the ball; then the pixels are rounded towards ``x``

@@ -10,16 +10,16 @@ import jax.numpy as jnp
 from ddn_jax.attacks import _base
 
 
-def _fgm_single(loss_and_grad, x, y, eps):
-  _, g = loss_and_grad(x, y)
+def _fgm_single(x, y, logits_fn, eps, *, targeted):
+  _, g = _base.loss_and_grad_fn(logits_fn, targeted)(x, y)
   # A zero gradient gives no direction: the example stays where it is.
   return jnp.clip(x + eps * _base.normalize(g, jnp.zeros_like(g)), 0, 1)
 
 
 @functools.partial(jax.jit, static_argnames=('targeted',))
 def _fgm_l2(logits_fn, inputs, labels, eps, *, targeted):
-  single = functools.partial(_fgm_single, _base.loss_and_grad_fn(logits_fn, targeted))
-  adv = jax.vmap(single, in_axes=(0, 0, None))(inputs, labels, eps)
+  single = functools.partial(_fgm_single, targeted=targeted)
+  adv = _base.map_examples(single, (inputs, labels), (logits_fn, eps))
   num_grads = jnp.ones(inputs.shape[:1], jnp.int32)
   return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
                         keep_failed=True)

@@ -17,7 +17,8 @@ def _random_in_ball(key, x, eps):
   return radius * _base.random_unit(direction_key, x)
 
 
-def _pgd_single(loss_and_grad, x, y, key, eps, step_size, *, steps, random_start):
+def _pgd_single(x, y, key, logits_fn, eps, step_size, *, targeted, steps, random_start):
+  loss_and_grad = _base.loss_and_grad_fn(logits_fn, targeted)
   zero = jnp.zeros_like(x)
   start = jnp.clip(x + _random_in_ball(key, x, eps), 0, 1) if random_start else x
 
@@ -31,10 +32,10 @@ def _pgd_single(loss_and_grad, x, y, key, eps, step_size, *, steps, random_start
 
 @functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'random_start'))
 def _pgd_l2(logits_fn, inputs, labels, key, eps, step_size, *, targeted, steps, random_start):
-  single = functools.partial(_pgd_single, _base.loss_and_grad_fn(logits_fn, targeted),
-                             steps=steps, random_start=random_start)
+  single = functools.partial(_pgd_single, targeted=targeted, steps=steps,
+                             random_start=random_start)
   keys = jax.random.split(key, inputs.shape[0])
-  adv = jax.vmap(single, in_axes=(0, 0, 0, None, None))(inputs, labels, keys, eps, step_size)
+  adv = _base.map_examples(single, (inputs, labels, keys), (logits_fn, eps, step_size))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
                         keep_failed=True)
