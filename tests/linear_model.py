@@ -19,8 +19,15 @@ class LinearProblem:
   that matter, where the cross-entropy gradient points along the boundary normal.
   """
 
-  def __init__(self, batch_size: int, *, num_classes: int = 10, shape=(28, 28, 1),
-               distance: float = 0.5, seed: int = 0):
+  def __init__(
+    self,
+    batch_size: int,
+    *,
+    num_classes: int = 10,
+    shape=(28, 28, 1),
+    distance: float = 0.5,
+    seed: int = 0,
+  ):
     rng = np.random.default_rng(seed)
     dim = int(np.prod(shape))
     # ||w_i - w_j|| is about sqrt(2) * scale, so a gap of 10 sits at about `distance`.

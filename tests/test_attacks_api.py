@@ -13,12 +13,16 @@ from ddn_jax.attacks import _ddn
 from linear_model import LinearProblem
 
 ATTACKS = {
-    'ddn': functools.partial(attacks.ddn, steps=20),
-    'carlini_wagner_l2': functools.partial(attacks.carlini_wagner_l2, binary_search_steps=2,
-                                           max_iterations=20, learning_rate=0.1,
-                                           initial_const=1.0),
-    'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.5),
-    'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.5, steps=5, step_size=0.2),
+  'ddn': functools.partial(attacks.ddn, steps=20),
+  'carlini_wagner_l2': functools.partial(
+    attacks.carlini_wagner_l2,
+    binary_search_steps=2,
+    max_iterations=20,
+    learning_rate=0.1,
+    initial_const=1.0,
+  ),
+  'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.5),
+  'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.5, steps=5, step_size=0.2),
 }
 
 
@@ -38,7 +42,8 @@ def test_result_invariants(problem, name):
   assert adv.min() >= 0 and adv.max() <= 1
   # l2 is the exact norm of the returned perturbation.
   np.testing.assert_allclose(
-      r.l2, np.linalg.norm((adv - problem.inputs).reshape(4, -1), axis=1), rtol=1e-6)
+    r.l2, np.linalg.norm((adv - problem.inputs).reshape(4, -1), axis=1), rtol=1e-6
+  )
   # success is what the model says about the returned point.
   pred = np.asarray(problem.logits_fn(r.adv)).argmax(1)
   np.testing.assert_array_equal(r.success, pred != problem.labels)
@@ -71,8 +76,14 @@ def test_ddn_max_norm_projects_into_the_ball():
 
 def test_minimum_norm_attack_returns_clean_input_on_failure(problem):
   # Far too few steps for C&W with a tiny constant: no example succeeds.
-  r = attacks.carlini_wagner_l2(problem.logits_fn, problem.inputs, problem.labels,
-                                binary_search_steps=1, max_iterations=3, initial_const=1e-6)
+  r = attacks.carlini_wagner_l2(
+    problem.logits_fn,
+    problem.inputs,
+    problem.labels,
+    binary_search_steps=1,
+    max_iterations=3,
+    initial_const=1e-6,
+  )
   assert not r.success.any()
   np.testing.assert_array_equal(r.adv, problem.inputs)
   np.testing.assert_array_equal(r.l2, 0)
@@ -92,8 +103,11 @@ def test_zero_gradient_gives_no_nan():
 
   x = np.full((3, 8, 8, 1), 0.5, np.float32)
   y = np.ones(3, np.int32)  # argmax of equal logits is class 0: always adversarial.
-  for run in (attacks.ddn, functools.partial(attacks.fgm_l2, eps=1.0),
-              functools.partial(attacks.pgd_l2, eps=1.0, steps=3, step_size=0.5)):
+  for run in (
+    attacks.ddn,
+    functools.partial(attacks.fgm_l2, eps=1.0),
+    functools.partial(attacks.pgd_l2, eps=1.0, steps=3, step_size=0.5),
+  ):
     r = run(flat, x, y)
     assert np.isfinite(np.asarray(r.adv)).all() and np.isfinite(np.asarray(r.l2)).all()
   r = attacks.ddn(flat, x, np.zeros(3, np.int32), steps=10)
@@ -105,7 +119,7 @@ def test_batch_equals_stacked_single_examples(problem, name):
   attack = ATTACKS[name]
   batch = attack(problem.logits_fn, problem.inputs, problem.labels)
   for i in range(4):
-    one = attack(problem.logits_fn, problem.inputs[i:i + 1], problem.labels[i:i + 1])
+    one = attack(problem.logits_fn, problem.inputs[i : i + 1], problem.labels[i : i + 1])
     if name == 'pgd_l2':  # Random starts come from per-example keys split from the batch key.
       continue
     np.testing.assert_allclose(one.adv[0], batch.adv[i], atol=1e-6)
@@ -129,8 +143,15 @@ def test_new_gamma_does_not_retrace(problem, monkeypatch):
   counted = chex.assert_max_traces(_ddn._ddn_single, n=1)
   monkeypatch.setattr(_ddn, '_ddn_single', counted)
   for gamma in (0.05, 0.1, 0.2):
-    attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=10, gamma=gamma,
-                init_norm=gamma * 10, alpha_init=1 + gamma)
+    attacks.ddn(
+      problem.logits_fn,
+      problem.inputs,
+      problem.labels,
+      steps=10,
+      gamma=gamma,
+      init_norm=gamma * 10,
+      alpha_init=1 + gamma,
+    )
   assert _ddn._ddn._cache_size() == 1
   with pytest.raises(AssertionError, match='trace'):
     # A static argument does recompile: the counter itself can fail.
@@ -141,8 +162,9 @@ def test_vmap_over_hyperparameter_grid(problem):
   gammas = jnp.array([0.02, 0.05, 0.2])
 
   def l2_for(gamma):
-    return attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=20,
-                       gamma=gamma, levels=None).l2
+    return attacks.ddn(
+      problem.logits_fn, problem.inputs, problem.labels, steps=20, gamma=gamma, levels=None
+    ).l2
 
   swept = jax.vmap(l2_for)(gammas)
   assert swept.shape == (3, 4)
@@ -151,8 +173,9 @@ def test_vmap_over_hyperparameter_grid(problem):
 
 
 def test_same_key_same_result_and_keys_matter(problem):
-  run = lambda key: attacks.pgd_l2(problem.logits_fn, problem.inputs, problem.labels, eps=0.3,
-                                   steps=2, step_size=0.1, key=key)
+  run = lambda key: attacks.pgd_l2(
+    problem.logits_fn, problem.inputs, problem.labels, eps=0.3, steps=2, step_size=0.1, key=key
+  )
   a, b = run(jax.random.key(1)), run(jax.random.key(1))
   np.testing.assert_array_equal(a.adv, b.adv)
   c = run(jax.random.key(2))
@@ -167,16 +190,20 @@ def test_bad_inputs_get_clear_errors(problem, name):
   attack = functools.partial(ATTACKS[name], problem.logits_fn)
   x, y = problem.inputs, problem.labels
   cases = [
-      (x + 0.5, y, ValueError, r'pixels in \[0, 1\]'),
-      (x - 0.5, y, ValueError, r'pixels in \[0, 1\]'),
-      (x[0], y, ValueError, r'rank 3'),
-      ((x * 255).astype(np.uint8), y, TypeError, 'floating point'),
-      (x, y.astype(np.float32), TypeError, 'labels must be integers'),
-      (x, y[:3], ValueError, r'labels must have shape'),
-      (x, np.full_like(y, 10), ValueError, r'labels must be in \[0, 10\)'),
-      (x, np.full_like(y, -1), ValueError, r'labels must be in \[0, 10\)'),
-      (np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x).astype(np.float32), y,
-       ValueError, 'NaN'),
+    (x + 0.5, y, ValueError, r'pixels in \[0, 1\]'),
+    (x - 0.5, y, ValueError, r'pixels in \[0, 1\]'),
+    (x[0], y, ValueError, r'rank 3'),
+    ((x * 255).astype(np.uint8), y, TypeError, 'floating point'),
+    (x, y.astype(np.float32), TypeError, 'labels must be integers'),
+    (x, y[:3], ValueError, r'labels must have shape'),
+    (x, np.full_like(y, 10), ValueError, r'labels must be in \[0, 10\)'),
+    (x, np.full_like(y, -1), ValueError, r'labels must be in \[0, 10\)'),
+    (
+      np.where(np.arange(x.size).reshape(x.shape) == 7, np.nan, x).astype(np.float32),
+      y,
+      ValueError,
+      'NaN',
+    ),
   ]
   for inputs, labels, error, match in cases:
     with pytest.raises(error, match=match):
@@ -190,9 +217,12 @@ def test_bad_logits_fn_and_hyperparameters(problem):
   with pytest.raises(TypeError, match='callable'):
     attacks.ddn(None, x, y)
   bad = [
-      (dict(gamma=1.5), 'gamma'), (dict(gamma=0.0), 'gamma'), (dict(steps=0), 'steps'),
-      (dict(levels=1), 'levels'), (dict(init_norm=-1.0), 'init_norm'),
-      (dict(gamma=float('nan')), 'gamma is NaN'),
+    (dict(gamma=1.5), 'gamma'),
+    (dict(gamma=0.0), 'gamma'),
+    (dict(steps=0), 'steps'),
+    (dict(levels=1), 'levels'),
+    (dict(init_norm=-1.0), 'init_norm'),
+    (dict(gamma=float('nan')), 'gamma is NaN'),
   ]
   for kwargs, match in bad:
     with pytest.raises(ValueError, match=match):

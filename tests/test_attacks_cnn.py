@@ -31,7 +31,8 @@ def _check_invariants(logits_fn, x, y, r, *, quantised):
   if quantised:
     np.testing.assert_allclose(adv * 255, np.round(adv * 255), atol=1e-4)
   np.testing.assert_allclose(
-      r.l2, np.linalg.norm((adv - x).reshape(len(x), -1), axis=1), rtol=1e-6, atol=1e-7)
+    r.l2, np.linalg.norm((adv - x).reshape(len(x), -1), axis=1), rtol=1e-6, atol=1e-7
+  )
   pred = np.asarray(logits_fn(r.adv)).argmax(1)
   np.testing.assert_array_equal(r.success, pred != y)
   np.testing.assert_array_equal(adv[~np.asarray(r.success)], x[~np.asarray(r.success)])
@@ -50,14 +51,14 @@ def test_ddn_succeeds_on_every_correct_example(correct, ddn_result):
 def test_ddn_beats_carlini_wagner_1x100(correct, ddn_result):
   """The paper's Table 1 finding: with 100 gradients DDN finds smaller perturbations."""
   logits_fn, x, y = correct
-  cw = attacks.carlini_wagner_l2(logits_fn, x, y, learning_rate=0.1, initial_const=1.0,
-                                 binary_search_steps=1, max_iterations=100)
+  cw = attacks.carlini_wagner_l2(
+    logits_fn, x, y, learning_rate=0.1, initial_const=1.0, binary_search_steps=1, max_iterations=100
+  )
   _check_invariants(logits_fn, x, y, cw, quantised=False)
   assert np.asarray(cw.success).mean() > 0.8
   assert (np.asarray(cw.num_grads) <= 100).all()
   cw_l2 = np.where(cw.success, cw.l2, np.inf)
-  assert np.median(ddn_result.l2) < np.median(cw_l2), (np.median(ddn_result.l2),
-                                                       np.median(cw_l2))
+  assert np.median(ddn_result.l2) < np.median(cw_l2), (np.median(ddn_result.l2), np.median(cw_l2))
 
 
 def test_targeted_ddn_reaches_targets(correct):

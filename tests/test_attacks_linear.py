@@ -27,8 +27,9 @@ def test_ddn_reaches_exact_minimum(batch_size, targeted):
 def test_carlini_wagner_reaches_exact_minimum(batch_size, targeted):
   p = LinearProblem(batch_size, seed=batch_size)
   labels = p.near if targeted else p.labels
-  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, labels, targeted=targeted,
-                                binary_search_steps=9, max_iterations=10000)
+  r = attacks.carlini_wagner_l2(
+    p.logits_fn, p.inputs, labels, targeted=targeted, binary_search_steps=9, max_iterations=10000
+  )
   assert r.success.all()
   ratio = np.asarray(r.l2) / p.min_norm
   assert (ratio > _BELOW).all() and (ratio < 1.002).all(), ratio
@@ -39,9 +40,16 @@ def test_carlini_wagner_reaches_exact_minimum(batch_size, targeted):
 
 def test_carlini_wagner_without_abort_spends_full_budget():
   p = LinearProblem(3, seed=3)
-  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, p.labels, learning_rate=0.1,
-                                initial_const=10.0, binary_search_steps=2, max_iterations=50,
-                                abort_early=False)
+  r = attacks.carlini_wagner_l2(
+    p.logits_fn,
+    p.inputs,
+    p.labels,
+    learning_rate=0.1,
+    initial_const=10.0,
+    binary_search_steps=2,
+    max_iterations=50,
+    abort_early=False,
+  )
   np.testing.assert_array_equal(r.num_grads, 2 * 50)
   assert r.success.all()
   assert (np.asarray(r.l2) / p.min_norm > _BELOW).all()
@@ -51,8 +59,15 @@ def test_carlini_wagner_repeat_search_at_upper_bound():
   # With >= 10 search steps the last one reruns at the best constant; the result must still
   # be a valid minimum-norm attack.
   p = LinearProblem(2, seed=5)
-  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, p.labels, learning_rate=0.05,
-                                initial_const=1.0, binary_search_steps=10, max_iterations=100)
+  r = attacks.carlini_wagner_l2(
+    p.logits_fn,
+    p.inputs,
+    p.labels,
+    learning_rate=0.05,
+    initial_const=1.0,
+    binary_search_steps=10,
+    max_iterations=100,
+  )
   assert r.success.all()
   ratio = np.asarray(r.l2) / p.min_norm
   assert (ratio > _BELOW).all() and (ratio < 1.05).all(), ratio
@@ -63,9 +78,10 @@ def test_bounded_attacks_split_at_exact_minimum(attack):
   """Just above the minimal norm the attack succeeds; just below it cannot."""
   p = LinearProblem(8, seed=11)
   run = {
-      'fgm': lambda eps: attacks.fgm_l2(p.logits_fn, p.inputs, p.labels, eps=eps),
-      'pgd': lambda eps: attacks.pgd_l2(p.logits_fn, p.inputs, p.labels, eps=eps, steps=20,
-                                        step_size=eps / 4),
+    'fgm': lambda eps: attacks.fgm_l2(p.logits_fn, p.inputs, p.labels, eps=eps),
+    'pgd': lambda eps: attacks.pgd_l2(
+      p.logits_fn, p.inputs, p.labels, eps=eps, steps=20, step_size=eps / 4
+    ),
   }[attack]
   for factor, expect in [(1.03, True), (0.97, False)]:
     # eps is traced: a per-example radius would need vmap; use the batch's extreme instead.

@@ -65,8 +65,13 @@ def _is_concrete(x: Any) -> bool:
 
 @jax.jit
 def _input_stats(inputs: jax.Array, labels: jax.Array):
-  return (jnp.min(inputs), jnp.max(inputs), jnp.any(jnp.isnan(inputs)),
-          jnp.min(labels), jnp.max(labels))
+  return (
+    jnp.min(inputs),
+    jnp.max(inputs),
+    jnp.any(jnp.isnan(inputs)),
+    jnp.min(labels),
+    jnp.max(labels),
+  )
 
 
 def validate_inputs(logits_fn: LogitsFn, inputs: Any, labels: Any) -> tuple[jax.Array, jax.Array]:
@@ -84,23 +89,27 @@ def validate_inputs(logits_fn: LogitsFn, inputs: Any, labels: Any) -> tuple[jax.
     labels = np.asarray(labels)
   if not jnp.issubdtype(inputs.dtype, jnp.floating):
     raise TypeError(
-        f'inputs must be floating point with pixels in [0, 1], got dtype {inputs.dtype}; '
-        'convert uint8 images with images.astype(np.float32) / 255.')
+      f'inputs must be floating point with pixels in [0, 1], got dtype {inputs.dtype}; '
+      'convert uint8 images with images.astype(np.float32) / 255.'
+    )
   if inputs.ndim != 4:
     raise ValueError(
-        f'inputs must be a batch of images of shape (N, H, W, C), got shape {inputs.shape} '
-        f'(rank {inputs.ndim}); add a batch axis for a single image: inputs[None].')
+      f'inputs must be a batch of images of shape (N, H, W, C), got shape {inputs.shape} '
+      f'(rank {inputs.ndim}); add a batch axis for a single image: inputs[None].'
+    )
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f'labels must be integers, got dtype {labels.dtype}.')
   if labels.shape != inputs.shape[:1]:
     raise ValueError(
-        f'labels must have shape (N,) = ({inputs.shape[0]},) to match inputs {inputs.shape}, '
-        f'got shape {labels.shape}.')
+      f'labels must have shape (N,) = ({inputs.shape[0]},) to match inputs {inputs.shape}, '
+      f'got shape {labels.shape}.'
+    )
   logits_shape = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct(inputs.shape, inputs.dtype)).shape
   if len(logits_shape) != 2 or logits_shape[0] != inputs.shape[0]:
     raise ValueError(
-        f'logits_fn must map inputs {inputs.shape} to logits of shape (N, num_classes), '
-        f'got {logits_shape}.')
+      f'logits_fn must map inputs {inputs.shape} to logits of shape (N, num_classes), '
+      f'got {logits_shape}.'
+    )
   num_classes = logits_shape[1]
   inputs, labels = jnp.asarray(inputs), jnp.asarray(labels)
   if _is_concrete(inputs) and _is_concrete(labels) and inputs.size:
@@ -109,17 +118,25 @@ def validate_inputs(logits_fn: LogitsFn, inputs: Any, labels: Any) -> tuple[jax.
       raise ValueError('inputs contain NaN.')
     if lo < 0 or hi > 1:
       raise ValueError(
-          f'inputs must have pixels in [0, 1], got values in [{lo:g}, {hi:g}]; attacks work in '
-          'pixel space: normalise inside the model, not the inputs.')
+        f'inputs must have pixels in [0, 1], got values in [{lo:g}, {hi:g}]; attacks work in '
+        'pixel space: normalise inside the model, not the inputs.'
+      )
     if label_lo < 0 or label_hi >= num_classes:
       raise ValueError(
-          f'labels must be in [0, {num_classes}) for a model with {num_classes} classes, '
-          f'got values in [{label_lo}, {label_hi}].')
+        f'labels must be in [0, {num_classes}) for a model with {num_classes} classes, '
+        f'got values in [{label_lo}, {label_hi}].'
+      )
   return inputs, labels
 
 
-def check_hyperparameter(name: str, value: Any, *, low: float | None = None,
-                         high: float | None = None, low_inclusive: bool = True) -> None:
+def check_hyperparameter(
+  name: str,
+  value: Any,
+  *,
+  low: float | None = None,
+  high: float | None = None,
+  low_inclusive: bool = True,
+) -> None:
   """Range-checks a float hyperparameter when it is concrete (traced values pass through)."""
   if not _is_concrete(value) or np.ndim(value) != 0:
     return
@@ -135,8 +152,9 @@ def check_hyperparameter(name: str, value: Any, *, low: float | None = None,
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
   """Checks a static integer hyperparameter (steps, levels, ...)."""
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f'{name} must be a Python int (it is static: it sets the program), '
-                    f'got {value!r}.')
+    raise TypeError(
+      f'{name} must be a Python int (it is static: it sets the program), got {value!r}.'
+    )
   if value < minimum:
     raise ValueError(f'{name} must be >= {minimum}, got {value}.')
   return int(value)
@@ -146,8 +164,11 @@ def default_key(key: jax.Array | None) -> jax.Array:
   return jax.random.key(0) if key is None else key
 
 
-def map_examples(fn: Callable[..., Any], batched: tuple[Any, ...], shared: tuple[Any, ...],
-                 ) -> Any:
+def map_examples(
+  fn: Callable[..., Any],
+  batched: tuple[Any, ...],
+  shared: tuple[Any, ...],
+) -> Any:
   """``vmap``s the per-example ``fn(*batched, *shared)`` over the leading axis of ``batched``.
 
   When the batch is sharded along a mesh axis under explicit sharding (a mesh from
@@ -165,16 +186,26 @@ def map_examples(fn: Callable[..., Any], batched: tuple[Any, ...], shared: tuple
     return mapped(*batched, *shared)
   mesh, spec = sharding.mesh, jax.sharding.PartitionSpec
   batched = tuple(
-      jax.tree.map(lambda a: jax.sharding.reshard(
-          a, jax.sharding.NamedSharding(mesh, spec(axis, *([None] * (a.ndim - 1))))), b)
-      for b in batched)
+    jax.tree.map(
+      lambda a: jax.sharding.reshard(
+        a, jax.sharding.NamedSharding(mesh, spec(axis, *([None] * (a.ndim - 1))))
+      ),
+      b,
+    )
+    for b in batched
+  )
   shared = jax.tree.map(
-      lambda a: jax.sharding.reshard(a, jax.sharding.NamedSharding(mesh, spec())), shared)
+    lambda a: jax.sharding.reshard(a, jax.sharding.NamedSharding(mesh, spec())), shared
+  )
   # Per-example code never communicates; its loop carries start replicated (constants) and
   # become per-device, which the varying-axes type check would otherwise reject.
-  return jax.shard_map(mapped, mesh=mesh, in_specs=(spec(axis),) * len(batched) +
-                       (spec(),) * len(shared), out_specs=spec(axis),
-                       check_vma=False)(*batched, *shared)
+  return jax.shard_map(
+    mapped,
+    mesh=mesh,
+    in_specs=(spec(axis),) * len(batched) + (spec(),) * len(shared),
+    out_specs=spec(axis),
+    check_vma=False,
+  )(*batched, *shared)
 
 
 def l2_norm(x: jax.Array) -> jax.Array:
@@ -243,8 +274,16 @@ def quantize(x: jax.Array, levels: int | None) -> jax.Array:
   return jnp.round(x * (levels - 1)) / (levels - 1)
 
 
-def finalize(logits_fn: LogitsFn, inputs: jax.Array, labels: jax.Array, adv: jax.Array,
-             num_grads: jax.Array, *, targeted: bool, keep_failed: bool) -> AttackResult:
+def finalize(
+  logits_fn: LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  adv: jax.Array,
+  num_grads: jax.Array,
+  *,
+  targeted: bool,
+  keep_failed: bool,
+) -> AttackResult:
   """Re-checks ``adv`` on the model and assembles the batched :class:`AttackResult`.
 
   Args:
@@ -254,5 +293,6 @@ def finalize(logits_fn: LogitsFn, inputs: jax.Array, labels: jax.Array, adv: jax
   success = is_adversarial(logits_fn(adv), labels, targeted)
   if not keep_failed:
     adv = jnp.where(success[:, None, None, None], adv, inputs)
-  return AttackResult(adv=adv, l2=batch_l2_norm(adv - inputs), success=success,
-                      num_grads=num_grads.astype(jnp.int32))
+  return AttackResult(
+    adv=adv, l2=batch_l2_norm(adv - inputs), success=success, num_grads=num_grads.astype(jnp.int32)
+  )

@@ -21,15 +21,16 @@ _TANH_SCALE = 1 - 1e-6
 
 class _SearchState(NamedTuple):
   """Per-example state of one binary-search step's optimisation."""
-  modifier: jax.Array       # (H, W, C) variable in tanh space
+
+  modifier: jax.Array  # (H, W, C) variable in tanh space
   opt_state: optax.OptState
-  iteration: jax.Array      # int32, iterations run in this search step
-  prev_loss: jax.Array      # loss at the last abort check
-  aborted: jax.Array        # bool, early abort triggered
-  found: jax.Array          # bool, an adversarial point was seen in this search step
-  best_l2: jax.Array        # lowest adversarial L2 over all search steps
-  best_adv: jax.Array       # (H, W, C) the point with that L2
-  num_grads: jax.Array      # int32, over all search steps
+  iteration: jax.Array  # int32, iterations run in this search step
+  prev_loss: jax.Array  # loss at the last abort check
+  aborted: jax.Array  # bool, early abort triggered
+  found: jax.Array  # bool, an adversarial point was seen in this search step
+  best_l2: jax.Array  # lowest adversarial L2 over all search steps
+  best_adv: jax.Array  # (H, W, C) the point with that L2
+  num_grads: jax.Array  # int32, over all search steps
 
 
 def _margin(logits, onehot, targeted):
@@ -39,8 +40,19 @@ def _margin(logits, onehot, targeted):
   return other - real if targeted else real - other
 
 
-def _cw_single(x, y, logits_fn, learning_rate, initial_const, confidence, *, targeted,
-               binary_search_steps, max_iterations, abort_early):
+def _cw_single(
+  x,
+  y,
+  logits_fn,
+  learning_rate,
+  initial_const,
+  confidence,
+  *,
+  targeted,
+  binary_search_steps,
+  max_iterations,
+  abort_early,
+):
   """C&W L2 on one example ``x`` ``(H, W, C)``."""
   num_classes = jax.eval_shape(_base.single_logits, logits_fn, x).shape[-1]
   onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
@@ -77,23 +89,24 @@ def _cw_single(x, y, logits_fn, learning_rate, initial_const, confidence, *, tar
     updates, opt_state = optimizer.update(grad, s.opt_state, s.modifier)
     keep = lambda new, old: jnp.where(stepping, new, old)
     return _SearchState(
-        modifier=keep(optax.apply_updates(s.modifier, updates), s.modifier),
-        opt_state=jax.tree.map(keep, opt_state, s.opt_state),
-        iteration=s.iteration + running,
-        prev_loss=prev_loss,
-        aborted=aborted,
-        found=s.found | adv_seen,
-        best_l2=jnp.where(better, l2, s.best_l2),
-        best_adv=jnp.where(better, x_adv, s.best_adv),
-        num_grads=s.num_grads + stepping,
+      modifier=keep(optax.apply_updates(s.modifier, updates), s.modifier),
+      opt_state=jax.tree.map(keep, opt_state, s.opt_state),
+      iteration=s.iteration + running,
+      prev_loss=prev_loss,
+      aborted=aborted,
+      found=s.found | adv_seen,
+      best_l2=jnp.where(better, l2, s.best_l2),
+      best_adv=jnp.where(better, x_adv, s.best_adv),
+      num_grads=s.num_grads + stepping,
     ), None
 
   def optimise(const, s: _SearchState) -> _SearchState:
     body = functools.partial(iteration, const)
     if not abort_early:
       return jax.lax.scan(body, s, None, length=max_iterations, unroll=_base.LOOP_UNROLL)[0]
-    run_chunk = lambda s: jax.lax.scan(body, s, None, length=chunk,
-                                       unroll=min(_base.LOOP_UNROLL, chunk))[0]
+    run_chunk = lambda s: jax.lax.scan(
+      body, s, None, length=chunk, unroll=min(_base.LOOP_UNROLL, chunk)
+    )[0]
     running = lambda s: ~s.aborted & (s.iteration < max_iterations)
     return jax.lax.while_loop(running, run_chunk, s)
 
@@ -102,53 +115,83 @@ def _cw_single(x, y, logits_fn, learning_rate, initial_const, confidence, *, tar
     if binary_search_steps >= 10:  # The original repeats the search once at the upper bound.
       const = jnp.where(step == binary_search_steps - 1, upper, const)
     modifier = jnp.zeros_like(x)
-    s = s._replace(modifier=modifier, opt_state=optimizer.init(modifier),
-                   iteration=jnp.zeros((), jnp.int32), prev_loss=jnp.asarray(jnp.inf, x.dtype),
-                   aborted=jnp.zeros((), bool), found=jnp.zeros((), bool))
+    s = s._replace(
+      modifier=modifier,
+      opt_state=optimizer.init(modifier),
+      iteration=jnp.zeros((), jnp.int32),
+      prev_loss=jnp.asarray(jnp.inf, x.dtype),
+      aborted=jnp.zeros((), bool),
+      found=jnp.zeros((), bool),
+    )
     s = optimise(const, s)
     upper = jnp.where(s.found, jnp.minimum(upper, const), upper)
     lower = jnp.where(s.found, lower, jnp.maximum(lower, const))
-    const = jnp.where(upper < _UPPER_BOUND_KNOWN, (lower + upper) / 2,
-                      jnp.where(s.found, const, const * 10))
+    const = jnp.where(
+      upper < _UPPER_BOUND_KNOWN, (lower + upper) / 2, jnp.where(s.found, const, const * 10)
+    )
     return (s, const, lower, upper), None
 
   modifier = jnp.zeros_like(x)
-  s = _SearchState(modifier=modifier, opt_state=optimizer.init(modifier),
-                   iteration=jnp.zeros((), jnp.int32), prev_loss=jnp.asarray(jnp.inf, x.dtype),
-                   aborted=jnp.zeros((), bool), found=jnp.zeros((), bool),
-                   best_l2=jnp.asarray(jnp.inf, x.dtype), best_adv=x,
-                   num_grads=jnp.zeros((), jnp.int32))
+  s = _SearchState(
+    modifier=modifier,
+    opt_state=optimizer.init(modifier),
+    iteration=jnp.zeros((), jnp.int32),
+    prev_loss=jnp.asarray(jnp.inf, x.dtype),
+    aborted=jnp.zeros((), bool),
+    found=jnp.zeros((), bool),
+    best_l2=jnp.asarray(jnp.inf, x.dtype),
+    best_adv=x,
+    num_grads=jnp.zeros((), jnp.int32),
+  )
   const = jnp.asarray(initial_const, x.dtype)
   carry = (s, const, jnp.zeros_like(const), jnp.full_like(const, _UPPER_BOUND_INIT))
   (s, _, _, _), _ = jax.lax.scan(search_step, carry, jnp.arange(binary_search_steps))
   return s.best_adv, s.num_grads
 
 
-@functools.partial(jax.jit, static_argnames=('targeted', 'binary_search_steps', 'max_iterations',
-                                             'abort_early'))
-def _carlini_wagner_l2(logits_fn, inputs, labels, learning_rate, initial_const, confidence, *,
-                       targeted, binary_search_steps, max_iterations, abort_early):
+@functools.partial(
+  jax.jit, static_argnames=('targeted', 'binary_search_steps', 'max_iterations', 'abort_early')
+)
+def _carlini_wagner_l2(
+  logits_fn,
+  inputs,
+  labels,
+  learning_rate,
+  initial_const,
+  confidence,
+  *,
+  targeted,
+  binary_search_steps,
+  max_iterations,
+  abort_early,
+):
   single = functools.partial(
-      _cw_single, targeted=targeted, binary_search_steps=binary_search_steps,
-      max_iterations=max_iterations, abort_early=abort_early)
-  adv, num_grads = _base.map_examples(single, (inputs, labels),
-                                      (logits_fn, learning_rate, initial_const, confidence))
-  return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
-                        keep_failed=False)
+    _cw_single,
+    targeted=targeted,
+    binary_search_steps=binary_search_steps,
+    max_iterations=max_iterations,
+    abort_early=abort_early,
+  )
+  adv, num_grads = _base.map_examples(
+    single, (inputs, labels), (logits_fn, learning_rate, initial_const, confidence)
+  )
+  return _base.finalize(
+    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
+  )
 
 
 def carlini_wagner_l2(
-    logits_fn: _base.LogitsFn,
-    inputs: jax.Array,
-    labels: jax.Array,
-    *,
-    targeted: bool = False,
-    confidence: float = 0.0,
-    learning_rate: float = 0.01,
-    initial_const: float = 1e-3,
-    binary_search_steps: int = 9,
-    max_iterations: int = 10000,
-    abort_early: bool = True,
+  logits_fn: _base.LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  *,
+  targeted: bool = False,
+  confidence: float = 0.0,
+  learning_rate: float = 0.01,
+  initial_const: float = 1e-3,
+  binary_search_steps: int = 9,
+  max_iterations: int = 10000,
+  abort_early: bool = True,
 ) -> _base.AttackResult:
   """Carlini–Wagner L2 attack: minimises ``||x' - x||² + c·max(margin + κ, 0)``.
 
@@ -190,7 +233,15 @@ def carlini_wagner_l2(
   _base.check_hyperparameter('learning_rate', learning_rate, low=0, low_inclusive=False)
   _base.check_hyperparameter('initial_const', initial_const, low=0, low_inclusive=False)
   inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  return _carlini_wagner_l2(_base.as_pytree_fn(logits_fn), inputs, labels, learning_rate,
-                            initial_const, confidence, targeted=bool(targeted),
-                            binary_search_steps=binary_search_steps,
-                            max_iterations=max_iterations, abort_early=bool(abort_early))
+  return _carlini_wagner_l2(
+    _base.as_pytree_fn(logits_fn),
+    inputs,
+    labels,
+    learning_rate,
+    initial_const,
+    confidence,
+    targeted=bool(targeted),
+    binary_search_steps=binary_search_steps,
+    max_iterations=max_iterations,
+    abort_early=bool(abort_early),
+  )

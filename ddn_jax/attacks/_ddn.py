@@ -46,20 +46,36 @@ def _ddn_single(x, y, key, logits_fn, gamma, init_norm, alphas, *, targeted, lev
 
 
 @functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'levels'))
-def _ddn(logits_fn, inputs, labels, key, gamma, init_norm, alpha_init, alpha_final, max_norm, *,
-         targeted, steps, levels):
+def _ddn(
+  logits_fn,
+  inputs,
+  labels,
+  key,
+  gamma,
+  init_norm,
+  alpha_init,
+  alpha_final,
+  max_norm,
+  *,
+  targeted,
+  steps,
+  levels,
+):
   alphas = cosine_schedule(steps, alpha_init, alpha_final)
   keys = jax.random.split(key, inputs.shape[0])
   single = functools.partial(_ddn_single, targeted=targeted, levels=levels)
-  best_adv, found = _base.map_examples(single, (inputs, labels, keys),
-                                       (logits_fn, gamma, init_norm, alphas))
+  best_adv, found = _base.map_examples(
+    single, (inputs, labels, keys), (logits_fn, gamma, init_norm, alphas)
+  )
   adv = jnp.where(found[:, None, None, None], best_adv, inputs)
   if max_norm is not None:
-    adv = _base.map_examples(functools.partial(_project_quantized, levels=levels),
-                             (inputs, adv), (max_norm,))
+    adv = _base.map_examples(
+      functools.partial(_project_quantized, levels=levels), (inputs, adv), (max_norm,)
+    )
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
-  return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
-                        keep_failed=max_norm is not None)
+  return _base.finalize(
+    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=max_norm is not None
+  )
 
 
 def _project_quantized(x, x_adv, max_norm, *, levels):
@@ -78,19 +94,19 @@ def _project_quantized(x, x_adv, max_norm, *, levels):
 
 
 def ddn(
-    logits_fn: _base.LogitsFn,
-    inputs: jax.Array,
-    labels: jax.Array,
-    *,
-    targeted: bool = False,
-    steps: int = 100,
-    gamma: float = 0.05,
-    init_norm: float = 1.0,
-    alpha_init: float = 1.0,
-    alpha_final: float = 0.01,
-    levels: int | None = 256,
-    max_norm: float | None = None,
-    key: jax.Array | None = None,
+  logits_fn: _base.LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  *,
+  targeted: bool = False,
+  steps: int = 100,
+  gamma: float = 0.05,
+  init_norm: float = 1.0,
+  alpha_init: float = 1.0,
+  alpha_final: float = 0.01,
+  levels: int | None = 256,
+  max_norm: float | None = None,
+  key: jax.Array | None = None,
 ) -> _base.AttackResult:
   """Decoupled Direction and Norm attack: minimum-norm L2 adversarial examples.
 
@@ -139,6 +155,17 @@ def ddn(
   if max_norm is not None:
     _base.check_hyperparameter('max_norm', max_norm, low=0)
   inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  return _ddn(_base.as_pytree_fn(logits_fn), inputs, labels, _base.default_key(key), gamma,
-              init_norm, alpha_init, alpha_final, max_norm, targeted=bool(targeted), steps=steps,
-              levels=levels)
+  return _ddn(
+    _base.as_pytree_fn(logits_fn),
+    inputs,
+    labels,
+    _base.default_key(key),
+    gamma,
+    init_norm,
+    alpha_init,
+    alpha_final,
+    max_norm,
+    targeted=bool(targeted),
+    steps=steps,
+    levels=levels,
+  )

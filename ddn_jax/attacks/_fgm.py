@@ -21,17 +21,18 @@ def _fgm_l2(logits_fn, inputs, labels, eps, *, targeted):
   single = functools.partial(_fgm_single, targeted=targeted)
   adv = _base.map_examples(single, (inputs, labels), (logits_fn, eps))
   num_grads = jnp.ones(inputs.shape[:1], jnp.int32)
-  return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
-                        keep_failed=True)
+  return _base.finalize(
+    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
+  )
 
 
 def fgm_l2(
-    logits_fn: _base.LogitsFn,
-    inputs: jax.Array,
-    labels: jax.Array,
-    *,
-    eps: float,
-    targeted: bool = False,
+  logits_fn: _base.LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  *,
+  eps: float,
+  targeted: bool = False,
 ) -> _base.AttackResult:
   """One step of size ``eps`` along the L2-normalised gradient of the cross-entropy, clipped.
 

@@ -32,26 +32,26 @@ def _pgd_single(x, y, key, logits_fn, eps, step_size, *, targeted, steps, random
 
 @functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'random_start'))
 def _pgd_l2(logits_fn, inputs, labels, key, eps, step_size, *, targeted, steps, random_start):
-  single = functools.partial(_pgd_single, targeted=targeted, steps=steps,
-                             random_start=random_start)
+  single = functools.partial(_pgd_single, targeted=targeted, steps=steps, random_start=random_start)
   keys = jax.random.split(key, inputs.shape[0])
   adv = _base.map_examples(single, (inputs, labels, keys), (logits_fn, eps, step_size))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
-  return _base.finalize(logits_fn, inputs, labels, adv, num_grads, targeted=targeted,
-                        keep_failed=True)
+  return _base.finalize(
+    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
+  )
 
 
 def pgd_l2(
-    logits_fn: _base.LogitsFn,
-    inputs: jax.Array,
-    labels: jax.Array,
-    *,
-    eps: float,
-    steps: int,
-    step_size: float,
-    random_start: bool = True,
-    key: jax.Array | None = None,
-    targeted: bool = False,
+  logits_fn: _base.LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  *,
+  eps: float,
+  steps: int,
+  step_size: float,
+  random_start: bool = True,
+  key: jax.Array | None = None,
+  targeted: bool = False,
 ) -> _base.AttackResult:
   """Projected gradient ascent of the cross-entropy inside the L2 ball of radius ``eps``.
 
@@ -83,5 +83,14 @@ def pgd_l2(
   _base.check_hyperparameter('eps', eps, low=0)
   _base.check_hyperparameter('step_size', step_size, low=0)
   inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  return _pgd_l2(_base.as_pytree_fn(logits_fn), inputs, labels, _base.default_key(key), eps,
-                 step_size, targeted=bool(targeted), steps=steps, random_start=bool(random_start))
+  return _pgd_l2(
+    _base.as_pytree_fn(logits_fn),
+    inputs,
+    labels,
+    _base.default_key(key),
+    eps,
+    step_size,
+    targeted=bool(targeted),
+    steps=steps,
+    random_start=bool(random_start),
+  )

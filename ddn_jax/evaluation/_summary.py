@@ -33,8 +33,9 @@ class AttackSummary:
   seconds: float | None = None
 
 
-def summarize(result: AttackResult, inputs: np.ndarray, *, attack: str,
-              seconds: float | None = None) -> AttackSummary:
+def summarize(
+  result: AttackResult, inputs: np.ndarray, *, attack: str, seconds: float | None = None
+) -> AttackSummary:
   """Summarises an :class:`AttackResult` on ``inputs`` ``(N, H, W, C)``.
 
   References:
@@ -45,11 +46,11 @@ def summarize(result: AttackResult, inputs: np.ndarray, *, attack: str,
   inputs = np.asarray(inputs, np.float64)
   worst = np.linalg.norm((inputs - 0.5).reshape(len(inputs), -1), axis=1)
   return AttackSummary(
-      attack=attack,
-      num_examples=len(success),
-      success_rate=float(success.mean()),
-      mean_l2=float(l2[success].mean()) if success.any() else float('nan'),
-      median_l2=float(np.median(np.where(success, l2, worst))),
-      mean_grads=float(np.asarray(result.num_grads).mean()),
-      seconds=seconds,
+    attack=attack,
+    num_examples=len(success),
+    success_rate=float(success.mean()),
+    mean_l2=float(l2[success].mean()) if success.any() else float('nan'),
+    median_l2=float(np.median(np.where(success, l2, worst))),
+    mean_grads=float(np.asarray(result.num_grads).mean()),
+    seconds=seconds,
   )
