@@ -15,13 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-LogitsFn = Callable[[jax.Array], jax.Array]
+from ddn_jax.attacks import _canonical_conv
 
-# Partial unroll of the attack loops. On XLA:CPU a model gradient inside a rolled `lax` loop is
-# much slower than the same gradient on its own (shared/notes/xla-cpu-loops.md); unrolling a few
-# iterations per loop trip recovers most of it while keeping one compiled program and a bounded
-# compile time. Measured in benchmarks/loop_forms.py.
-LOOP_UNROLL = 5
+LogitsFn = Callable[[jax.Array], jax.Array]
 
 
 class AttackResult(NamedTuple):
@@ -241,7 +237,7 @@ def loss_and_grad_fn(logits_fn: LogitsFn, targeted: bool):
     logits = single_logits(logits_fn, x)
     return sign * optax.softmax_cross_entropy_with_integer_labels(logits, y), logits
 
-  grad_fn = jax.grad(loss, has_aux=True)
+  grad_fn = _canonical_conv.canonicalize_convolutions(jax.grad(loss, has_aux=True))
 
   def fn(x, y):
     g, logits = grad_fn(x, y)

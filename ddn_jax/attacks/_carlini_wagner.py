@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ddn_jax.attacks import _base
+from ddn_jax.attacks import _base, _canonical_conv
 
 # Bounds of the per-example bisection on the constant, as in the original code.
 _UPPER_BOUND_INIT = 1e10
@@ -71,7 +71,7 @@ def _cw_single(
     shifted = logits - confidence * onehot if targeted else logits + confidence * onehot
     return loss, (x_adv, jnp.sqrt(l2_sq), _base.is_adversarial(shifted, y, targeted))
 
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  grad_fn = _canonical_conv.canonicalize_convolutions(jax.value_and_grad(loss_fn, has_aux=True))
 
   def iteration(const, s: _SearchState, _):
     (loss, (x_adv, l2, adv)), grad = grad_fn(s.modifier, const)
@@ -103,10 +103,8 @@ def _cw_single(
   def optimise(const, s: _SearchState) -> _SearchState:
     body = functools.partial(iteration, const)
     if not abort_early:
-      return jax.lax.scan(body, s, None, length=max_iterations, unroll=_base.LOOP_UNROLL)[0]
-    run_chunk = lambda s: jax.lax.scan(
-      body, s, None, length=chunk, unroll=min(_base.LOOP_UNROLL, chunk)
-    )[0]
+      return jax.lax.scan(body, s, None, length=max_iterations)[0]
+    run_chunk = lambda s: jax.lax.scan(body, s, None, length=chunk)[0]
     running = lambda s: ~s.aborted & (s.iteration < max_iterations)
     return jax.lax.while_loop(running, run_chunk, s)
 

@@ -41,7 +41,7 @@ def _ddn_single(x, y, key, logits_fn, gamma, init_norm, alphas, *, targeted, lev
     return (x_adv, norm, best_adv, best_l2), None
 
   init = (x, jnp.asarray(init_norm, x.dtype), x, jnp.asarray(jnp.inf, x.dtype))
-  (_, _, best_adv, best_l2), _ = jax.lax.scan(step, init, alphas, unroll=_base.LOOP_UNROLL)
+  (_, _, best_adv, best_l2), _ = jax.lax.scan(step, init, alphas)
   return best_adv, jnp.isfinite(best_l2)
 
 

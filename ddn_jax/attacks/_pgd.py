@@ -27,7 +27,7 @@ def _pgd_single(x, y, key, logits_fn, eps, step_size, *, targeted, steps, random
     x_adv = x_adv + step_size * _base.normalize(g, zero)
     return jnp.clip(x + _base.project_ball(x_adv - x, eps), 0, 1), None
 
-  return jax.lax.scan(step, start, None, length=steps, unroll=_base.LOOP_UNROLL)[0]
+  return jax.lax.scan(step, start, None, length=steps)[0]
 
 
 @functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'random_start'))
