@@ -20,7 +20,7 @@ from jax import lax
 from jax.extend import core as jex_core
 
 # Call-like primitives whose body is inlined so that the convolutions in it are rewritten too.
-_INLINED = frozenset({'pjit', 'jit', 'closed_call', 'core_call'})
+_INLINED = frozenset({'pjit', 'jit', 'closed_call', 'core_call', 'checkpoint', 'remat2'})
 
 
 def _canonical_conv(lhs, rhs, *, dimension_numbers, **params):
