@@ -249,3 +249,13 @@ def test_sharded_over_8_devices_equals_one_device(name):
   np.testing.assert_allclose(sharded.adv, single.adv, atol=1e-6)
   np.testing.assert_array_equal(sharded.success, single.success)
   np.testing.assert_array_equal(sharded.num_grads, single.num_grads)
+
+
+def test_project_l2_ball_checks_shapes_and_stays_inside(problem):
+  x = np.round(problem.inputs * 255) / 255
+  far = np.clip(x + 0.2, 0, 1).astype(np.float32)
+  out = np.asarray(attacks.project_l2_ball(x, far, 0.7))
+  assert (np.linalg.norm((out - x).reshape(4, -1), axis=1) <= 0.7 + 1e-6).all()
+  np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-4)
+  with pytest.raises(ValueError, match='must both have shape'):
+    attacks.project_l2_ball(x, far[:2], 0.7)

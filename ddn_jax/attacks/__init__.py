@@ -9,5 +9,6 @@ from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
 from ddn_jax.attacks._ddn import ddn
 from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._pgd import pgd_l2
+from ddn_jax.attacks._projection import project_l2_ball
 
-__all__ = ['AttackResult', 'carlini_wagner_l2', 'ddn', 'fgm_l2', 'pgd_l2']
+__all__ = ['AttackResult', 'carlini_wagner_l2', 'ddn', 'fgm_l2', 'pgd_l2', 'project_l2_ball']

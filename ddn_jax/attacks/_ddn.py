@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ddn_jax.attacks import _base
+from ddn_jax.attacks import _base, _projection
 
 
 def cosine_schedule(steps: int, alpha_init: jax.Array, alpha_final: jax.Array) -> jax.Array:
@@ -69,28 +69,11 @@ def _ddn(
   )
   adv = jnp.where(found[:, None, None, None], best_adv, inputs)
   if max_norm is not None:
-    adv = _base.map_examples(
-      functools.partial(_project_quantized, levels=levels), (inputs, adv), (max_norm,)
-    )
+    adv = _projection.project_l2_ball(inputs, adv, max_norm, levels=levels)
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _base.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=max_norm is not None
   )
-
-
-def _project_quantized(x, x_adv, max_norm, *, levels):
-  """Projects ``x_adv - x`` into the ``max_norm`` ball, then onto the grey-level grid.
-
-  Rounding to the nearest level can leave the ball; then the pixels are rounded towards ``x``
-  instead, which for an ``x`` on the grid never lengthens any pixel's change.
-  """
-  x_adv = x + _base.project_ball(x_adv - x, max_norm)
-  if levels is None:
-    return x_adv
-  nearest = _base.quantize(x_adv, levels)
-  scaled = x_adv * (levels - 1)
-  inward = jnp.where(x_adv > x, jnp.floor(scaled), jnp.ceil(scaled)) / (levels - 1)
-  return jnp.where(_base.l2_norm(nearest - x) <= max_norm, nearest, inward)
 
 
 def ddn(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 import csv
 import json
 import os
@@ -11,12 +11,14 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 
 from ddn_jax import data
+from ddn_jax.training._sharding import check_batch_size
+from ddn_jax.training._sharding import replicate
+from ddn_jax.training._sharding import shard_batch
 from ddn_jax.training._state import TrainState
 from ddn_jax.training._step import evaluate_state
 from ddn_jax.training._step import train_step
@@ -59,6 +61,16 @@ def _write_metrics(workdir: pathlib.Path, history: list[dict[str, Any]]) -> None
       writer.writerows(history)
 
 
+def _local_copy(state: TrainState) -> TrainState:
+  # One device's copy of a replicated state: evaluation then runs once per process, not once per
+  # device.
+  return jax.tree.map(lambda a: a.addressable_data(0), state)
+
+
+def _metric_order(names: Iterable[str]) -> list[str]:
+  return sorted(names, key=lambda name: (name != 'loss', name))
+
+
 def fit(
   state: TrainState,
   train_data: tuple[np.ndarray, np.ndarray],
@@ -68,6 +80,7 @@ def fit(
   seed: int = 0,
   eval_data: tuple[np.ndarray, np.ndarray] | None = None,
   step_fn: StepFn = train_step,
+  mesh: jax.sharding.Mesh | None = None,
   workdir: str | os.PathLike | None = None,
   checkpoint_every_steps: int | None = None,
   max_checkpoints: int = 3,
@@ -79,51 +92,67 @@ def fit(
   The batches are `ddn_jax.data.batches` of ``train_data`` shuffled with
   ``seed``, and the randomness of step ``s`` is derived from ``(state.rng,
   s)``; so a run resumed from a checkpoint ends with the same state as an
-  uninterrupted one.
+  uninterrupted one, with no batch repeated or skipped.
+
+  With a ``mesh`` (e.g. `data_mesh`), training is data-parallel: the state is
+  replicated, each global batch is split along the mesh's ``'data'`` axis
+  (`shard_batch`) and ``step_fn`` is jitted on these explicitly sharded
+  arrays, so XLA all-reduces the gradients. Each process loads only its share
+  of each batch; with several processes (after ``jax.distributed.initialize()``)
+  every process calls `fit` with the same arguments, and only process 0 writes
+  metrics and shows progress.
 
   With a ``workdir``, checkpoints go to ``workdir/checkpoints`` every
   ``checkpoint_every_steps`` steps, at the end of each epoch and when
   stopping at ``max_steps``; training restarts from the latest one. After
-  each epoch one row of metrics (epoch, step, train loss and accuracy
-  averaged over the epoch, eval loss and accuracy, seconds) is appended to
-  ``workdir/metrics.json`` and ``workdir/metrics.csv``.
-
-  Single process: for multi-host training, build a loop on
-  `ddn_jax.data.batches` with its ``process_index``.
+  each epoch one row of metrics (epoch, step, ``train_<name>`` for each
+  scalar metric of ``step_fn`` averaged over the epoch, ``eval_loss`` and
+  ``eval_accuracy``, seconds) is appended to ``workdir/metrics.json`` and
+  ``workdir/metrics.csv``; the progress bar shows the running averages.
 
   Args:
     state: the initial state, e.g. from `create_train_state`; ignored in
       favour of the latest checkpoint in ``workdir`` if there is one.
     train_data: ``(images, labels)``, e.g. from `ddn_jax.data.load`.
     num_epochs: total number of epochs, counting those already done.
-    batch_size: training batch size; incomplete batches are dropped.
+    batch_size: global training batch size; incomplete batches are dropped.
     seed: shuffling seed.
     eval_data: optional ``(images, labels)`` evaluated after each epoch.
     step_fn: ``step_fn(state, batch) -> (state, metrics)`` with scalar
-      ``"loss"`` and ``"accuracy"`` metrics; jitted here. Default
-      `train_step`; pass e.g. ``functools.partial(train_step,
-      perturb_fn=...)`` for adversarial training.
+      metrics, ``"loss"`` among them; jitted here. Default `train_step`;
+      for adversarial training e.g. ``functools.partial(
+      adversarial_train_step, adversary=ddn_adversary(eps=2.4))``.
+    mesh: a mesh with a ``'data'`` axis for data parallelism, or None to
+      train on the default device.
     workdir: directory for checkpoints and metrics, or None for neither.
     checkpoint_every_steps: also checkpoint every this many steps.
     max_checkpoints: number of checkpoints kept.
     max_steps: stop once ``state.step`` reaches this (e.g. a time budget).
-    progress: show tqdm bars for epochs and steps.
+    progress: show tqdm bars for epochs and steps, and log each epoch.
 
   Returns:
     The final state and the per-epoch metrics rows.
+
+  Raises:
+    ValueError: ``batch_size`` does not split over the mesh's devices.
   """
   images, labels = train_data
   steps_per_epoch = data.steps_per_epoch(len(images), batch_size)
   total_steps = num_epochs * steps_per_epoch
   if max_steps is not None:
     total_steps = min(total_steps, max_steps)
+  if mesh is not None:
+    check_batch_size(batch_size, mesh)
+    state = replicate(state, mesh)
   jit_step = jax.jit(step_fn)
+  is_chief = jax.process_index() == 0
+  progress = progress and is_chief
 
   manager = None
   history: list[dict[str, Any]] = []
-  # Sums over the steps of the current epoch, kept in checkpoints so that a
-  # resumed epoch reports the same averages.
-  sums = {'loss': 0.0, 'accuracy': 0.0}
+  # Sums of the metrics over the steps of the current epoch, kept in
+  # checkpoints so that a resumed epoch reports the same averages.
+  sums: dict[str, float] = {}
   if workdir is not None:
     workdir = pathlib.Path(workdir)
     manager = ocp.CheckpointManager(
@@ -159,7 +188,6 @@ def fit(
       if step >= total_steps:
         break
       start_time = time.perf_counter()
-      epoch_sums = {k: jnp.asarray(v, jnp.float32) for k, v in sums.items()}
       epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
       stream = data.batches(
         images,
@@ -167,8 +195,8 @@ def fit(
         batch_size=batch_size,
         seed=seed,
         start_step=step,
-        process_index=0,
-        process_count=1,
+        process_index=jax.process_index() if mesh is not None else 0,
+        process_count=jax.process_count() if mesh is not None else 1,
       )
       with tqdm.tqdm(
         total=steps_per_epoch,
@@ -178,29 +206,34 @@ def fit(
         disable=not progress,
       ) as step_bar:
         for batch in stream:
+          if mesh is not None:
+            batch = shard_batch(batch, mesh)
           state, metrics = jit_step(state, batch)
-          epoch_sums = {k: v + metrics[k] for k, v in epoch_sums.items()}
+          metrics = jax.device_get(metrics)
+          sums = {k: sums.get(k, 0.0) + float(metrics[k]) for k in _metric_order(metrics)}
           step += 1
+          done = step - epoch * steps_per_epoch
+          step_bar.set_postfix({k: f'{v / done:.4g}' for k, v in sums.items()}, refresh=False)
           step_bar.update()
           if step == epoch_end:
             break
           if checkpoint_every_steps and step % checkpoint_every_steps == 0:
-            sums = {k: float(v) for k, v in epoch_sums.items()}
             save(step)
-      sums = {k: float(v) for k, v in epoch_sums.items()}
       if step % steps_per_epoch == 0:
         row = {'epoch': epoch + 1, 'step': step}
         row.update({f'train_{k}': v / steps_per_epoch for k, v in sums.items()})
         if eval_data is not None:
-          scores = evaluate_state(state, *eval_data)
+          eval_state = _local_copy(state) if mesh is not None else state
+          scores = evaluate_state(eval_state, *eval_data)
           row.update({f'eval_{k}': v for k, v in scores.items()})
         row['seconds'] = time.perf_counter() - start_time
         history.append(row)
-        sums = {k: 0.0 for k in sums}
-        epoch_bar.set_postfix(
-          {k: f'{v:.4g}' for k, v in row.items() if k.startswith(('train_', 'eval_'))}
-        )
-        if workdir is not None:
+        sums = {}
+        summary = {k: f'{v:.4g}' for k, v in row.items() if k.startswith(('train_', 'eval_'))}
+        epoch_bar.set_postfix(summary)
+        if progress:
+          tqdm.tqdm.write(f'epoch {epoch + 1}: ' + ' '.join(f'{k}={v}' for k, v in summary.items()))
+        if workdir is not None and is_chief:
           _write_metrics(workdir, history)
       save(step)
   finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 import functools
 
 import jax
@@ -56,16 +56,49 @@ def train_step(
   if perturb_fn is not None:
     logits_fn = make_logits_fn(state.model, state.variables)
     images = jax.lax.stop_gradient(perturb_fn(logits_fn, images, labels, perturb_key))
+  new_state, loss, (accuracy,) = optimizer_step(state, labels, [(1.0, images, dropout_key)])
+  return new_state, {'loss': loss, 'accuracy': accuracy}
 
-  def loss_fn(params):
-    variables = state.replace(params=params).variables
-    logits, updates = state.model.apply(
-      variables, images, train=True, rngs={'dropout': dropout_key}, mutable=['batch_stats']
-    )
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, (logits, updates.get('batch_stats', {}))
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+def optimizer_step(
+  state: TrainState,
+  labels: jax.Array,
+  terms: Sequence[tuple[float, jax.Array, jax.Array]],
+) -> tuple[TrainState, jax.Array, list[jax.Array]]:
+  """One optimizer step on ``sum(weight * cross_entropy(model(images)))`` in training mode.
+
+  Args:
+    state: the current `TrainState`.
+    labels: ``(B,)`` int labels shared by the terms.
+    terms: ``(weight, images, dropout_key)`` triples, ``images`` ``(B, H, W, C)`` float.
+      Each term is its own batch for batch norm; the running statistics see them in turn.
+
+  Returns:
+    The new state, the loss, and each term's training-mode accuracy.
+  """
+
+  def loss_fn(params, labels, inputs):
+    loss, batch_stats, accuracies = 0.0, state.batch_stats, []
+    for (weight, _, _), (images, dropout_key) in zip(terms, inputs):
+      variables = state.replace(params=params, batch_stats=batch_stats).variables
+      logits, updates = state.model.apply(
+        variables, images, train=True, rngs={'dropout': dropout_key}, mutable=['batch_stats']
+      )
+      loss += weight * optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      batch_stats = updates.get('batch_stats', {})
+      accuracies.append(jnp.mean(jnp.argmax(logits, -1) == labels))
+    return loss, (batch_stats, accuracies)
+
+  # Flax layers such as Dropout are not written for explicitly sharded types: the model runs with
+  # the mesh axes made auto, and XLA inserts the all-reduce of the gradient.
+  replicated = jax.sharding.NamedSharding(
+    jax.typeof(labels).sharding.mesh, jax.sharding.PartitionSpec()
+  )
+  value_and_grad = jax.sharding.auto_axes(
+    jax.value_and_grad(loss_fn, has_aux=True), out_sharding=replicated
+  )
+  inputs = [(images, dropout_key) for _, images, dropout_key in terms]
+  (loss, (batch_stats, accuracies)), grads = value_and_grad(state.params, labels, inputs)
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   new_state = state.replace(
     step=state.step + 1,
@@ -73,8 +106,7 @@ def train_step(
     batch_stats=batch_stats,
     opt_state=opt_state,
   )
-  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-  return new_state, {'loss': loss, 'accuracy': accuracy}
+  return new_state, loss, accuracies
 
 
 def _sums(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -1,0 +1,68 @@
+"""Data parallelism: a 'data' mesh axis, a replicated state and batches sharded along it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+DATA_AXIS = 'data'
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+  """A one-axis mesh ``'data'`` over ``devices`` (default: all devices of all processes).
+
+  The axis is explicit (`jax.sharding.AxisType.Explicit`), so arrays carry their sharding in
+  their type; the attacks read it to run per device inside ``jax.shard_map``.
+  """
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh(
+    (len(devices),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Explicit,), devices=devices
+  )
+
+
+def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+  """Places every array of ``tree`` (e.g. a `TrainState`) on all devices of ``mesh``."""
+  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
+def shard_batch(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+  """Builds global arrays split along the mesh's ``'data'`` axis from this process's examples.
+
+  With several processes, each passes its own share of the global batch, e.g. from
+  ``ddn_jax.data.batches(..., process_index=jax.process_index(),
+  process_count=jax.process_count())``; the global batch is their concatenation in process
+  order.
+
+  Args:
+    batch: ``{"image": (b, H, W, C), "label": (b,)}``, this process's ``b`` examples.
+    mesh: a mesh with a ``'data'`` axis, e.g. from `data_mesh`.
+
+  Returns:
+    The same keys as global arrays of ``b * jax.process_count()`` examples.
+
+  Raises:
+    ValueError: the global batch is not a multiple of the size of the ``'data'`` axis.
+  """
+  sizes = {k: len(v) for k, v in batch.items()}
+  if len(set(sizes.values())) != 1:
+    raise ValueError(f'The arrays of a batch must have the same length, got {sizes}.')
+  global_size = len(batch['label']) * jax.process_count()
+  check_batch_size(global_size, mesh)
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v), (global_size, *v.shape[1:]))
+    for k, v in batch.items()
+  }
+
+
+def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
+  """Raises a ValueError naming both numbers if a global batch does not split over the mesh."""
+  num_shards = mesh.shape[DATA_AXIS]
+  if batch_size % num_shards:
+    raise ValueError(
+      f'A global batch of {batch_size} examples does not split evenly over the {num_shards} '
+      f'devices of mesh axis {DATA_AXIS!r}; use a batch size that is a multiple of {num_shards}.'
+    )

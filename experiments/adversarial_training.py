@@ -1,0 +1,246 @@
+"""Trains a baseline, a Madry and a DDN model with the same budget, then compares their robustness.
+
+Each defence of the config is trained with `ddn_jax.training.fit`, data-parallel over all devices
+(one ``'data'`` mesh axis), with checkpoints under ``<workdir>/<config name>/<defence>``: rerun
+the same command after an interruption and training resumes where it stopped. Each model is then
+attacked with DDN on the test images; its robust accuracy at ε is the fraction of test images
+classified correctly with no DDN adversarial within ε (Rony et al., 2019, Section 6, Fig. 4).
+
+  python experiments/adversarial_training.py \
+    --config experiments/configs/adversarial_training_fashion_mnist.py
+
+writes ``experiments/results/adversarial_training_<config name>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import shlex
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from ddn_jax import data
+from ddn_jax import models
+from ddn_jax import training
+
+RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
+
+
+def load_config(path: str) -> dict[str, Any]:
+  spec = importlib.util.spec_from_file_location('config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def _model(name: str):
+  if name == 'small_cnn':
+    return models.SmallCNN()
+  if name == 'wide_resnet_28_10':
+    return models.WideResNet(28, 10, dropout_rate=0.3)
+  raise ValueError(f'Unknown model {name!r}.')
+
+
+def _optimizer(spec: dict[str, Any], num_train: int) -> optax.GradientTransformation:
+  if 'recipe' in spec:
+    return training.paper_recipe(spec['recipe'], num_train_examples=num_train).optimizer
+  if spec['name'] == 'adam':
+    return optax.adam(spec['learning_rate'])
+  raise ValueError(f'Unknown optimizer {spec!r}.')
+
+
+def _adversary(spec: dict[str, Any]) -> training.Adversary | None:
+  kwargs = {k: spec[k] for k in ('eps', 'steps', 'step_size', 'gamma') if k in spec}
+  if spec['adversary'] is None:
+    return None
+  if spec['adversary'] == 'ddn':
+    return training.ddn_adversary(**kwargs)
+  if spec['adversary'] == 'madry':
+    return training.madry_adversary(**kwargs)
+  raise ValueError(f'Unknown adversary {spec["adversary"]!r}.')
+
+
+def _subset(arrays, size: int | None, seed: int):
+  images, labels = arrays
+  if size is None:
+    return images, labels
+  order = np.random.default_rng(seed).permutation(len(images))[:size]
+  return images[order], labels[order]
+
+
+def _train(config, defence, spec, train_data, test_data, workdir, mesh, trained):
+  num_train = len(train_data[0])
+  state = training.create_train_state(
+    _model(config['model']),
+    rng=jax.random.key(config['seed']),
+    input_shape=(1, *train_data[0].shape[1:]),
+    optimizer=_optimizer(spec.get('optimizer', config['optimizer']), num_train),
+  )
+  if 'init_from' in spec:  # e.g. the paper's CIFAR-10 defence fine-tunes the baseline
+    start = trained[spec['init_from']]
+    state = state.replace(params=start.params, batch_stats=start.batch_stats)
+    state = state.replace(opt_state=state.tx.init(state.params))
+  step_fn = functools.partial(
+    training.adversarial_train_step,
+    adversary=_adversary(spec),
+    clean_weight=spec.get('clean_weight'),
+  )
+  return training.fit(
+    state,
+    train_data,
+    num_epochs=spec.get('num_epochs', config['num_epochs']),
+    batch_size=config['batch_size'],
+    seed=config['seed'],
+    eval_data=test_data,
+    step_fn=step_fn,
+    mesh=mesh,
+    workdir=workdir / defence,
+    checkpoint_every_steps=config['checkpoint_every_steps'],
+  )
+
+
+def _evaluate(state, test_data, eval_config) -> dict[str, Any]:
+  # One device's copy of the replicated variables: the evaluation runs on one device.
+  variables = jax.tree.map(lambda a: a.addressable_data(0), state.variables)
+  logits_fn = models.make_logits_fn(state.model, variables)
+  start = time.perf_counter()
+  norms = training.minimal_norms(
+    logits_fn,
+    *test_data,
+    steps=eval_config['ddn_steps'],
+    gamma=eval_config['ddn_gamma'],
+    batch_size=eval_config['batch_size'],
+  )
+  clean = training.evaluate(logits_fn, *test_data)['accuracy']
+  return {
+    'clean_accuracy': clean,
+    'robust_accuracy': training.robust_accuracy(norms, eval_config['epsilons']),
+    'median_l2': float(np.median(norms)),
+    'mean_l2_of_successes': float(np.mean(norms[np.isfinite(norms)])),
+    'attack_success_rate': float(np.mean(np.isfinite(norms))),
+    'eval_seconds': time.perf_counter() - start,
+  }
+
+
+def _machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  cpuinfo = pathlib.Path('/proc/cpuinfo')
+  if cpuinfo.exists():
+    names = [
+      line.split(':', 1)[1].strip()
+      for line in cpuinfo.read_text().splitlines()
+      if line.startswith('model name')
+    ]
+    cpu = names[0] if names else cpu
+  devices = jax.devices()
+  return (
+    f'{cpu}, {os.cpu_count()} cores visible, {len(devices)} JAX {devices[0].platform} '
+    f'device(s), jax {jax.__version__}, {platform.system()} {platform.release()}'
+  )
+
+
+def _markdown(report: dict[str, Any]) -> str:
+  config, results = report['config'], report['results']
+  epsilons = config['eval']['epsilons']
+  lines = [
+    f'# Adversarial training: {config["name"]}',
+    '',
+    f'Command: `{report["command"]}`',
+    '',
+    f'Machine: {report["machine"]}',
+    '',
+    f'{config["dataset"]}: {report["num_train"]} training images, {config["num_epochs"]} epochs '
+    f'(unless stated), batch {config["batch_size"]}; evaluated on {report["num_test"]} test '
+    f'images with DDN {config["eval"]["ddn_steps"]} (γ={config["eval"]["ddn_gamma"]:g}). Robust accuracy at ε: correctly classified '
+    'and no DDN adversarial within ε.',
+    '',
+    '| defence | training attack | clean acc. | '
+    + ' | '.join(f'acc. ε={eps:g}' for eps in epsilons)
+    + ' | median DDN L2 | train adv. acc. | train adv. L2 | train s |',
+    '|---|---|---:|' + '---:|' * len(epsilons) + '---:|---:|---:|---:|',
+  ]
+  for defence, result in results.items():
+    spec = config['defences'][defence]
+    attack = (
+      'none'
+      if spec['adversary'] is None
+      else (f'{spec["adversary"]} {spec["steps"]} steps, ε={spec["eps"]:g}')
+    )
+    last = result['history'][-1]
+    cells = [
+      defence,
+      attack,
+      f'{result["clean_accuracy"]:.1%}',
+      *(f'{result["robust_accuracy"][str(float(eps))]:.1%}' for eps in epsilons),
+      f'{result["median_l2"]:.3f}',
+      f'{last["train_adv_accuracy"]:.1%}' if 'train_adv_accuracy' in last else '–',
+      f'{last["train_adv_l2"]:.3f}' if 'train_adv_l2' in last else '–',
+      f'{sum(row["seconds"] for row in result["history"]):.0f}',
+    ]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += [
+    '',
+    "Train adv. acc. and L2: last epoch's mean over training batches of the accuracy on the "
+    "training attack's images and of their L2 norm before the ε projection (DDN) or after it "
+    '(PGD). Train s: wall time of training including per-epoch evaluation.',
+    '',
+  ]
+  return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--config', required=True, help='a config file with get_config()')
+  parser.add_argument('--workdir', default='runs/adversarial_training', help='checkpoints')
+  args = parser.parse_args(argv)
+  config = load_config(args.config)
+  command = shlex.join(['python', *sys.argv]) if argv is None else shlex.join(argv)
+
+  train_data = _subset(
+    data.load(config['dataset'], 'train', source=config['source']),
+    config['num_train'],
+    config['seed'],
+  )
+  test_data = _subset(
+    data.load(config['dataset'], 'test', source=config['source']),
+    config['num_test'],
+    config['seed'],
+  )
+  mesh = training.data_mesh()
+  workdir = pathlib.Path(args.workdir) / config['name']
+  trained, results = {}, {}
+  for defence, spec in config['defences'].items():
+    print(f'== {defence}', flush=True)
+    state, history = _train(config, defence, spec, train_data, test_data, workdir, mesh, trained)
+    trained[defence] = state
+    results[defence] = {**_evaluate(state, test_data, config['eval']), 'history': history}
+    print(json.dumps({k: v for k, v in results[defence].items() if k != 'history'}), flush=True)
+
+  report = {
+    'command': command,
+    'machine': _machine(),
+    'config': config,
+    'num_train': len(train_data[0]),
+    'num_test': len(test_data[0]),
+    'results': json.loads(json.dumps(results)),  # float keys become strings, as in the file
+  }
+  RESULTS_DIR.mkdir(exist_ok=True)
+  stem = RESULTS_DIR / f'adversarial_training_{config["name"]}'
+  stem.with_suffix('.json').write_text(json.dumps(report, indent=1) + '\n')
+  stem.with_suffix('.md').write_text(_markdown(report))
+  print(_markdown(report))
+
+
+if __name__ == '__main__':
+  main()
