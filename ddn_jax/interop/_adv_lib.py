@@ -1,0 +1,184 @@
+"""Running the reference PyTorch library adv-lib (the DDN authors') on the same weights and images."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+# Hyperparameters each comparison matches on both sides, with their defaults: DDN-100, and C&W
+# 1x100 with the learning rate and constant the paper's grid search picked for that budget (the
+# library defaults, lr 0.01 and c 0.001, are tuned for 9x10000 and abort at ~0% success here).
+DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
+  'ddn': {'steps': 100, 'gamma': 0.05, 'init_norm': 1.0, 'levels': 256},
+  'carlini_wagner_l2': {
+    'binary_search_steps': 1,
+    'max_iterations': 100,
+    'learning_rate': 0.1,
+    'initial_const': 1.0,
+    'confidence': 0.0,
+    'abort_early': True,
+  },
+  'deepfool': {'steps': 100, 'overshoot': 0.02},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SideResult:
+  """One side's run of one attack on ``N`` images.
+
+  Attributes:
+    adv: ``(N, H, W, C)`` returned images (the clean image where the attack failed).
+    l2: ``(N,)`` L2 norms of ``adv - images``.
+    success: ``(N,)`` bool, ``adv`` is adversarial on that side's model.
+    grads_per_example: mean gradient evaluations (forward+backward passes) per example.
+    seconds: wall time of the attack call (for JAX, a warm call unless ``compile_seconds`` is
+      None, in which case it includes compilation).
+    compile_seconds: for JAX with warm-up, first-call time minus warm time; else None.
+  """
+
+  adv: np.ndarray
+  l2: np.ndarray
+  success: np.ndarray
+  grads_per_example: float
+  seconds: float
+  compile_seconds: float | None = None
+
+
+def _stand_in(name: str, needed_by: str) -> types.ModuleType:
+  module = types.ModuleType(name)
+  module.__doc__ = f'ddn_jax.interop stand-in: {name} failed to import; {needed_by}.'
+
+  def missing(attr):
+    if attr.startswith('__'):  # Import machinery probes (__path__, ...) must see a plain module.
+      raise AttributeError(attr)
+    raise ImportError(f'{name}.{attr} is unavailable: {module.__doc__}')
+
+  module.__getattr__ = missing
+  return module
+
+
+def import_adv_lib() -> types.ModuleType:
+  """Imports and returns ``adv_lib.attacks``.
+
+  adv-lib imports ``torchvision`` (for its LPIPS distance) and ``visdom`` (a live-plot callback)
+  when the package is imported, though none of DDN, C&W or DeepFool uses them. Where either
+  fails to import (no CPU torchvision build, visdom not installed) a stand-in module that
+  raises on use is put in ``sys.modules`` first; with working packages nothing is replaced.
+
+  Raises:
+    ImportError: if torch or adv-lib is not installed (``pip install 'ddn_jax[torch]'``).
+  """
+  for name, needed_by in (
+    ('torchvision', "only adv-lib's LPIPS distance uses it"),
+    ('visdom', "only adv-lib's VisdomLogger callback uses it"),
+  ):
+    if name in sys.modules:
+      continue
+    try:
+      __import__(name)
+    except Exception:  # noqa: BLE001 (a CUDA-only torchvision raises RuntimeError, not ImportError)
+      for key in [k for k in sys.modules if k == name or k.startswith(name + '.')]:
+        del sys.modules[key]
+      sys.modules[name] = stand_in = _stand_in(name, needed_by)
+      if name == 'torchvision':
+        sys.modules['torchvision.models'] = stand_in.models = _stand_in(
+          'torchvision.models', needed_by
+        )
+  import adv_lib.attacks
+
+  return adv_lib.attacks
+
+
+def _counting(module):
+  """Wraps ``module`` so that it counts the examples in each forward and each backward pass."""
+  import torch
+
+  class Counting(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.model = module
+      self.backward_rows = 0
+
+    def forward(self, x):
+      out = self.model(x)
+      if out.requires_grad:
+        out.register_hook(self._count)
+      return out
+
+    def _count(self, grad):
+      self.backward_rows += grad.shape[0]
+
+  return Counting()
+
+
+def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
+  """adv-lib's keyword arguments for ``attack`` with ``hparams`` (names as in ddn_jax)."""
+  if attack == 'ddn':
+    return {
+      'steps': hparams['steps'],
+      'γ': float(hparams['gamma']),
+      'init_norm': float(hparams['init_norm']),
+      'levels': hparams['levels'],
+    }
+  if attack == 'carlini_wagner_l2':
+    floats = ('learning_rate', 'initial_const', 'confidence')  # An int constant crashes adv-lib.
+    return {k: float(v) if k in floats else v for k, v in hparams.items()}
+  if attack == 'deepfool':
+    return {'steps': hparams['steps'], 'overshoot': float(hparams['overshoot']), 'norm': 2}
+  raise ValueError(f'Unknown attack {attack!r}; expected one of {sorted(DEFAULT_HPARAMS)}.')
+
+
+def run_adv_lib(
+  attack: str,
+  module,
+  images: np.ndarray,
+  labels: np.ndarray,
+  hparams: Mapping[str, Any],
+  *,
+  targeted: bool = False,
+  seed: int = 0,
+) -> SideResult:
+  """Runs adv-lib's ``attack`` on a PyTorch ``module`` (e.g. from `to_torch`).
+
+  Args:
+    attack: ``'ddn'``, ``'carlini_wagner_l2'`` or ``'deepfool'``.
+    module: PyTorch model in eval mode taking NCHW images in [0, 1].
+    images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).
+    labels: ``(N,)`` int labels (targets when ``targeted``).
+    hparams: hyperparameters under their ddn_jax names, as in `DEFAULT_HPARAMS`.
+    targeted: targeted attack.
+    seed: ``torch.manual_seed`` before the call (DDN draws a random direction for a zero
+      gradient).
+
+  Returns:
+    A `SideResult`; gradient evaluations are counted with a backward hook on the logits, so
+    DeepFool's one backward pass per class counts as one evaluation each.
+  """
+  import torch
+
+  attacks = import_adv_lib()
+  fn = {'ddn': attacks.ddn, 'carlini_wagner_l2': attacks.carlini_wagner_l2, 'deepfool': attacks.df}
+  counted = _counting(module.eval())
+  x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32))
+  y = torch.from_numpy(np.asarray(labels, np.int64))
+  torch.manual_seed(seed)
+  start = time.perf_counter()
+  adv = fn[attack](counted, x, y, targeted=targeted, **ref_kwargs(attack, hparams))
+  seconds = time.perf_counter() - start
+  with torch.no_grad():
+    pred = module(adv).argmax(1)
+  success = (pred == y) if targeted else (pred != y)
+  adv = adv.detach().numpy().transpose(0, 2, 3, 1)
+  return SideResult(
+    adv=adv,
+    l2=np.linalg.norm((adv - images).reshape(len(images), -1), axis=1),
+    success=success.numpy(),
+    grads_per_example=counted.backward_rows / len(images),
+    seconds=seconds,
+  )

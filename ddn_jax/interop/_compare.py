@@ -1,0 +1,283 @@
+"""ddn_jax vs adv-lib on the same weights and images: runs, agreement statistics and reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+import jax
+import numpy as np
+
+from ddn_jax import attacks as jax_attacks
+from ddn_jax import models
+from ddn_jax.interop import _adv_lib
+from ddn_jax.interop import _convert
+
+RATIO_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+_JAX_ATTACKS = {'ddn': 'ddn', 'carlini_wagner_l2': 'carlini_wagner_l2', 'deepfool': 'deepfool'}
+
+
+def run_ddn_jax(
+  attack: str,
+  logits_fn: Any,
+  images: np.ndarray,
+  labels: np.ndarray,
+  hparams: Mapping[str, Any],
+  *,
+  targeted: bool = False,
+  warmup: bool = True,
+) -> _adv_lib.SideResult:
+  """Runs ddn_jax's ``attack`` with ``hparams`` (as in `DEFAULT_HPARAMS`).
+
+  Args:
+    attack: ``'ddn'``, ``'carlini_wagner_l2'`` or ``'deepfool'``.
+    logits_fn: as for the attacks, e.g. `ddn_jax.models.make_logits_fn`.
+    images: ``(N, H, W, C)`` float32 images in [0, 1].
+    labels: ``(N,)`` int labels.
+    hparams: the attack's keyword arguments.
+    targeted: targeted attack.
+    warmup: call twice and time the second (warm) call; the difference is reported as
+      compile time. Without it, ``seconds`` includes compilation.
+
+  Raises:
+    NotImplementedError: ``ddn_jax.attacks`` has no such attack (yet).
+  """
+  fn = getattr(jax_attacks, _JAX_ATTACKS.get(attack, attack), None)
+  if fn is None:
+    raise NotImplementedError(f'ddn_jax.attacks has no {attack!r}.')
+  run = lambda: jax.block_until_ready(
+    fn(logits_fn, images, labels, targeted=targeted, **dict(hparams))
+  )
+  start = time.perf_counter()
+  result = run()
+  first = time.perf_counter() - start
+  seconds, compile_seconds = first, None
+  if warmup:
+    start = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - start
+    compile_seconds = max(first - seconds, 0.0)
+  return _adv_lib.SideResult(
+    adv=np.asarray(result.adv),
+    l2=np.asarray(result.l2),
+    success=np.asarray(result.success),
+    grads_per_example=float(np.mean(result.num_grads)),
+    seconds=seconds,
+    compile_seconds=compile_seconds,
+  )
+
+
+def agreement_stats(ours: _adv_lib.SideResult, ref: _adv_lib.SideResult) -> dict[str, Any]:
+  """Per-attack agreement of ddn_jax (``ours``) with adv-lib (``ref``) on the same images.
+
+  Median and mean L2 are over each side's successful examples (a clean-misclassified example
+  counts as a success at L2 0 on both sides); relative differences are ``ours / ref - 1``. The
+  per-example ratios ``l2_ours / l2_ref`` are over the examples both attacks broke at a nonzero
+  norm.
+
+  Returns:
+    A JSON-serialisable dict.
+  """
+  both = ours.success & ref.success & (ref.l2 > 0)
+  ratio = ours.l2[both] / ref.l2[both]
+  sides = {'ddn_jax': ours, 'adv_lib': ref}
+  median = {
+    k: float(np.median(s.l2[s.success])) if s.success.any() else None for k, s in sides.items()
+  }
+  mean = {k: float(np.mean(s.l2[s.success])) if s.success.any() else None for k, s in sides.items()}
+  rel = lambda d: d['ddn_jax'] / d['adv_lib'] - 1 if d['adv_lib'] and d['ddn_jax'] else None
+  return {
+    'n': len(ours.l2),
+    'success_rate': {k: float(np.mean(s.success)) for k, s in sides.items()},
+    'success_agreement': float(np.mean(ours.success == ref.success)),
+    'median_l2': median,
+    'median_l2_rel_diff': rel(median),
+    'mean_l2': mean,
+    'mean_l2_rel_diff': rel(mean),
+    'l2_ratio_n': int(both.sum()),
+    'l2_ratio_quantiles': {
+      str(q): float(v) for q, v in zip(RATIO_QUANTILES, np.quantile(ratio, RATIO_QUANTILES))
+    }
+    if both.any()
+    else None,
+    'seconds': {k: s.seconds for k, s in sides.items()},
+    'ddn_jax_compile_seconds': ours.compile_seconds,
+    'grads_per_example': {k: s.grads_per_example for k, s in sides.items()},
+  }
+
+
+def compare(
+  model: _convert.ModelLike,
+  variables: Mapping[str, Any],
+  images: np.ndarray,
+  labels: np.ndarray,
+  *,
+  attacks: Sequence[str] = ('ddn', 'carlini_wagner_l2', 'deepfool'),
+  hparams: Mapping[str, Mapping[str, Any]] | None = None,
+  warmup: bool = True,
+) -> dict[str, Any]:
+  """Runs each attack in ddn_jax and in adv-lib on the same network, weights and images.
+
+  The PyTorch side is `to_torch` of the same ``variables``; both sides get the same
+  hyperparameters (`DEFAULT_HPARAMS`, overridden per attack by ``hparams``). An attack
+  ddn_jax does not have is reported as skipped.
+
+  Args:
+    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name.
+    variables: its Flax variables (e.g. from `load_torch_state_dict`).
+    images: ``(N, H, W, C)`` float32 images in [0, 1].
+    labels: ``(N,)`` int true labels.
+    attacks: names among ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'``.
+    hparams: ``{attack: {name: value}}`` overriding the defaults.
+    warmup: time ddn_jax's warm call (see `run_ddn_jax`).
+
+  Returns:
+    A JSON-serialisable dict: ``model``, ``n``, ``clean_accuracy`` and ``logits_max_abs_diff``
+    of the two sides, and per attack its ``hparams`` and `agreement_stats` (or ``skipped``).
+  """
+  import torch
+
+  model = _convert.flax_model(model)
+  images = np.asarray(images, np.float32)
+  labels = np.asarray(labels)
+  logits_fn = models.make_logits_fn(model, variables)
+  module = _convert.to_torch(model, variables, input_shape=images.shape[1:])
+  jax_logits = np.asarray(logits_fn(images))
+  with torch.no_grad():
+    torch_logits = module(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+  report: dict[str, Any] = {
+    'model': type(model).__name__,
+    'n': len(images),
+    'clean_accuracy': {
+      'ddn_jax': float(np.mean(jax_logits.argmax(1) == labels)),
+      'adv_lib': float(np.mean(torch_logits.argmax(1) == labels)),
+    },
+    'logits_max_abs_diff': float(np.abs(jax_logits - torch_logits).max()),
+    'attacks': {},
+  }
+  for attack in attacks:
+    config = {**_adv_lib.DEFAULT_HPARAMS[attack], **(hparams or {}).get(attack, {})}
+    entry: dict[str, Any] = {'hparams': config}
+    try:
+      ours = run_ddn_jax(attack, logits_fn, images, labels, config, warmup=warmup)
+    except NotImplementedError as e:
+      entry['skipped'] = str(e)
+    else:
+      ref = _adv_lib.run_adv_lib(attack, module, images, labels, config)
+      entry['stats'] = agreement_stats(ours, ref)
+    report['attacks'][attack] = entry
+  return report
+
+
+def machine_info() -> dict[str, Any]:
+  """CPU model, cores, allocator and library versions, for timing reports."""
+  cpu = platform.processor() or 'unknown'
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  versions = {}
+  for package in ('jax', 'flax', 'torch', 'adv-lib', 'numpy'):
+    try:
+      versions[package] = metadata.version(package)
+    except metadata.PackageNotFoundError:
+      versions[package] = None
+  try:
+    import torch
+
+    torch_threads = torch.get_num_threads()
+  except ImportError:
+    torch_threads = None
+  return {
+    'cpu': cpu,
+    'logical_cpus': os.cpu_count(),
+    'usable_cpus': len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None,
+    'jax_devices': [str(d) for d in jax.devices()],
+    'torch_threads': torch_threads,
+    # Neither side is linked against tcmalloc/jemalloc unless preloaded.
+    'allocator': os.environ.get('LD_PRELOAD') or 'glibc malloc (no LD_PRELOAD)',
+    'python': platform.python_version(),
+    'platform': platform.platform(),
+    'versions': versions,
+  }
+
+
+def _fmt(value: Any, spec: str = '.4f') -> str:
+  return '—' if value is None else format(value, spec)
+
+
+def to_markdown(report: Mapping[str, Any]) -> str:
+  """Renders a `compare` report (optionally with ``command`` and ``machine`` keys) as markdown."""
+  lines = [
+    f'# ddn_jax vs adv-lib: {report["model"]}, {report["n"]} images',
+    '',
+  ]
+  if 'command' in report:
+    lines += ['Command:', '', '```bash', report['command'], '```', '']
+  if 'setup' in report:
+    lines += [f'Setup: {report["setup"]}', '']
+  if 'machine' in report:
+    m = report['machine']
+    lines += [
+      f'Machine: {m["cpu"]}, {m["usable_cpus"]} usable of {m["logical_cpus"]} logical CPUs, '
+      f'{m["allocator"]}, torch threads {m["torch_threads"]}, JAX devices {len(m["jax_devices"])}; '
+      + ', '.join(f'{k} {v}' for k, v in m['versions'].items()),
+      '',
+    ]
+  acc = report['clean_accuracy']
+  lines += [
+    f'Clean accuracy: ddn_jax {acc["ddn_jax"]:.4f}, PyTorch {acc["adv_lib"]:.4f}; '
+    f'max |logits difference| {report["logits_max_abs_diff"]:.2e}.',
+    '',
+    '| attack | success ddn_jax / adv-lib | success agreement | median L2 ddn_jax / adv-lib '
+    '(rel. diff) | mean L2 ddn_jax / adv-lib (rel. diff) | time s ddn_jax (compile) / adv-lib '
+    '| grads/example ddn_jax / adv-lib |',
+    '|---|---|---|---|---|---|---|',
+  ]
+  ratio_rows = []
+  for name, entry in report['attacks'].items():
+    if 'skipped' in entry:
+      lines.append(f'| {name} | skipped: {entry["skipped"]} | | | | | |')
+      continue
+    s = entry['stats']
+    sr, med, mean, sec, g = (
+      s['success_rate'],
+      s['median_l2'],
+      s['mean_l2'],
+      s['seconds'],
+      s['grads_per_example'],
+    )
+    lines.append(
+      f'| {name} | {sr["ddn_jax"]:.3f} / {sr["adv_lib"]:.3f} | {s["success_agreement"]:.3f} '
+      f'| {_fmt(med["ddn_jax"])} / {_fmt(med["adv_lib"])} ({_fmt(s["median_l2_rel_diff"], "+.2%")}) '
+      f'| {_fmt(mean["ddn_jax"])} / {_fmt(mean["adv_lib"])} ({_fmt(s["mean_l2_rel_diff"], "+.2%")}) '
+      f'| {sec["ddn_jax"]:.1f} ({_fmt(s["ddn_jax_compile_seconds"], ".1f") if s["ddn_jax_compile_seconds"] is not None else "incl."}) / {sec["adv_lib"]:.1f} '
+      f'| {g["ddn_jax"]:.1f} / {g["adv_lib"]:.1f} |'
+    )
+    if s['l2_ratio_quantiles']:
+      q = s['l2_ratio_quantiles']
+      ratio_rows.append(
+        f'| {name} | {s["l2_ratio_n"]} | '
+        + ' | '.join(f'{q[str(p)]:.3f}' for p in RATIO_QUANTILES)
+        + ' |'
+      )
+  lines += [
+    '',
+    'Per-example L2 ratio ddn_jax / adv-lib (examples both broke at nonzero norm), quantiles:',
+    '',
+    '| attack | n | ' + ' | '.join(f'q{p:g}' for p in RATIO_QUANTILES) + ' |',
+    '|---|---|' + '---|' * len(RATIO_QUANTILES),
+    *ratio_rows,
+    '',
+    'Hyperparameters (same on both sides):',
+    '',
+    *[f'- {name}: `{entry["hparams"]}`' for name, entry in report['attacks'].items()],
+  ]
+  if report.get('notes'):
+    lines += ['', *report['notes']]
+  return '\n'.join(lines) + '\n'

@@ -1,0 +1,343 @@
+"""Flax variables of the `ddn_jax.models` networks <-> PyTorch ``state_dict``s.
+
+Flax convolutions are NHWC with HWIO kernels and dense kernels are ``(in, out)``; PyTorch is NCHW
+with OIHW kernels and ``(out, in)`` weights. The first dense layer of `SmallCNN`/`CifarCNN` also
+sees the feature map flattened in a different order (Flax H, W, C; PyTorch C, H, W), so its rows
+are permuted. Batch norm maps ``scale``/``bias``/``mean``/``var`` to
+``weight``/``bias``/``running_mean``/``running_var``; PyTorch's ``num_batches_tracked`` has no
+Flax counterpart (it is written as 0 and ignored on the way back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+import functools
+import os
+from typing import TYPE_CHECKING, Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddn_jax import models
+
+if TYPE_CHECKING:
+  import torch
+
+ModelLike = nn.Module | str
+
+_NAMES = {
+  'small_cnn': models.SmallCNN,
+  'cifar_cnn': models.CifarCNN,
+  'wide_resnet': models.WideResNet,
+}
+_DEFAULT_INPUT_SHAPE = {
+  models.SmallCNN: (28, 28, 1),
+  models.CifarCNN: (32, 32, 3),
+  models.WideResNet: (32, 32, 3),
+}
+_CONV_WIDTHS = {models.SmallCNN: ((32, 64), 200), models.CifarCNN: ((64, 128), 256)}
+
+# One leaf: (Flax collection, Flax path, torch key, Flax->torch array map, torch->Flax map).
+_Leaf = tuple[str, tuple[str, ...], str, Callable[[np.ndarray], np.ndarray], Callable]
+
+
+def flax_model(model: ModelLike, **kwargs: Any) -> nn.Module:
+  """The Flax module for ``model``: a module is returned as is, a name is built with ``kwargs``."""
+  if isinstance(model, str):
+    if model not in _NAMES:
+      raise ValueError(f'Unknown model {model!r}; expected one of {sorted(_NAMES)}.')
+    return _NAMES[model](**kwargs)
+  if kwargs:
+    raise TypeError('Keyword arguments configure a model given by name, not a module.')
+  if type(model) not in _DEFAULT_INPUT_SHAPE:
+    raise TypeError(
+      f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN or WideResNet.'
+    )
+  return model
+
+
+def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[int, int, int]:
+  shape = tuple(input_shape) if input_shape is not None else _DEFAULT_INPUT_SHAPE[type(model)]
+  if len(shape) != 3:
+    raise ValueError(f'input_shape must be (H, W, C), got {shape}.')
+  return shape
+
+
+def torch_model(
+  model: ModelLike, *, input_shape: Sequence[int] | None = None, **kwargs: Any
+) -> torch.nn.Module:
+  """A freshly initialised PyTorch module with the architecture of a `ddn_jax.models` network.
+
+  Args:
+    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance, or its name ``'small_cnn'``,
+      ``'cifar_cnn'`` or ``'wide_resnet'``.
+    input_shape: ``(H, W, C)`` of one image; defaults to ``(28, 28, 1)`` for `SmallCNN` and
+      ``(32, 32, 3)`` otherwise. It sets the input channels (and, for the plain CNNs, the width
+      of the first dense layer).
+    **kwargs: the Flax module's attributes when ``model`` is a name, e.g. ``depth=16``.
+
+  Returns:
+    A ``torch.nn.Module`` taking float NCHW images in [0, 1] and returning logits; the same
+    network as the Flax module once given its weights with `to_torch_state_dict`.
+  """
+  from ddn_jax.interop import _torch_models
+
+  model = flax_model(model, **kwargs)
+  h, w, c = _input_shape(model, input_shape)
+  if isinstance(model, models.WideResNet):
+    if (model.depth - 4) % 6:
+      raise ValueError(f'WideResNet depth must be 6n + 4, got {model.depth}.')
+    return _torch_models.WideResNet(
+      model.depth,
+      model.width,
+      num_channels=c,
+      num_classes=model.num_classes,
+      dropout_rate=model.dropout_rate,
+      mean=model.mean,
+      std=model.std,
+    )
+  conv_widths, dense_width = _CONV_WIDTHS[type(model)]
+  return _torch_models.ConvNet(
+    conv_widths,
+    dense_width,
+    num_channels=c,
+    input_size=(h, w),
+    num_classes=model.num_classes,
+    dropout_rate=model.dropout_rate,
+  )
+
+
+def _conv_to_torch(k):
+  return k.transpose(3, 2, 0, 1)
+
+
+def _conv_from_torch(w):
+  return w.transpose(2, 3, 1, 0)
+
+
+def _identity(a):
+  return a
+
+
+def _flat_dense_to_torch(k, *, hw):
+  (h, w), out = hw, k.shape[1]
+  return k.reshape(h, w, -1, out).transpose(3, 2, 0, 1).reshape(out, -1)
+
+
+def _flat_dense_from_torch(weight, *, hw):
+  (h, w), out = hw, weight.shape[0]
+  return weight.reshape(out, -1, h, w).transpose(2, 3, 1, 0).reshape(-1, out)
+
+
+def _layer_leaves(kind: str, flax_path: tuple[str, ...], prefix: str, shapes, hw=None) -> list:
+  """Leaves of one layer; biases only where the Flax layer has one."""
+  params = functools.reduce(lambda tree, key: tree[key], flax_path, shapes['params'])
+  if kind == 'bn':
+    return [
+      ('params', flax_path + ('scale',), f'{prefix}.weight', _identity, _identity),
+      ('params', flax_path + ('bias',), f'{prefix}.bias', _identity, _identity),
+      ('batch_stats', flax_path + ('mean',), f'{prefix}.running_mean', _identity, _identity),
+      ('batch_stats', flax_path + ('var',), f'{prefix}.running_var', _identity, _identity),
+    ]
+  if kind == 'conv':
+    to_torch, from_torch = _conv_to_torch, _conv_from_torch
+  elif kind == 'dense':
+    to_torch = from_torch = np.transpose
+  else:  # The dense layer after the flatten.
+    to_torch = functools.partial(_flat_dense_to_torch, hw=hw)
+    from_torch = functools.partial(_flat_dense_from_torch, hw=hw)
+  leaves = [('params', flax_path + ('kernel',), f'{prefix}.weight', to_torch, from_torch)]
+  if 'bias' in params:
+    leaves.append(('params', flax_path + ('bias',), f'{prefix}.bias', _identity, _identity))
+  return leaves
+
+
+def _leaves(model: nn.Module, shapes) -> list[_Leaf]:
+  """Every Flax leaf of ``model`` with its PyTorch key and array maps."""
+  layers = []
+  if isinstance(model, models.WideResNet):
+    n = (model.depth - 4) // 6
+    layers.append(('conv', ('Conv_0',), 'conv1'))
+    for k in range(3 * n):
+      block, prefix = f'_Block_{k}', f'block{k // n + 1}.layer.{k % n}'
+      layers += [
+        ('bn', (block, 'BatchNorm_0'), f'{prefix}.bn1'),
+        ('conv', (block, 'Conv_0'), f'{prefix}.conv1'),
+        ('bn', (block, 'BatchNorm_1'), f'{prefix}.bn2'),
+        ('conv', (block, 'Conv_1'), f'{prefix}.conv2'),
+      ]
+      if 'Conv_2' in shapes['params'][block]:
+        layers.append(('conv', (block, 'Conv_2'), f'{prefix}.convShortcut'))
+    layers += [('bn', ('BatchNorm_0',), 'bn1'), ('dense', ('Dense_0',), 'fc')]
+    return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
+  from ddn_jax.interop._torch_models import flat_spatial
+
+  h, w, _ = shapes['input_shape']
+  layers = [('conv', (f'Conv_{i}',), f'feature_extractor.conv{i + 1}') for i in range(4)]
+  layers += [
+    ('flat_dense', ('Dense_0',), 'classifier.fc1'),
+    ('dense', ('Dense_1',), 'classifier.fc2'),
+    ('dense', ('Dense_2',), 'classifier.fc3'),
+  ]
+  hw = flat_spatial(h, w)
+  return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes, hw=hw)]
+
+
+def _flax_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+  init = functools.partial(model.init, train=False)
+  abstract = jax.eval_shape(init, jax.random.key(0), jnp.zeros((1, *input_shape), jnp.float32))
+  shapes = jax.tree.map(lambda a: tuple(a.shape), dict(abstract))
+  return {
+    'params': shapes['params'],
+    'batch_stats': shapes.get('batch_stats', {}),
+    'input_shape': input_shape,
+  }
+
+
+def _flat(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      out.update(_flat(value, prefix + (key,)))
+    else:
+      out[prefix + (key,)] = value
+  return out
+
+
+def _check(expected: Mapping[Any, tuple], got: Mapping[Any, tuple], what: str) -> None:
+  """Raises a ValueError naming every missing, unexpected and mis-shaped entry."""
+  fmt = lambda k: '/'.join(k) if isinstance(k, tuple) else k
+  problems = [f'missing {fmt(k)} {expected[k]}' for k in expected if k not in got]
+  problems += [f'unexpected {fmt(k)} {got[k]}' for k in got if k not in expected]
+  problems += [
+    f'{fmt(k)} has shape {got[k]}, expected {expected[k]}'
+    for k in expected
+    if k in got and tuple(got[k]) != tuple(expected[k])
+  ]
+  if problems:
+    raise ValueError(f'{what} does not match the architecture: ' + '; '.join(problems) + '.')
+
+
+def to_torch_state_dict(
+  model: ModelLike, variables: Mapping[str, Any], *, input_shape: Sequence[int] | None = None
+) -> dict[str, torch.Tensor]:
+  """Converts Flax ``variables`` of ``model`` to a PyTorch ``state_dict`` for `torch_model`.
+
+  Args:
+    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name (see `torch_model`).
+    variables: its ``{'params': ..., 'batch_stats': ...}``, e.g. ``TrainState.variables``.
+    input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
+
+  Returns:
+    An ordered ``{name: float32 CPU tensor}`` that ``torch_model(model).load_state_dict``
+    accepts with ``strict=True``.
+
+  Raises:
+    ValueError: naming each variable that is missing, unexpected or of the wrong shape.
+  """
+  import torch
+
+  model = flax_model(model)
+  shapes = _flax_shapes(model, _input_shape(model, input_shape))
+  flat = {
+    (col,) + path: np.asarray(value)
+    for col in ('params', 'batch_stats')
+    for path, value in _flat(variables.get(col, {})).items()
+  }
+  expected = {
+    (col,) + path: shape
+    for col in ('params', 'batch_stats')
+    for path, shape in _flat(shapes[col]).items()
+  }
+  _check(expected, {k: v.shape for k, v in flat.items()}, 'Flax variables')
+  state_dict = {}
+  for col, path, key, to_torch, _ in _leaves(model, shapes):
+    state_dict[key] = torch.tensor(to_torch(flat[(col,) + path]), dtype=torch.float32)
+    if key.endswith('.running_var'):
+      state_dict[key.replace('running_var', 'num_batches_tracked')] = torch.tensor(0)
+  order = torch_model(model, input_shape=shapes['input_shape']).state_dict().keys()
+  return {key: state_dict[key] for key in order}
+
+
+def from_torch_state_dict(
+  model: ModelLike,
+  state_dict: Mapping[str, Any],
+  *,
+  input_shape: Sequence[int] | None = None,
+) -> dict[str, Any]:
+  """Converts a PyTorch ``state_dict`` of `torch_model`'s architecture to Flax variables.
+
+  Args:
+    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name (see `torch_model`).
+    state_dict: ``{name: tensor or array}``; ``num_batches_tracked`` entries may be absent.
+    input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
+
+  Returns:
+    ``{'params': ..., 'batch_stats': ...}`` (no ``batch_stats`` for the plain CNNs) of float32
+    JAX arrays, for ``model.apply`` or `ddn_jax.models.make_logits_fn`.
+
+  Raises:
+    ValueError: naming each key that is missing, unexpected or of the wrong shape.
+  """
+  model = flax_model(model)
+  shapes = _flax_shapes(model, _input_shape(model, input_shape))
+  expected = {
+    k: tuple(v.shape)
+    for k, v in torch_model(model, input_shape=shapes['input_shape']).state_dict().items()
+  }
+  got = {k: tuple(v.shape) for k, v in state_dict.items()}
+  for key in expected:
+    if key.endswith('num_batches_tracked') and key not in got:
+      got[key] = expected[key]
+  _check(expected, got, 'PyTorch state_dict')
+  variables: dict[str, Any] = {}
+  for col, path, key, _, from_torch in _leaves(model, shapes):
+    value = state_dict[key]
+    array = value.detach().cpu().numpy() if hasattr(value, 'detach') else np.asarray(value)
+    node = variables.setdefault(col, {})
+    for name in path[:-1]:
+      node = node.setdefault(name, {})
+    node[path[-1]] = jnp.asarray(from_torch(array), jnp.float32)
+  return variables
+
+
+def to_torch(
+  model: ModelLike, variables: Mapping[str, Any], *, input_shape: Sequence[int] | None = None
+) -> torch.nn.Module:
+  """`torch_model` loaded with ``variables`` and put in eval mode: the same network in PyTorch."""
+  module = torch_model(flax_model(model), input_shape=input_shape)
+  module.load_state_dict(to_torch_state_dict(model, variables, input_shape=input_shape))
+  return module.eval()
+
+
+def save_torch_state_dict(
+  model: ModelLike,
+  variables: Mapping[str, Any],
+  path: str | os.PathLike,
+  *,
+  input_shape: Sequence[int] | None = None,
+) -> None:
+  """Writes ``variables`` as a PyTorch ``state_dict`` file (``torch.save``)."""
+  import torch
+
+  torch.save(to_torch_state_dict(model, variables, input_shape=input_shape), path)
+
+
+def load_torch_state_dict(
+  model: ModelLike, path: str | os.PathLike, *, input_shape: Sequence[int] | None = None
+) -> dict[str, Any]:
+  """Reads a PyTorch ``state_dict`` file as Flax variables of ``model``.
+
+  The file is read with ``torch.load(..., weights_only=True)``, which refuses pickled code.
+
+  Raises:
+    ValueError: if the file holds no ``state_dict`` of ``model``'s architecture.
+  """
+  import torch
+
+  state_dict = torch.load(path, map_location='cpu', weights_only=True)
+  if not isinstance(state_dict, Mapping):
+    raise ValueError(f'{os.fspath(path)} holds a {type(state_dict).__name__}, not a state_dict.')
+  return from_torch_state_dict(model, state_dict, input_shape=input_shape)

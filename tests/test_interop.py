@@ -1,0 +1,125 @@
+"""Flax <-> PyTorch conversion of the three architectures: exact round trips, same logits."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from ddn_jax import data, interop, models  # noqa: E402
+
+
+def _perturbed(variables, seed):
+  """Variables with non-trivial batch-norm statistics, so that they are exercised too."""
+  rng = np.random.default_rng(seed)
+
+  def perturb(path, a):
+    if path[-1].key == 'mean':
+      return a + rng.normal(0, 0.1, a.shape).astype(np.float32)
+    return a * rng.uniform(0.5, 2, a.shape).astype(np.float32)
+
+  variables = dict(variables)
+  if 'batch_stats' in variables:
+    variables['batch_stats'] = jax.tree_util.tree_map_with_path(perturb, variables['batch_stats'])
+  return variables
+
+
+@pytest.fixture(scope='module')
+def cifar_images():
+  images, _ = data.load('cifar10', 'test', source='foolbox')
+  return images.astype(np.float32) / 255
+
+
+ARCHITECTURES = [
+  (models.SmallCNN(), (28, 28, 1)),
+  (models.CifarCNN(), (32, 32, 3)),
+  (models.WideResNet(depth=10, width=2), (32, 32, 3)),
+]
+
+
+@pytest.mark.parametrize('model,shape', ARCHITECTURES, ids=lambda m: type(m).__name__)
+def test_round_trips_are_exact(model, shape):
+  variables = _perturbed(model.init(jax.random.key(1), np.zeros((1, *shape), np.float32)), 2)
+  state_dict = interop.to_torch_state_dict(model, variables)
+  back = interop.from_torch_state_dict(model, state_dict)
+  assert jax.tree.structure(back) == jax.tree.structure(dict(variables))
+  jax.tree.map(np.testing.assert_array_equal, back, dict(variables))
+  again = interop.to_torch_state_dict(model, back)
+  assert list(again) == list(state_dict)
+  for key, value in state_dict.items():
+    assert torch.equal(again[key], value), key
+
+
+def test_torch_model_matches_state_dict_layout():
+  module = interop.torch_model('small_cnn')
+  flax_model = models.SmallCNN()
+  variables = flax_model.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+  module.load_state_dict(interop.to_torch_state_dict(flax_model, variables))  # strict
+  assert 'feature_extractor.conv1.weight' in module.state_dict()
+  assert interop.torch_model('wide_resnet', depth=16, width=1).fc.in_features == 64
+
+
+def test_logits_agree_on_real_digits(mnist_cnn):
+  logits_fn, images, _ = mnist_cnn
+  model, variables = logits_fn.func.model, logits_fn.args[0]
+  module = interop.to_torch(model, variables)
+  with torch.no_grad():
+    torch_logits = module(torch.from_numpy(images[:200].transpose(0, 3, 1, 2).copy())).numpy()
+  np.testing.assert_allclose(torch_logits, logits_fn(images[:200]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('model', [models.CifarCNN(), models.WideResNet(depth=10, width=2)])
+def test_logits_agree_on_real_cifar(model, cifar_images):
+  variables = _perturbed(model.init(jax.random.key(3), cifar_images[:1]), 4)
+  with torch.no_grad():
+    torch_logits = interop.to_torch(model, variables)(
+      torch.from_numpy(cifar_images.transpose(0, 3, 1, 2).copy())
+    ).numpy()
+  jax_logits = np.asarray(model.apply(variables, cifar_images))
+  scale = np.abs(jax_logits).max()
+  assert scale > 0
+  np.testing.assert_allclose(torch_logits / scale, jax_logits / scale, atol=1e-5)
+
+
+def test_file_round_trip_and_mismatches_are_named(tmp_path):
+  model = models.SmallCNN()
+  variables = model.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+  path = tmp_path / 'small_cnn.pt'
+  interop.save_torch_state_dict(model, variables, path)
+  jax.tree.map(
+    np.testing.assert_array_equal, interop.load_torch_state_dict('small_cnn', path), variables
+  )
+
+  state_dict = interop.to_torch_state_dict(model, variables)
+  del state_dict['classifier.fc3.bias']
+  state_dict['classifier.fc4.weight'] = torch.zeros(3)
+  state_dict['feature_extractor.conv1.weight'] = torch.zeros(32, 3, 3, 3)
+  with pytest.raises(ValueError) as error:
+    interop.from_torch_state_dict(model, state_dict)
+  message = str(error.value)
+  assert 'missing classifier.fc3.bias' in message
+  assert 'unexpected classifier.fc4.weight' in message
+  assert 'feature_extractor.conv1.weight has shape (32, 3, 3, 3), expected (32, 1, 3, 3)' in message
+  # A CIFAR state_dict is not an MNIST one.
+  with pytest.raises(ValueError, match='classifier.fc1.weight has shape'):
+    interop.from_torch_state_dict('small_cnn', interop.torch_model('cifar_cnn').state_dict())
+
+  bad = dict(variables['params'])
+  bad.pop('Dense_2')
+  with pytest.raises(ValueError, match='missing params/Dense_2/kernel'):
+    interop.to_torch_state_dict(model, {'params': bad})
+
+  torch.save([1, 2], tmp_path / 'list.pt')
+  with pytest.raises(ValueError, match='not a state_dict'):
+    interop.load_torch_state_dict(model, tmp_path / 'list.pt')
+
+
+def test_core_does_not_import_torch():
+  code = (
+    'import sys, ddn_jax, ddn_jax.attacks, ddn_jax.models, ddn_jax.training, ddn_jax.data, '
+    "ddn_jax.evaluation, ddn_jax.interop; assert 'torch' not in sys.modules, 'torch imported'"
+  )
+  subprocess.run([sys.executable, '-c', code], check=True)
