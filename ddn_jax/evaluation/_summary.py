@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
-
-from ddn_jax.attacks import AttackResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +20,8 @@ class AttackSummary:
     median_l2: median L2 over all examples, a failure counting as the worst case: the
       distance from the image to a uniform grey image.
     mean_grads: mean gradient evaluations per example.
-    seconds: wall time of the attack, if measured.
+    seconds: total wall time of the attack, if measured.
+    first_batch_seconds: wall time of the first batch, compilation included, if measured.
   """
 
   attack: str
@@ -31,26 +31,79 @@ class AttackSummary:
   median_l2: float
   mean_grads: float
   seconds: float | None = None
+  first_batch_seconds: float | None = None
+
+
+def worst_case_l2(images: Any) -> np.ndarray:
+  """``(N,)`` float64 L2 distance of each image to the uniform grey image (all pixels 0.5).
+
+  The worst-case norm a failed attack counts as in the median (Rony et al., 2019, Section 4,
+  after Carlini et al., 2019).
+
+  Args:
+    images: ``(N, H, W, C)`` uint8 (converted to float32 / 255 first), or float in [0, 1].
+  """
+  images = np.asarray(images)
+  if np.issubdtype(images.dtype, np.integer):  # as the attacks see them (`to_float_images`)
+    images = images.astype(np.float32) / 255.0
+  return np.linalg.norm((images.astype(np.float64) - 0.5).reshape(len(images), -1), axis=1)
 
 
 def summarize(
-  result: AttackResult, inputs: np.ndarray, *, attack: str, seconds: float | None = None
+  result: Any, inputs: Any, *, attack: str, seconds: float | None = None
 ) -> AttackSummary:
   """Summarises an :class:`AttackResult` on ``inputs`` ``(N, H, W, C)``.
+
+  Args:
+    result: anything with per-example ``success``, ``l2`` and ``num_grads`` ``(N,)``, e.g. an
+      `ddn_jax.attacks.AttackResult`.
+    inputs: the attacked images, uint8 or float in [0, 1]; they set the worst case.
+    attack: the row's name.
+    seconds: wall time, if measured.
 
   References:
     Rony et al., CVPR 2019, Section 4 (the worst case for failures).
   """
-  success = np.asarray(result.success)
-  l2 = np.asarray(result.l2, np.float64)
-  inputs = np.asarray(inputs, np.float64)
-  worst = np.linalg.norm((inputs - 0.5).reshape(len(inputs), -1), axis=1)
+  return summary_from_arrays(
+    result.success,
+    result.l2,
+    worst_case_l2(inputs),
+    result.num_grads,
+    attack=attack,
+    seconds=seconds,
+  )
+
+
+def summary_from_arrays(
+  success: Any,
+  l2: Any,
+  worst_l2: Any,
+  num_grads: Any,
+  *,
+  attack: str,
+  seconds: float | None = None,
+  first_batch_seconds: float | None = None,
+) -> AttackSummary:
+  """The summary of per-example ``(N,)`` arrays; ``worst_l2`` replaces ``l2`` for failures."""
+  success = np.asarray(success, bool)
+  l2 = np.asarray(l2, np.float64)
+  worst_l2 = np.asarray(worst_l2, np.float64)
+  num_grads = np.asarray(num_grads)
+  shapes = {a.shape for a in (success, l2, worst_l2, num_grads)}
+  if len(shapes) != 1 or len(success.shape) != 1:
+    raise ValueError(
+      'success, l2, worst_l2 and num_grads must all have shape (N,), got shapes '
+      f'{success.shape}, {l2.shape}, {worst_l2.shape} and {num_grads.shape}.'
+    )
+  if not len(success):
+    raise ValueError(f'Cannot summarise {attack!r} over 0 examples.')
   return AttackSummary(
     attack=attack,
     num_examples=len(success),
     success_rate=float(success.mean()),
     mean_l2=float(l2[success].mean()) if success.any() else float('nan'),
-    median_l2=float(np.median(np.where(success, l2, worst))),
-    mean_grads=float(np.asarray(result.num_grads).mean()),
-    seconds=seconds,
+    median_l2=float(np.median(np.where(success, l2, worst_l2))),
+    mean_grads=float(num_grads.mean()),
+    seconds=None if seconds is None else float(seconds),
+    first_batch_seconds=None if first_batch_seconds is None else float(first_batch_seconds),
   )

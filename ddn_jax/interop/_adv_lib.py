@@ -11,21 +11,40 @@ from typing import Any
 
 import numpy as np
 
-# Hyperparameters each comparison matches on both sides, with their defaults: DDN-100, and C&W
-# 1x100 with the learning rate and constant the paper's grid search picked for that budget (the
-# library defaults, lr 0.01 and c 0.001, are tuned for 9x10000 and abort at ~0% success here).
+# The ddn_jax keyword arguments of each comparison, with the options that reproduce adv-lib's
+# algorithm (`ref_kwargs` derives adv-lib's arguments from them): DDN-100 with adv-lib's step-size
+# schedule; C&W 1x100 with adv-lib's per-batch abort rule and the learning rate and constant the
+# paper's grid search picked for that budget (the library defaults, lr 0.01 and c 0.001, are
+# tuned for 9x10000 and abort at ~0% success here); DeepFool-100 linearising every class of a
+# 10-class model, as adv-lib does; FMN-100 with adv-lib's defaults.
 DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
-  'ddn': {'steps': 100, 'gamma': 0.05, 'init_norm': 1.0, 'levels': 256},
+  'ddn': {
+    'steps': 100,
+    'gamma': 0.05,
+    'init_norm': 1.0,
+    'levels': 256,
+    'alpha_schedule': 'adv_lib',
+  },
   'carlini_wagner_l2': {
     'binary_search_steps': 1,
     'max_iterations': 100,
     'learning_rate': 0.1,
     'initial_const': 1.0,
     'confidence': 0.0,
-    'abort_early': True,
+    'abort_early': 'batch',
   },
-  'deepfool': {'steps': 100, 'overshoot': 0.02},
+  'deepfool': {'steps': 100, 'overshoot': 0.02, 'candidates': 10},
+  'fmn_l2': {
+    'steps': 100,
+    'alpha_init': 1.0,
+    'alpha_final': 0.01,
+    'gamma_init': 0.05,
+    'gamma_final': 0.001,
+    'projection': 'sphere',  # adv-lib 0.2.8's projection (ours defaults to the paper's ball).
+  },
 }
+# adv-lib's DDN fixes its step sizes in code: cosine from 1 towards 0.01.
+_ADV_LIB_DDN_ALPHAS = {'alpha_init': 1.0, 'alpha_final': 0.01}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +55,8 @@ class SideResult:
     adv: ``(N, H, W, C)`` returned images (the clean image where the attack failed).
     l2: ``(N,)`` L2 norms of ``adv - images``.
     success: ``(N,)`` bool, ``adv`` is adversarial on that side's model.
-    grads_per_example: mean gradient evaluations (forward+backward passes) per example.
+    grads_per_example: mean gradient evaluations (backward passes through the model) per
+      example, counted alike on both sides (see `run_adv_lib`).
     seconds: wall time of the attack call (for JAX, a warm call unless ``compile_seconds`` is
       None, in which case it includes compilation).
     compile_seconds: for JAX with warm-up, first-call time minus warm time; else None.
@@ -67,7 +87,7 @@ def import_adv_lib() -> types.ModuleType:
   """Imports and returns ``adv_lib.attacks``.
 
   adv-lib imports ``torchvision`` (for its LPIPS distance) and ``visdom`` (a live-plot callback)
-  when the package is imported, though none of DDN, C&W or DeepFool uses them. Where either
+  when the package is imported, though none of DDN, C&W, DeepFool or FMN uses them. Where either
   fails to import (no CPU torchvision build, visdom not installed) a stand-in module that
   raises on use is put in ``sys.modules`` first; with working packages nothing is replaced.
 
@@ -95,8 +115,12 @@ def import_adv_lib() -> types.ModuleType:
   return adv_lib.attacks
 
 
-def _counting(module):
-  """Wraps ``module`` so that it counts the examples in each forward and each backward pass."""
+def _counting(module, *, skip_zero_rows: bool):
+  """Wraps ``module`` so that it counts the examples in each backward pass through it.
+
+  With ``skip_zero_rows``, an example whose gradient with respect to the logits is exactly zero
+  (one the attack has dropped but whose row is still in the batch) is not counted.
+  """
   import torch
 
   class Counting(torch.nn.Module):
@@ -112,14 +136,26 @@ def _counting(module):
       return out
 
     def _count(self, grad):
-      self.backward_rows += grad.shape[0]
+      rows = grad.flatten(1).ne(0).any(1).sum().item() if skip_zero_rows else grad.shape[0]
+      self.backward_rows += rows
 
   return Counting()
 
 
 def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
-  """adv-lib's keyword arguments for ``attack`` with ``hparams`` (names as in ddn_jax)."""
+  """adv-lib's keyword arguments for ``attack`` with ddn_jax's ``hparams``.
+
+  Options that only select ddn_jax's variant of the algorithm (``alpha_schedule``, the
+  ``abort_early`` rule, ``candidates``) have no adv-lib argument: adv-lib always runs its own.
+
+  Raises:
+    ValueError: ``hparams`` asks for something adv-lib cannot do (e.g. other DDN step sizes).
+  """
+  hparams = dict(hparams)
   if attack == 'ddn':
+    for name, value in _ADV_LIB_DDN_ALPHAS.items():
+      if name in hparams and float(hparams[name]) != value:
+        raise ValueError(f"adv-lib's DDN fixes {name} = {value}, got {hparams[name]}.")
     return {
       'steps': hparams['steps'],
       'γ': float(hparams['gamma']),
@@ -128,9 +164,17 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     }
   if attack == 'carlini_wagner_l2':
     floats = ('learning_rate', 'initial_const', 'confidence')  # An int constant crashes adv-lib.
-    return {k: float(v) if k in floats else v for k, v in hparams.items()}
+    kwargs = {k: float(v) if k in floats else v for k, v in hparams.items()}
+    kwargs['abort_early'] = bool(kwargs.get('abort_early', True))  # adv-lib's rule is per batch.
+    return kwargs
   if attack == 'deepfool':
     return {'steps': hparams['steps'], 'overshoot': float(hparams['overshoot']), 'norm': 2}
+  if attack == 'fmn_l2':
+    names = {'alpha_init': 'α_init', 'alpha_final': 'α_final', 'gamma_init': 'γ_init'}
+    names['gamma_final'] = 'γ_final'
+    kwargs = {'norm': 2, 'steps': hparams['steps']}
+    kwargs.update({names[k]: float(v) for k, v in hparams.items() if k in names and v is not None})
+    return kwargs
   raise ValueError(f'Unknown attack {attack!r}; expected one of {sorted(DEFAULT_HPARAMS)}.')
 
 
@@ -147,7 +191,7 @@ def run_adv_lib(
   """Runs adv-lib's ``attack`` on a PyTorch ``module`` (e.g. from `to_torch`).
 
   Args:
-    attack: ``'ddn'``, ``'carlini_wagner_l2'`` or ``'deepfool'``.
+    attack: ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'`` or ``'fmn_l2'``.
     module: PyTorch model in eval mode taking NCHW images in [0, 1].
     images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).
     labels: ``(N,)`` int labels (targets when ``targeted``).
@@ -157,16 +201,36 @@ def run_adv_lib(
       gradient).
 
   Returns:
-    A `SideResult`; gradient evaluations are counted with a backward hook on the logits, so
-    DeepFool's one backward pass per class counts as one evaluation each.
+    A `SideResult`. Gradient evaluations are the examples in each backward pass through the
+    model, counted with a hook on the logits, as ddn_jax counts them: one per DDN/FMN step and per
+    C&W Adam step, and DeepFool's one backward pass per competing class. adv-lib's DeepFool also
+    runs those passes on the rows of examples that have just become adversarial, with zero
+    gradients; the algorithm does not use them, so (as in ddn_jax) they are not counted.
+
+  Raises:
+    ValueError: DeepFool with ``candidates`` other than the number of classes (adv-lib
+      linearises every class).
   """
   import torch
 
   attacks = import_adv_lib()
-  fn = {'ddn': attacks.ddn, 'carlini_wagner_l2': attacks.carlini_wagner_l2, 'deepfool': attacks.df}
-  counted = _counting(module.eval())
+  fn = {
+    'ddn': attacks.ddn,
+    'carlini_wagner_l2': attacks.carlini_wagner_l2,
+    'deepfool': attacks.df,
+    'fmn_l2': attacks.fmn,
+  }
   x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32))
   y = torch.from_numpy(np.asarray(labels, np.int64))
+  if attack == 'deepfool' and 'candidates' in hparams:
+    with torch.no_grad():
+      num_classes = module.eval()(x[:1]).shape[1]
+    if hparams['candidates'] != num_classes:
+      raise ValueError(
+        f'adv-lib linearises all {num_classes} classes; DeepFool with candidates='
+        f'{hparams["candidates"]} has no adv-lib counterpart.'
+      )
+  counted = _counting(module.eval(), skip_zero_rows=attack == 'deepfool')
   torch.manual_seed(seed)
   start = time.perf_counter()
   adv = fn[attack](counted, x, y, targeted=targeted, **ref_kwargs(attack, hparams))

@@ -18,7 +18,6 @@ from ddn_jax.interop import _adv_lib
 from ddn_jax.interop import _convert
 
 RATIO_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-_JAX_ATTACKS = {'ddn': 'ddn', 'carlini_wagner_l2': 'carlini_wagner_l2', 'deepfool': 'deepfool'}
 
 
 def run_ddn_jax(
@@ -34,7 +33,8 @@ def run_ddn_jax(
   """Runs ddn_jax's ``attack`` with ``hparams`` (as in `DEFAULT_HPARAMS`).
 
   Args:
-    attack: ``'ddn'``, ``'carlini_wagner_l2'`` or ``'deepfool'``.
+    attack: the name of a ``ddn_jax.attacks`` function, e.g. ``'ddn'``, ``'carlini_wagner_l2'``,
+      ``'deepfool'`` or ``'fmn_l2'``.
     logits_fn: as for the attacks, e.g. `ddn_jax.models.make_logits_fn`.
     images: ``(N, H, W, C)`` float32 images in [0, 1].
     labels: ``(N,)`` int labels.
@@ -46,7 +46,7 @@ def run_ddn_jax(
   Raises:
     NotImplementedError: ``ddn_jax.attacks`` has no such attack (yet).
   """
-  fn = getattr(jax_attacks, _JAX_ATTACKS.get(attack, attack), None)
+  fn = getattr(jax_attacks, attack, None)
   if fn is None:
     raise NotImplementedError(f'ddn_jax.attacks has no {attack!r}.')
   run = lambda: jax.block_until_ready(
@@ -116,28 +116,30 @@ def compare(
   images: np.ndarray,
   labels: np.ndarray,
   *,
-  attacks: Sequence[str] = ('ddn', 'carlini_wagner_l2', 'deepfool'),
+  attacks: Sequence[str] = ('ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2'),
   hparams: Mapping[str, Mapping[str, Any]] | None = None,
   warmup: bool = True,
 ) -> dict[str, Any]:
   """Runs each attack in ddn_jax and in adv-lib on the same network, weights and images.
 
-  The PyTorch side is `to_torch` of the same ``variables``; both sides get the same
-  hyperparameters (`DEFAULT_HPARAMS`, overridden per attack by ``hparams``). An attack
-  ddn_jax does not have is reported as skipped.
+  The PyTorch side is `to_torch` of the same ``variables``. ddn_jax gets `DEFAULT_HPARAMS`
+  (overridden per attack by ``hparams``), whose options reproduce adv-lib's algorithms, and
+  adv-lib the same values through `ref_kwargs`; DeepFool linearises every class unless
+  ``candidates`` is given. An attack ddn_jax does not have is reported as skipped.
 
   Args:
     model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name.
     variables: its Flax variables (e.g. from `load_torch_state_dict`).
     images: ``(N, H, W, C)`` float32 images in [0, 1].
     labels: ``(N,)`` int true labels.
-    attacks: names among ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'``.
+    attacks: names among ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn_l2'``.
     hparams: ``{attack: {name: value}}`` overriding the defaults.
     warmup: time ddn_jax's warm call (see `run_ddn_jax`).
 
   Returns:
     A JSON-serialisable dict: ``model``, ``n``, ``clean_accuracy`` and ``logits_max_abs_diff``
-    of the two sides, and per attack its ``hparams`` and `agreement_stats` (or ``skipped``).
+    of the two sides, and per attack its ``hparams`` (ddn_jax's), ``adv_lib_kwargs``, the load
+    averages before and after it (``load_average``) and `agreement_stats` (or ``skipped``).
   """
   import torch
 
@@ -161,7 +163,13 @@ def compare(
   }
   for attack in attacks:
     config = {**_adv_lib.DEFAULT_HPARAMS[attack], **(hparams or {}).get(attack, {})}
-    entry: dict[str, Any] = {'hparams': config}
+    if attack == 'deepfool' and 'candidates' not in (hparams or {}).get(attack, {}):
+      config['candidates'] = jax_logits.shape[1]
+    entry: dict[str, Any] = {
+      'hparams': config,
+      'adv_lib_kwargs': _adv_lib.ref_kwargs(attack, config),
+      'load_average': {'before': os.getloadavg()},
+    }
     try:
       ours = run_ddn_jax(attack, logits_fn, images, labels, config, warmup=warmup)
     except NotImplementedError as e:
@@ -169,6 +177,7 @@ def compare(
     else:
       ref = _adv_lib.run_adv_lib(attack, module, images, labels, config)
       entry['stats'] = agreement_stats(ours, ref)
+    entry['load_average']['after'] = os.getloadavg()
     report['attacks'][attack] = entry
   return report
 
@@ -274,10 +283,26 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     '|---|---|' + '---|' * len(RATIO_QUANTILES),
     *ratio_rows,
     '',
-    'Hyperparameters (same on both sides):',
+    'Arguments: ddn_jax (with the options that reproduce adv-lib: DDN '
+    "`alpha_schedule='adv_lib'`, C&W `abort_early='batch'`, DeepFool `candidates` = all "
+    'classes) / adv-lib:',
     '',
-    *[f'- {name}: `{entry["hparams"]}`' for name, entry in report['attacks'].items()],
+    *[
+      f'- {name}: `{entry["hparams"]}` / `{entry.get("adv_lib_kwargs", "—")}`'
+      for name, entry in report['attacks'].items()
+    ],
   ]
+  loads = [
+    f'{name} {entry["load_average"]["before"][0]:.1f}→{entry["load_average"]["after"][0]:.1f}'
+    for name, entry in report['attacks'].items()
+    if 'load_average' in entry
+  ]
+  if loads:
+    lines += [
+      '',
+      '1-minute load average before→after each attack (wall times are only comparable on a '
+      'quiet machine): ' + ', '.join(loads) + '.',
+    ]
   if report.get('notes'):
     lines += ['', *report['notes']]
   return '\n'.join(lines) + '\n'

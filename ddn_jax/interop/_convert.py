@@ -5,7 +5,9 @@ with OIHW kernels and ``(out, in)`` weights. The first dense layer of `SmallCNN`
 sees the feature map flattened in a different order (Flax H, W, C; PyTorch C, H, W), so its rows
 are permuted. Batch norm maps ``scale``/``bias``/``mean``/``var`` to
 ``weight``/``bias``/``running_mean``/``running_var``; PyTorch's ``num_batches_tracked`` has no
-Flax counterpart (it is written as 0 and ignored on the way back).
+Flax counterpart (it is written as 0 and ignored on the way back). `InceptionV3`'s Flax modules
+carry torchvision's names, so its keys are the Flax paths joined by dots; torchvision's
+training-time ``AuxLogits`` head has no Flax counterpart (its keys are checked, then dropped).
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ _NAMES = {
   'small_cnn': models.SmallCNN,
   'cifar_cnn': models.CifarCNN,
   'wide_resnet': models.WideResNet,
+  'inception_v3': models.InceptionV3,
 }
 _DEFAULT_INPUT_SHAPE = {
   models.SmallCNN: (28, 28, 1),
   models.CifarCNN: (32, 32, 3),
   models.WideResNet: (32, 32, 3),
+  models.InceptionV3: (299, 299, 3),
 }
 _CONV_WIDTHS = {models.SmallCNN: ((32, 64), 200), models.CifarCNN: ((64, 128), 256)}
 
@@ -53,7 +57,8 @@ def flax_model(model: ModelLike, **kwargs: Any) -> nn.Module:
     raise TypeError('Keyword arguments configure a model given by name, not a module.')
   if type(model) not in _DEFAULT_INPUT_SHAPE:
     raise TypeError(
-      f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN or WideResNet.'
+      f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN, WideResNet or '
+      'InceptionV3.'
     )
   return model
 
@@ -62,6 +67,8 @@ def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[i
   shape = tuple(input_shape) if input_shape is not None else _DEFAULT_INPUT_SHAPE[type(model)]
   if len(shape) != 3:
     raise ValueError(f'input_shape must be (H, W, C), got {shape}.')
+  if isinstance(model, models.InceptionV3) and shape[-1] != 3:
+    raise ValueError(f'InceptionV3 takes RGB images (H, W, 3), got input_shape {shape}.')
   return shape
 
 
@@ -71,11 +78,11 @@ def torch_model(
   """A freshly initialised PyTorch module with the architecture of a `ddn_jax.models` network.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance, or its name ``'small_cnn'``,
-      ``'cifar_cnn'`` or ``'wide_resnet'``.
-    input_shape: ``(H, W, C)`` of one image; defaults to ``(28, 28, 1)`` for `SmallCNN` and
-      ``(32, 32, 3)`` otherwise. It sets the input channels (and, for the plain CNNs, the width
-      of the first dense layer).
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `InceptionV3` instance, or its name
+      ``'small_cnn'``, ``'cifar_cnn'``, ``'wide_resnet'`` or ``'inception_v3'``.
+    input_shape: ``(H, W, C)`` of one image; defaults to ``(28, 28, 1)`` for `SmallCNN`,
+      ``(299, 299, 3)`` for `InceptionV3` and ``(32, 32, 3)`` otherwise. It sets the input
+      channels (and, for the plain CNNs, the width of the first dense layer).
     **kwargs: the Flax module's attributes when ``model`` is a name, e.g. ``depth=16``.
 
   Returns:
@@ -86,6 +93,14 @@ def torch_model(
 
   model = flax_model(model, **kwargs)
   h, w, c = _input_shape(model, input_shape)
+  if isinstance(model, models.InceptionV3):
+    return _torch_models.Inception3(
+      num_classes=model.num_classes,
+      transform_input=model.transform_input,
+      dropout_rate=model.dropout_rate,
+      mean=model.mean,
+      std=model.std,
+    )
   if isinstance(model, models.WideResNet):
     if (model.depth - 4) % 6:
       raise ValueError(f'WideResNet depth must be 6n + 4, got {model.depth}.')
@@ -157,6 +172,11 @@ def _layer_leaves(kind: str, flax_path: tuple[str, ...], prefix: str, shapes, hw
 def _leaves(model: nn.Module, shapes) -> list[_Leaf]:
   """Every Flax leaf of ``model`` with its PyTorch key and array maps."""
   layers = []
+  if isinstance(model, models.InceptionV3):
+    kinds = {'conv': 'conv', 'bn': 'bn', 'fc': 'dense'}
+    modules = dict.fromkeys(path[:-1] for path in _flat(shapes['params']))
+    layers = [(kinds[path[-1]], path, '.'.join(path)) for path in modules]
+    return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
   if isinstance(model, models.WideResNet):
     n = (model.depth - 4) // 6
     layers.append(('conv', ('Conv_0',), 'conv1'))
@@ -196,6 +216,25 @@ def _flax_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[st
   }
 
 
+def _torch_shapes(model: nn.Module, input_shape, *, aux_logits: bool = False) -> dict[str, tuple]:
+  """``{key: shape}`` of `torch_model`'s ``state_dict`` in its order, built on the meta device.
+
+  With ``aux_logits``, `InceptionV3` also lists torchvision's ``AuxLogits`` head.
+  """
+  import torch
+
+  from ddn_jax.interop import _torch_models
+
+  with torch.device('meta'):  # Shapes only: no memory, no initialisation.
+    shapes = {
+      k: tuple(v.shape) for k, v in torch_model(model, input_shape=input_shape).state_dict().items()
+    }
+    if aux_logits and isinstance(model, models.InceptionV3):
+      aux = _torch_models.InceptionAux(768, model.num_classes).state_dict()
+      shapes.update({f'AuxLogits.{k}': tuple(v.shape) for k, v in aux.items()})
+  return shapes
+
+
 def _flat(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
   out = {}
   for key, value in tree.items():
@@ -226,7 +265,7 @@ def to_torch_state_dict(
   """Converts Flax ``variables`` of ``model`` to a PyTorch ``state_dict`` for `torch_model`.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name (see `torch_model`).
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `InceptionV3` instance or name.
     variables: its ``{'params': ..., 'batch_stats': ...}``, e.g. ``TrainState.variables``.
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
 
@@ -257,8 +296,7 @@ def to_torch_state_dict(
     state_dict[key] = torch.tensor(to_torch(flat[(col,) + path]), dtype=torch.float32)
     if key.endswith('.running_var'):
       state_dict[key.replace('running_var', 'num_batches_tracked')] = torch.tensor(0)
-  order = torch_model(model, input_shape=shapes['input_shape']).state_dict().keys()
-  return {key: state_dict[key] for key in order}
+  return {key: state_dict[key] for key in _torch_shapes(model, shapes['input_shape'])}
 
 
 def from_torch_state_dict(
@@ -270,8 +308,9 @@ def from_torch_state_dict(
   """Converts a PyTorch ``state_dict`` of `torch_model`'s architecture to Flax variables.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name (see `torch_model`).
-    state_dict: ``{name: tensor or array}``; ``num_batches_tracked`` entries may be absent.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `InceptionV3` instance or name.
+    state_dict: ``{name: tensor or array}``; ``num_batches_tracked`` entries may be absent, and
+      for `InceptionV3` so may torchvision's ``AuxLogits.*`` (checked if present, then unused).
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
 
   Returns:
@@ -283,13 +322,11 @@ def from_torch_state_dict(
   """
   model = flax_model(model)
   shapes = _flax_shapes(model, _input_shape(model, input_shape))
-  expected = {
-    k: tuple(v.shape)
-    for k, v in torch_model(model, input_shape=shapes['input_shape']).state_dict().items()
-  }
+  expected = _torch_shapes(model, shapes['input_shape'], aux_logits=True)
   got = {k: tuple(v.shape) for k, v in state_dict.items()}
   for key in expected:
-    if key.endswith('num_batches_tracked') and key not in got:
+    optional = key.endswith('num_batches_tracked') or key.startswith('AuxLogits.')
+    if optional and key not in got:
       got[key] = expected[key]
   _check(expected, got, 'PyTorch state_dict')
   variables: dict[str, Any] = {}

@@ -1,7 +1,8 @@
 """PyTorch twins of the Flax models in `ddn_jax.models`; imports torch, so only interop loads it.
 
 The module and parameter names follow the common PyTorch definitions of these networks (the
-TRADES/DDN ``SmallCNN`` layout and Zagoruyko's ``WideResNet``), so their checkpoints load as is.
+TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet`` and torchvision's ``Inception3``), so
+their checkpoints load as is.
 All take float NCHW images in [0, 1].
 """
 
@@ -130,3 +131,214 @@ class WideResNet(nn.Module):
     x = self.conv1((x - self.mean) / self.std)
     x = self.block3(self.block2(self.block1(x)))
     return self.fc(torch.relu(self.bn1(x)).mean(dim=(2, 3)))
+
+
+class BasicConv2d(nn.Module):
+  """torchvision's Inception conv unit: conv without bias, batch norm (ε = 0.001), ReLU."""
+
+  def __init__(self, in_channels: int, out_channels: int, **kwargs):
+    super().__init__()
+    self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
+    self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(self.bn(self.conv(x)))
+
+
+class InceptionA(nn.Module):
+  def __init__(self, in_channels: int, pool_features: int):
+    super().__init__()
+    self.branch1x1 = BasicConv2d(in_channels, 64, kernel_size=1)
+    self.branch5x5_1 = BasicConv2d(in_channels, 48, kernel_size=1)
+    self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+    self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+    self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+    self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat(
+      [
+        self.branch1x1(x),
+        self.branch5x5_2(self.branch5x5_1(x)),
+        self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+        self.branch_pool(nn.functional.avg_pool2d(x, kernel_size=3, stride=1, padding=1)),
+      ],
+      1,
+    )
+
+
+class InceptionB(nn.Module):
+  def __init__(self, in_channels: int):
+    super().__init__()
+    self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=2)
+    self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+    self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat(
+      [
+        self.branch3x3(x),
+        self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+        nn.functional.max_pool2d(x, kernel_size=3, stride=2),
+      ],
+      1,
+    )
+
+
+class InceptionC(nn.Module):
+  def __init__(self, in_channels: int, channels_7x7: int):
+    super().__init__()
+    c7 = channels_7x7
+    self.branch1x1 = BasicConv2d(in_channels, 192, kernel_size=1)
+    self.branch7x7_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+    self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+    self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+    self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    dbl = x
+    for k in range(1, 6):
+      dbl = getattr(self, f'branch7x7dbl_{k}')(dbl)
+    return torch.cat(
+      [
+        self.branch1x1(x),
+        self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
+        dbl,
+        self.branch_pool(nn.functional.avg_pool2d(x, kernel_size=3, stride=1, padding=1)),
+      ],
+      1,
+    )
+
+
+class InceptionD(nn.Module):
+  def __init__(self, in_channels: int):
+    super().__init__()
+    self.branch3x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+    self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+    self.branch7x7x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+    self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+    return torch.cat(
+      [
+        self.branch3x3_2(self.branch3x3_1(x)),
+        b7,
+        nn.functional.max_pool2d(x, kernel_size=3, stride=2),
+      ],
+      1,
+    )
+
+
+class InceptionE(nn.Module):
+  def __init__(self, in_channels: int):
+    super().__init__()
+    self.branch1x1 = BasicConv2d(in_channels, 320, kernel_size=1)
+    self.branch3x3_1 = BasicConv2d(in_channels, 384, kernel_size=1)
+    self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+    self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, kernel_size=1)
+    self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+    self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+    self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    b3 = self.branch3x3_1(x)
+    dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+    return torch.cat(
+      [
+        self.branch1x1(x),
+        self.branch3x3_2a(b3),
+        self.branch3x3_2b(b3),
+        self.branch3x3dbl_3a(dbl),
+        self.branch3x3dbl_3b(dbl),
+        self.branch_pool(nn.functional.avg_pool2d(x, kernel_size=3, stride=1, padding=1)),
+      ],
+      1,
+    )
+
+
+class InceptionAux(nn.Module):
+  """torchvision's training-time auxiliary head; only its parameter names and shapes matter."""
+
+  def __init__(self, in_channels: int, num_classes: int):
+    super().__init__()
+    self.conv0 = BasicConv2d(in_channels, 128, kernel_size=1)
+    self.conv1 = BasicConv2d(128, 768, kernel_size=5)
+    self.fc = nn.Linear(768, num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x = self.conv1(self.conv0(nn.functional.avg_pool2d(x, kernel_size=5, stride=3)))
+    return self.fc(nn.functional.adaptive_avg_pool2d(x, (1, 1)).flatten(1))
+
+
+class Inception3(nn.Module):
+  """torchvision's ``Inception3`` in inference mode, taking float NCHW images in [0, 1].
+
+  The same parameter names and shapes as ``torchvision.models.inception_v3``, so its
+  ``state_dict`` loads as is (with ``aux_logits=True``, or ``strict=False`` for the
+  ``AuxLogits`` keys); the input is standardised with ImageNet's statistics inside, then mapped
+  by ``transform_input`` as torchvision does. The auxiliary head is never run.
+  """
+
+  def __init__(
+    self,
+    *,
+    num_classes: int = 1000,
+    aux_logits: bool = False,
+    transform_input: bool = True,
+    dropout_rate: float = 0.5,
+    mean: Sequence[float],
+    std: Sequence[float],
+  ):
+    super().__init__()
+    self.transform_input = transform_input
+    self.statistics = tuple(zip(mean, std))  # Python floats, as torchvision's constants.
+    self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+    self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+    self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+    self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+    self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+    self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2)
+    self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+    self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+    self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2)
+    self.Mixed_5b = InceptionA(192, pool_features=32)
+    self.Mixed_5c = InceptionA(256, pool_features=64)
+    self.Mixed_5d = InceptionA(288, pool_features=64)
+    self.Mixed_6a = InceptionB(288)
+    self.Mixed_6b = InceptionC(768, channels_7x7=128)
+    self.Mixed_6c = InceptionC(768, channels_7x7=160)
+    self.Mixed_6d = InceptionC(768, channels_7x7=160)
+    self.Mixed_6e = InceptionC(768, channels_7x7=192)
+    self.AuxLogits = InceptionAux(768, num_classes) if aux_logits else None
+    self.Mixed_7a = InceptionD(768)
+    self.Mixed_7b = InceptionE(1280)
+    self.Mixed_7c = InceptionE(2048)
+    self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+    self.dropout = nn.Dropout(p=dropout_rate)
+    self.fc = nn.Linear(2048, num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x = (x - self.mean) / self.std
+    if self.transform_input:  # torchvision's _transform_input, channel by channel.
+      x = torch.cat(
+        [x[:, c : c + 1] * (s / 0.5) + (m - 0.5) / 0.5 for c, (m, s) in enumerate(self.statistics)],
+        1,
+      )
+    for name in ('Conv2d_1a_3x3', 'Conv2d_2a_3x3', 'Conv2d_2b_3x3', 'maxpool1', 'Conv2d_3b_1x1'):
+      x = getattr(self, name)(x)
+    x = self.maxpool2(self.Conv2d_4a_3x3(x))
+    for block in ('5b', '5c', '5d', '6a', '6b', '6c', '6d', '6e', '7a', '7b', '7c'):
+      x = getattr(self, f'Mixed_{block}')(x)
+    return self.fc(self.dropout(self.avgpool(x).flatten(1)))

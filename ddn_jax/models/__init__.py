@@ -1,7 +1,12 @@
 """Flax models of the paper; all take float NHWC images in [0, 1]."""
 
 from ddn_jax.models._cifar_cnn import CifarCNN
+from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
+from ddn_jax.models._saved import SavedModel
+from ddn_jax.models._saved import build_model
+from ddn_jax.models._saved import load_model
+from ddn_jax.models._saved import save_model_info
 from ddn_jax.models._small_cnn import SmallCNN
 from ddn_jax.models._wide_resnet import CIFAR10_MEAN
 from ddn_jax.models._wide_resnet import CIFAR10_STD
@@ -11,7 +16,12 @@ __all__ = (
   'CIFAR10_MEAN',
   'CIFAR10_STD',
   'CifarCNN',
+  'InceptionV3',
+  'SavedModel',
   'SmallCNN',
   'WideResNet',
+  'build_model',
+  'load_model',
   'make_logits_fn',
+  'save_model_info',
 )

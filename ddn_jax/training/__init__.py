@@ -10,8 +10,6 @@ from ddn_jax.training._optimizers import Recipe
 from ddn_jax.training._optimizers import paper_recipe
 from ddn_jax.training._optimizers import sgd
 from ddn_jax.training._optimizers import step_schedule
-from ddn_jax.training._robustness import minimal_norms
-from ddn_jax.training._robustness import robust_accuracy
 from ddn_jax.training._sharding import DATA_AXIS
 from ddn_jax.training._sharding import data_mesh
 from ddn_jax.training._sharding import replicate
@@ -37,10 +35,8 @@ __all__ = (
   'evaluate_state',
   'fit',
   'madry_adversary',
-  'minimal_norms',
   'paper_recipe',
   'replicate',
-  'robust_accuracy',
   'sgd',
   'shard_batch',
   'step_schedule',

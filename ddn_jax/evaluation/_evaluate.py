@@ -1,0 +1,366 @@
+"""Running an attack over a dataset in batches, optionally sharded over a ``'data'`` mesh."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+import tqdm
+
+from ddn_jax import attacks
+from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
+from ddn_jax.training._sharding import DATA_AXIS, check_batch_size, replicate
+from ddn_jax.training._step import to_float_images
+
+# attack(logits_fn, inputs, labels, *, targeted=..., key=..., ...) -> AttackResult
+Attack = Callable[..., attacks.AttackResult]
+LogitsFn = Callable[[jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AttackEvaluation:
+  """Per-example results of one attack over a dataset, and their summary.
+
+  Attributes:
+    name: the attack's name (the row label).
+    success: ``(N,)`` bool, whether the example was made adversarial.
+    l2: ``(N,)`` float64 norm of the returned perturbation (for a failure: whatever the attack
+      returned, e.g. 0 for a minimum-norm attack that resets to the clean image).
+    num_grads: ``(N,)`` int64 gradient evaluations spent on the example.
+    worst_l2: ``(N,)`` float64 distance of the image to the uniform grey image, the norm a
+      failure counts as in the median.
+    seconds: total wall time, compilation included.
+    first_batch_seconds: wall time of the first batch, compilation included; with equal-size
+      batches, ``seconds - first_batch_seconds`` is the time of the remaining, compiled batches.
+    batch_size: examples per attack call.
+    num_devices: devices each batch was split over (1 without a mesh).
+    adv: ``(N, H, W, C)`` float32 adversarial images, if kept.
+    summary: the :class:`AttackSummary` of these arrays (computed, not passed).
+  """
+
+  name: str
+  success: np.ndarray
+  l2: np.ndarray
+  num_grads: np.ndarray
+  worst_l2: np.ndarray
+  seconds: float
+  first_batch_seconds: float
+  batch_size: int
+  num_devices: int
+  adv: np.ndarray | None = None
+  summary: AttackSummary = dataclasses.field(init=False)
+
+  def __post_init__(self):
+    summary = summary_from_arrays(
+      self.success,
+      self.l2,
+      self.worst_l2,
+      self.num_grads,
+      attack=self.name,
+      seconds=self.seconds,
+      first_batch_seconds=self.first_batch_seconds,
+    )
+    object.__setattr__(self, 'summary', summary)
+
+  @property
+  def norms(self) -> np.ndarray:
+    """``(N,)`` minimal adversarial norms: ``l2`` where successful, ``inf`` where not."""
+    return np.where(self.success, self.l2, np.inf)
+
+
+def _bound_keywords(attack: Attack) -> dict[str, Any]:
+  return attack.keywords if isinstance(attack, functools.partial) else {}
+
+
+def _takes_key(attack: Attack) -> bool:
+  try:
+    return 'key' in inspect.signature(attack).parameters
+  except (TypeError, ValueError):  # no signature (some builtins): pass no key
+    return False
+
+
+def check_attack(attack: Attack) -> None:
+  """Rejects an attack that binds what the evaluation sets per batch."""
+  if not callable(attack):
+    raise TypeError(f'attack must be callable, got {type(attack).__name__}.')
+  for name in ('key', 'targeted'):
+    if name in _bound_keywords(attack):
+      raise ValueError(
+        f'The attack binds {name}={_bound_keywords(attack)[name]!r}; pass {name} to the '
+        'evaluation instead (it sets it for every batch).'
+      )
+
+
+def check_mesh(mesh: jax.sharding.Mesh | None, batch_size: int) -> int:
+  """The number of devices a batch is split over; raises if ``batch_size`` does not split."""
+  if mesh is None:
+    return 1
+  if DATA_AXIS not in mesh.axis_names:
+    raise ValueError(
+      f'The mesh must have a {DATA_AXIS!r} axis to shard batches over, got axes '
+      f'{mesh.axis_names}; use ddn_jax.training.data_mesh().'
+    )
+  check_batch_size(batch_size, mesh)
+  return mesh.shape[DATA_AXIS]
+
+
+def check_dataset(images: Any, labels: Any, batch_size: Any) -> tuple[np.ndarray, np.ndarray]:
+  images, labels = np.asarray(images), np.asarray(labels)
+  if images.ndim != 4:
+    raise ValueError(f'images must have shape (N, H, W, C), got shape {images.shape}.')
+  if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(
+      f'labels must be (N,) integers, got shape {labels.shape} and dtype {labels.dtype}.'
+    )
+  if len(images) != len(labels):
+    raise ValueError(
+      f'images and labels must have the same length, got {len(images)} images and '
+      f'{len(labels)} labels.'
+    )
+  if not len(images):
+    raise ValueError('Cannot evaluate an attack on 0 images.')
+  attacks._base.check_count('batch_size', batch_size)
+  return images, labels
+
+
+def run_batches(
+  attack: Attack,
+  logits_fn: LogitsFn,
+  images: np.ndarray,
+  image_index: np.ndarray,
+  labels: np.ndarray,
+  *,
+  name: str,
+  batch_size: int,
+  mesh: jax.sharding.Mesh | None,
+  key: jax.Array | None,
+  targeted: bool,
+  keep_adv: bool,
+  progress: bool,
+) -> AttackEvaluation:
+  """Attacks ``images[image_index]`` with ``labels`` (true classes, or targets) in batches."""
+  check_attack(attack)
+  num_devices = check_mesh(mesh, batch_size)
+  key = jax.random.key(0) if key is None else key
+  kwargs = {'targeted': True} if targeted else {}
+  takes_key = _takes_key(attack)
+  if mesh is not None:
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
+    if isinstance(logits_fn, jax.tree_util.Partial):  # parameters on every device of the mesh
+      logits_fn = replicate(logits_fn, mesh)
+  n = len(image_index)
+  outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': []}
+  start_time = time.perf_counter()
+  first_batch_seconds = None
+  with tqdm.tqdm(total=n, desc=name, unit='example', disable=not progress) as bar:
+    for batch, start in enumerate(range(0, n, batch_size)):
+      rows = np.arange(start, min(start + batch_size, n))
+      count = len(rows)
+      # Pad the last batch with copies of its own examples up to a multiple of the devices.
+      rows = np.resize(rows, count + (-count) % num_devices)
+      x = to_float_images(images[image_index[rows]])
+      y = labels[rows]
+      if mesh is not None:
+        x, y = jax.device_put((x, y), sharding)
+      if takes_key:
+        kwargs['key'] = jax.random.fold_in(key, batch)
+      result = attack(logits_fn, x, y, **kwargs)
+      fields = ('success', 'l2', 'num_grads') + (('adv',) if keep_adv else ())
+      values = jax.device_get(tuple(getattr(result, f) for f in fields))
+      for field, value in zip(fields, values):
+        outputs[field].append(np.asarray(value)[:count])
+      outputs['worst_l2'].append(worst_case_l2(images[image_index[rows[:count]]]))
+      if first_batch_seconds is None:
+        first_batch_seconds = time.perf_counter() - start_time
+      bar.update(count)
+  seconds = time.perf_counter() - start_time
+  return AttackEvaluation(
+    name=name,
+    success=np.concatenate(outputs['success']).astype(bool),
+    l2=np.concatenate(outputs['l2']).astype(np.float64),
+    num_grads=np.concatenate(outputs['num_grads']).astype(np.int64),
+    worst_l2=np.concatenate(outputs['worst_l2']),
+    seconds=seconds,
+    first_batch_seconds=first_batch_seconds,
+    batch_size=batch_size,
+    num_devices=num_devices,
+    adv=np.concatenate(outputs['adv']) if keep_adv else None,
+  )
+
+
+def evaluate_attack(
+  attack: Attack,
+  logits_fn: LogitsFn,
+  images: Any,
+  labels: Any,
+  *,
+  name: str,
+  batch_size: int = 512,
+  mesh: jax.sharding.Mesh | None = None,
+  key: jax.Array | None = None,
+  targeted: bool = False,
+  keep_adv: bool = False,
+  progress: bool = False,
+) -> AttackEvaluation:
+  """Runs ``attack`` over a dataset in batches and keeps its per-example results.
+
+  Batch ``i`` holds examples ``[i * batch_size, (i + 1) * batch_size)``. An attack with a
+  ``key`` parameter gets ``jax.random.fold_in(key, i)`` for batch ``i`` (and splits it per
+  example itself), so results are deterministic; they depend on ``batch_size`` only through
+  this key convention (for DDN: only its random direction where a gradient is exactly zero),
+  never on the number of devices.
+
+  With a ``mesh``, each batch is placed on it split along ``'data'``
+  (``NamedSharding(mesh, P('data'))``) and the attack runs per device in ``shard_map`` islands.
+  A last batch that does not split evenly is padded with copies of its own examples to a
+  multiple of the devices and the copies are dropped: each example's computation is
+  independent of the others, and the per-example keys of JAX's default (partitionable)
+  threefry are prefix-stable, so the results equal the unsharded ones. Single-process only.
+
+  Args:
+    attack: ``attack(logits_fn, inputs, labels, *, targeted=..., key=..., ...) ->
+      AttackResult``, e.g. ``functools.partial(ddn_jax.attacks.ddn, steps=100)``; it must not
+      bind ``key`` or ``targeted``.
+    logits_fn: images ``(B, H, W, C)`` float in [0, 1] -> logits ``(B, K)``, e.g.
+      ``make_logits_fn(model, variables)``; its parameters are replicated over the mesh.
+    images: ``(N, H, W, C)`` uint8 (divided by 255) or float in [0, 1].
+    labels: ``(N,)`` int true labels, or target classes when ``targeted``.
+    name: the attack's name in reports.
+    batch_size: examples per attack call; a multiple of the devices of ``mesh``.
+    mesh: a mesh with a ``'data'`` axis, e.g. ``ddn_jax.training.data_mesh()``; None runs
+      each batch as the attack places it.
+    key: PRNG key (default ``jax.random.key(0)``).
+    targeted: pass ``targeted=True`` to the attack (not passed otherwise, so untargeted-only
+      attacks need not accept it).
+    keep_adv: also keep the adversarial images (``N`` images in host memory).
+    progress: show a progress bar.
+
+  Returns:
+    An :class:`AttackEvaluation`.
+
+  Raises:
+    ValueError: mismatched lengths, no images, a batch size that does not split over the
+      mesh's devices, a mesh without a ``'data'`` axis, or an attack that binds ``key`` or
+      ``targeted``.
+
+  References:
+    Rony et al., 2019, Section 4 (the protocol of Table 1).
+  """
+  images, labels = check_dataset(images, labels, batch_size)
+  return run_batches(
+    attack,
+    logits_fn,
+    images,
+    np.arange(len(images)),
+    labels,
+    name=name,
+    batch_size=batch_size,
+    mesh=mesh,
+    key=key,
+    targeted=targeted,
+    keep_adv=keep_adv,
+    progress=progress,
+  )
+
+
+def combine_best(evaluations: Sequence[AttackEvaluation], *, name: str = 'All') -> AttackEvaluation:
+  """Per example, the smallest successful perturbation over several evaluations: the "All" row.
+
+  An example succeeds if any attack succeeded on it; its ``l2`` (and ``adv``) are those of the
+  successful attack with the smallest norm, the first attack's where all failed (ties go to
+  the earlier attack). ``num_grads``, ``seconds`` and ``first_batch_seconds`` are the sums
+  over the attacks, the cost of running them all.
+
+  Args:
+    evaluations: evaluations of several attacks on the same images in the same order.
+    name: the row's name.
+
+  Returns:
+    An :class:`AttackEvaluation`; ``adv`` only if every evaluation kept it.
+
+  Raises:
+    ValueError: no evaluations, or evaluations of different images.
+
+  References:
+    Rony et al., 2019, Section 6 (Tables 5 and 6).
+  """
+  evaluations = list(evaluations)
+  if not evaluations:
+    raise ValueError('combine_best needs at least one evaluation, got none.')
+  first = evaluations[0]
+  for e in evaluations[1:]:
+    if len(e.success) != len(first.success):
+      raise ValueError(
+        f'Evaluations must cover the same examples: {first.name!r} has {len(first.success)}, '
+        f'{e.name!r} has {len(e.success)}.'
+      )
+    if not np.array_equal(e.worst_l2, first.worst_l2):
+      raise ValueError(
+        f'Evaluations {first.name!r} and {e.name!r} were run on different images (their '
+        'distances to the grey image differ).'
+      )
+  norms = np.stack([e.norms for e in evaluations])
+  best = np.argmin(norms, axis=0)  # the first attack where every one failed (all inf)
+  examples = np.arange(len(best))
+
+  def pick(field):
+    return np.stack([getattr(e, field) for e in evaluations])[best, examples]
+
+  keep_adv = all(e.adv is not None for e in evaluations)
+  return AttackEvaluation(
+    name=name,
+    success=np.isfinite(norms).any(axis=0),
+    l2=pick('l2'),
+    num_grads=np.sum([e.num_grads for e in evaluations], axis=0),
+    worst_l2=first.worst_l2,
+    seconds=sum(e.seconds for e in evaluations),
+    first_batch_seconds=sum(e.first_batch_seconds for e in evaluations),
+    batch_size=first.batch_size,
+    num_devices=first.num_devices,
+    adv=pick('adv') if keep_adv else None,
+  )
+
+
+def minimal_norms(
+  logits_fn: LogitsFn,
+  images: Any,
+  labels: Any,
+  *,
+  steps: int = 1000,
+  batch_size: int = 512,
+  mesh: jax.sharding.Mesh | None = None,
+  key: jax.Array | None = None,
+  **ddn_kwargs: Any,
+) -> np.ndarray:
+  """Per-example L2 norm of the smallest adversarial perturbation DDN finds.
+
+  `evaluate_attack` with ``ddn_jax.attacks.ddn`` (same batching, keys and sharding).
+
+  Args:
+    logits_fn: images (B, H, W, C) float in [0, 1] -> logits (B, K).
+    images: (N, H, W, C) uint8 or float in [0, 1].
+    labels: (N,) int.
+    steps: DDN iterations (the paper evaluates defences with DDN 1000).
+    batch_size: examples per attack call.
+    mesh: optional ``'data'`` mesh to shard each batch over.
+    key: PRNG key of DDN's zero-gradient fallback; batch ``i`` uses ``fold_in(key, i)``.
+    **ddn_kwargs: other arguments of `ddn_jax.attacks.ddn`.
+
+  Returns:
+    ``(N,)`` float64 norms: 0 where the clean image is misclassified, ``inf`` where DDN found
+    no adversarial example.
+
+  References:
+    Rony et al., 2019, Section 6.
+  """
+  attack = functools.partial(attacks.ddn, steps=steps, **ddn_kwargs)
+  evaluation = evaluate_attack(
+    attack, logits_fn, images, labels, name='DDN', batch_size=batch_size, mesh=mesh, key=key
+  )
+  return evaluation.norms

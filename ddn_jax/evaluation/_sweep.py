@@ -1,0 +1,280 @@
+"""Hyperparameter sweeps: a grid of float hyperparameters as one ``vmap`` axis of one program.
+
+The attacks trace their float hyperparameters (``gamma``, ``learning_rate``, ...), so a grid of
+them is a batch axis: ``jax.vmap`` of the attack over the grid values, inside one ``jax.jit``,
+runs every grid point at once and compiles once; new values of the same grid size reuse the
+program. Integer, boolean and string hyperparameters (``steps``, ``binary_search_steps``, ...)
+set the program itself, so each combination of them is a separate program, run in turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from ddn_jax.attacks import _base
+from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
+
+# Arguments of the uniform attack signature that are not hyperparameters.
+_NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')
+_DATA_AXIS = 'data'
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+  """Per grid point: the hyperparameters, the per-example results and their summary.
+
+  Points are ordered with the static combinations outermost (in the order of ``static``) and the
+  float grid innermost, each in the Cartesian-product order of its mapping.
+
+  Attributes:
+    attack: the attack's name.
+    points: ``P`` dicts, the hyperparameters of each point (grid and static ones).
+    l2: ``(P, N)`` L2 norm of each example's perturbation at each point.
+    success: ``(P, N)`` bool, whether the example was made adversarial.
+    num_grads: ``(P, N)`` int, gradient evaluations spent on the example.
+    summaries: ``P`` :class:`AttackSummary` (success rate, mean and median L2, gradients).
+    seconds: wall time of the whole sweep, compilation included.
+  """
+
+  attack: str
+  points: tuple[dict[str, Any], ...]
+  l2: np.ndarray
+  success: np.ndarray
+  num_grads: np.ndarray
+  summaries: tuple[AttackSummary, ...]
+  seconds: float
+
+  def rows(self) -> list[dict[str, Any]]:
+    """One dict per point for a results table: its hyperparameters, then its summary."""
+    return [
+      {
+        **point,
+        'success_rate': s.success_rate,
+        'mean_l2': s.mean_l2,
+        'median_l2': s.median_l2,
+        'mean_grads': s.mean_grads,
+      }
+      for point, s in zip(self.points, self.summaries)
+    ]
+
+
+def _hyperparameters(attack: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+  parameters = inspect.signature(attack).parameters
+  return {n: p for n, p in parameters.items() if n not in _NOT_HYPERPARAMETERS}
+
+
+def _is_traced(parameter: inspect.Parameter) -> bool:
+  """Whether the attack traces this hyperparameter: it is annotated (or defaults to) a float."""
+  annotation = parameter.annotation
+  if annotation is not inspect.Parameter.empty:
+    return 'float' in (annotation if isinstance(annotation, str) else repr(annotation))
+  return isinstance(parameter.default, float)
+
+
+def _values(kind: str, name: str, values: Any) -> list[Any]:
+  if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+    raise TypeError(
+      f'{kind}[{name!r}] must be a sequence of values to sweep, got {values!r}; '
+      f'write [{values!r}] for a single value.'
+    )
+  if len(values) == 0:
+    raise ValueError(f'{kind}[{name!r}] is empty: give at least one value.')
+  return list(values)
+
+
+def _check_names(attack_name, hyperparameters, grid, static) -> None:
+  valid = ', '.join(hyperparameters)
+  if not grid:
+    raise ValueError(
+      f'grid is empty: give at least one float hyperparameter of {attack_name} to vmap over.'
+    )
+  for kind, names in (('grid', grid), ('static', static)):
+    for name in names:
+      if name in ('targeted', 'key'):
+        raise ValueError(f'{name!r} is not swept: pass it as sweep(..., {name}=...).')
+      if name not in hyperparameters:
+        raise ValueError(
+          f'{attack_name} has no hyperparameter {name!r} (in {kind}); valid ones: {valid}.'
+        )
+  for name in grid:
+    if name in static:
+      raise ValueError(f'{name!r} is in both grid and static; give it once.')
+    if not _is_traced(hyperparameters[name]):
+      raise ValueError(
+        f'{name!r} is a static hyperparameter of {attack_name} (it sets the compiled program), '
+        f'so it cannot be a vmapped grid axis: pass it in static, e.g. static={{{name!r}: [...]}}.'
+      )
+
+
+def _grid_by_examples(attack, static, targeted, logits_fn, inputs, labels, keys, grid):
+  """``(G, n)`` results: ``attack`` at every grid point on every example alone, with its key."""
+
+  def one(point, x, y, key):
+    kwargs = {**static, **point} if key is None else {**static, **point, 'key': key}
+    result = attack(logits_fn, x[None], y[None], targeted=targeted, **kwargs)
+    return result.l2[0], result.success[0], result.num_grads[0]
+
+  per_example = jax.vmap(one, in_axes=(None, 0, 0, 0))
+  return jax.vmap(per_example, in_axes=(0, None, None, None))(grid, inputs, labels, keys)
+
+
+@functools.partial(jax.jit, static_argnames=('attack', 'static', 'targeted', 'mesh'))
+def _sweep_program(attack, logits_fn, inputs, labels, keys, grid, *, static, targeted, mesh):
+  body = functools.partial(_grid_by_examples, attack, dict(static), targeted)
+  if mesh is None:
+    return body(logits_fn, inputs, labels, keys, grid)
+  # vmap over the grid cannot enclose the attacks' own shard_map islands (the model's batched
+  # convolutions would merge the grid axis into the sharded batch axis), so the island is here:
+  # each device runs every grid point on its slice, with no communication.
+  spec = jax.sharding.PartitionSpec
+  return jax.shard_map(
+    body,
+    mesh=mesh,
+    in_specs=(spec(), spec(_DATA_AXIS), spec(_DATA_AXIS), spec(_DATA_AXIS), spec()),
+    out_specs=spec(None, _DATA_AXIS),
+    check_vma=False,
+  )(logits_fn, inputs, labels, keys, grid)
+
+
+def _chunks(num_examples: int, batch_size: int | None, multiple: int) -> tuple[int, int]:
+  """The examples per call (a multiple of ``multiple``) and the number of calls."""
+  size = num_examples if batch_size is None else min(batch_size, num_examples)
+  size = -(-size // multiple) * multiple
+  return size, -(-num_examples // size)
+
+
+def sweep(
+  attack: Callable[..., _base.AttackResult],
+  logits_fn: _base.LogitsFn,
+  inputs: Any,
+  labels: Any,
+  *,
+  grid: Mapping[str, Sequence[float]],
+  static: Mapping[str, Sequence[Any]] | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+  batch_size: int | None = None,
+  targeted: bool = False,
+  key: jax.Array | None = None,
+) -> SweepResult:
+  """Runs ``attack`` at every point of a hyperparameter grid.
+
+  The float hyperparameters in ``grid`` form one ``vmap`` axis of ``G`` points (their Cartesian
+  product) inside a single jitted program, compiled once per combination of ``static`` values
+  and batch shape: other values of the same grid size do not recompile. ``G`` points of a batch
+  run at once, so memory grows with ``G × batch_size``.
+
+  Example ``j`` at a point is attacked as by
+  ``attack(logits_fn, inputs[j:j+1], labels[j:j+1], key=jax.random.fold_in(key, j), **point)``,
+  so no result depends on ``batch_size`` or on the mesh (beyond float rounding, as the model
+  sees batches of another size). Attacks without a key, or whose key only picks a direction
+  where a gradient is exactly zero (DDN), give the same as the attack on the whole batch.
+
+  Args:
+    attack: an attack with the library's signature, e.g. `ddn_jax.attacks.ddn`.
+    logits_fn: images ``(N, H, W, C)`` in [0, 1] -> logits ``(N, num_classes)``.
+    inputs: ``(N, H, W, C)`` float images in [0, 1].
+    labels: ``(N,)`` int labels (targets when ``targeted``).
+    grid: traced (float) hyperparameter -> values, e.g. ``{'gamma': [0.02, 0.05, 0.1]}``.
+    static: static hyperparameter -> values, e.g. ``{'steps': [100, 300]}``; one program per
+      combination. Hyperparameters in neither keep the attack's defaults.
+    mesh: if given, each batch is sharded along its ``'data'`` axis (each device attacks its
+      slice for all grid points).
+    batch_size: examples per call (default all); the last call is padded with repeated
+      examples, so every call has the same shape. Rounded up to a multiple of the mesh size.
+    targeted: passed to the attack.
+    key: for attacks that take one (default ``jax.random.key(0)``); example ``j`` uses
+      ``jax.random.fold_in(key, j)``.
+
+  Returns:
+    A :class:`SweepResult` with ``P = G ×`` (number of static combinations) points.
+
+  Raises:
+    ValueError / TypeError: an unknown hyperparameter, a static one in ``grid``, an empty or
+      non-sequence list of values, a value the attack rejects, bad inputs, or a mesh without a
+      ``'data'`` axis.
+
+  References:
+    Rony et al., CVPR 2019, Section 4 (the grid search over C&W's learning rate and constant).
+  """
+  attack_name = getattr(attack, '__name__', type(attack).__name__)
+  hyperparameters = _hyperparameters(attack)
+  static = dict(static or {})
+  _check_names(attack_name, hyperparameters, grid, static)
+  grid_values = {name: _values('grid', name, v) for name, v in grid.items()}
+  static_values = {name: _values('static', name, v) for name, v in static.items()}
+  if batch_size is not None:
+    batch_size = _base.check_count('batch_size', batch_size)
+  takes_key = 'key' in inspect.signature(attack).parameters
+  if key is not None and not takes_key:
+    raise ValueError(f'{attack_name} takes no key.')
+  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
+  inputs, labels = np.asarray(inputs), np.asarray(labels)
+  logits_fn = _base.as_pytree_fn(logits_fn)
+
+  grid_points = [dict(zip(grid_values, v)) for v in itertools.product(*grid_values.values())]
+  static_points = [dict(zip(static_values, v)) for v in itertools.product(*static_values.values())]
+  # The attack's own checks of every value, on one abstract example: nothing runs.
+  example = (jax.ShapeDtypeStruct((1, *inputs.shape[1:]), inputs.dtype),)
+  example += (jax.ShapeDtypeStruct((1,), labels.dtype),)
+  for s, g in itertools.product(static_points, grid_points):
+    jax.eval_shape(functools.partial(attack, logits_fn, targeted=targeted, **s, **g), *example)
+
+  if mesh is not None and _DATA_AXIS not in mesh.shape:
+    raise ValueError(f'mesh must have a {_DATA_AXIS!r} axis, got axes {tuple(mesh.shape)}.')
+  num_shards = 1 if mesh is None else mesh.shape[_DATA_AXIS]
+  size, num_calls = _chunks(len(inputs), batch_size, num_shards)
+  # The last call repeats the last example up to the common shape.
+  calls = np.minimum(np.arange(size * num_calls), len(inputs) - 1).reshape(num_calls, size)
+  batched = replicated = None
+  if mesh is not None:
+    spec = jax.sharding.PartitionSpec
+    batched = jax.sharding.NamedSharding(mesh, spec(_DATA_AXIS))
+    replicated = jax.sharding.NamedSharding(mesh, spec())
+  grid_arrays = {
+    name: jax.device_put(np.asarray([p[name] for p in grid_points], inputs.dtype), replicated)
+    for name in grid_values
+  }
+  keys = None
+  if takes_key:  # per example, so neither batching nor sharding changes any example's result
+    base_key = _base.default_key(key)
+    keys = jax.vmap(functools.partial(jax.random.fold_in, base_key))(np.arange(len(inputs)))
+
+  start = time.perf_counter()
+  outputs = []
+  for s in static_points:
+    per_call = []
+    for index in calls:
+      x, y = jax.device_put((inputs[index], labels[index]), batched)
+      call_keys = None if keys is None else jax.device_put(keys[index], batched)
+      out = _sweep_program(
+        attack,
+        logits_fn,
+        x,
+        y,
+        call_keys,
+        grid_arrays,
+        static=tuple(sorted(s.items())),
+        targeted=bool(targeted),
+        mesh=mesh,
+      )
+      per_call.append(jax.device_get(out))
+    outputs.append([np.concatenate(a, axis=1)[:, : len(inputs)] for a in zip(*per_call)])
+  seconds = time.perf_counter() - start
+
+  l2, success, num_grads = (np.concatenate(a) for a in zip(*outputs))
+  points = tuple({**s, **g} for s in static_points for g in grid_points)
+  worst_l2 = worst_case_l2(inputs)
+  summaries = tuple(
+    summary_from_arrays(success[p], l2[p], worst_l2, num_grads[p], attack=attack_name)
+    for p in range(len(points))
+  )
+  return SweepResult(attack_name, points, l2, success, num_grads, summaries, seconds)

@@ -1,0 +1,203 @@
+"""What the paper's experiments share: configs, models, attack specs, the machine line, outputs.
+
+An experiment config (``get_config()`` returning a plain dict) names its model(s) by a training
+config of `experiments/adversarial_training.py` and one of its defences: the model is trained
+with that script's `_train` (resuming from, or simply reloading, the checkpoints under
+``<workdir>/<training config name>/<defence>``), so the paper's tables and the adversarial
+training share one set of models. ImageNet's Inception V3 is loaded from torchvision weights
+instead (`ddn_jax.models.InceptionV3`). Attacks are named by their function in `ddn_jax.attacks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from ddn_jax import attacks, data, evaluation, models, training
+from experiments import adversarial_training
+
+RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
+load_config = adversarial_training.load_config
+
+
+def parse_args(argv: list[str] | None, description: str, module: str):
+  """``--config`` and ``--out``; returns the config, the output directory and the command."""
+  parser = argparse.ArgumentParser(prog=f'python -m {module}', description=description)
+  parser.add_argument('--config', required=True, help='a config file with get_config()')
+  parser.add_argument('--out', default=str(RESULTS_DIR), help='results directory')
+  args = parser.parse_args(argv)
+  command = shlex.join(['python', '-m', module, *(sys.argv[1:] if argv is None else argv)])
+  return load_config(args.config), pathlib.Path(args.out), command
+
+
+def machine() -> str:
+  """CPU/devices, the load average (other jobs share this machine) and the UTC date."""
+  load = ', '.join(f'{x:.2f}' for x in os.getloadavg())
+  date = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
+  return f'{adversarial_training._machine()}; load average at the end {load}; {date}'
+
+
+def _training_data(train_config: dict[str, Any]):
+  """The training and evaluation images of a training config, as the training script has them.
+
+  ``holdout: n`` (the offline 5000-digit MNIST, which has no test split) splits the training
+  images by a seeded permutation into all but ``n`` for training (the first ``num_train`` of
+  them if given) and the last ``n`` as the test set, as ``tests/conftest.py``'s ``mnist_cnn``
+  does.
+  """
+  name, source, seed = train_config['dataset'], train_config['source'], train_config['seed']
+  if 'holdout' in train_config:
+    images, labels = data.load(name, 'train', source=source)
+    order = np.random.default_rng(seed).permutation(len(images))
+    cut = len(images) - train_config['holdout']
+    train = order[: min(cut, train_config.get('num_train') or cut)]
+    return (images[train], labels[train]), (images[order[cut:]], labels[order[cut:]])
+  train = adversarial_training._subset(
+    data.load(name, 'train', source=source), train_config['num_train'], seed
+  )
+  test = data.load(name, 'test', source=source)
+  return train, adversarial_training._subset(test, train_config['num_test'], seed)
+
+
+def _trained_logits_fns(spec: dict[str, Any], defences: list[str]) -> dict[str, Any]:
+  train_config = spec['training_config']
+  if isinstance(train_config, str):
+    train_config = load_config(train_config)
+  train_data, test_data = _training_data(train_config)
+  workdir = pathlib.Path(spec.get('workdir', 'runs/adversarial_training')) / train_config['name']
+  mesh = training.data_mesh()
+  trained, logits_fns = {}, {}
+  # In the config's order, so that a defence fine-tuned from another ('init_from') finds it.
+  for defence, defence_spec in train_config['defences'].items():
+    if defence not in defences and defence not in {
+      train_config['defences'][d].get('init_from') for d in defences
+    }:
+      continue
+    print(f'== model {train_config["name"]}/{defence}', flush=True)
+    state, _ = adversarial_training._train(
+      train_config, defence, defence_spec, train_data, test_data, workdir, mesh, trained
+    )
+    trained[defence] = state
+    # One device's copy of the replicated variables, as the training script evaluates.
+    variables = jax.tree.map(lambda a: a.addressable_data(0), state.variables)
+    logits_fns[defence] = models.make_logits_fn(state.model, variables)
+  return {d: logits_fns[d] for d in defences}
+
+
+def _torch_logits_fn(spec: dict[str, Any]):
+  # Imported here: the torch interop is only needed for these models.
+  from ddn_jax import interop
+
+  variables = interop.load_torch_state_dict(spec['architecture'], spec['state_dict'])
+  return models.make_logits_fn(models.InceptionV3(), variables)
+
+
+def load_models(spec: dict[str, Any], defences: list[str]) -> dict[str, Any]:
+  """``{defence: logits_fn}`` of a model spec: a training config's defences, or Inception V3.
+
+  ``{'architecture': 'inception_v3', 'state_dict': path}`` reads torchvision's weights file
+  (``inception_v3_google-*.pth``) with `ddn_jax.interop.load_torch_state_dict`.
+  """
+  if spec.get('architecture') == 'inception_v3':
+    return {d: _torch_logits_fn(spec) for d in defences}
+  return _trained_logits_fns(spec, defences)
+
+
+def evaluation_images(spec: dict[str, Any], logits_fn=None) -> tuple[np.ndarray, np.ndarray]:
+  """The attacked images as float32 in [0, 1], and their labels.
+
+  ``first``: the first ``num_images`` of the split (the paper's protocol for MNIST/CIFAR-10).
+  ``random_correct``: ``num_images`` drawn at random (``seed``) among those ``logits_fn``
+  classifies correctly (the paper's ImageNet protocol).
+  """
+  if 'training_config' in spec:  # the held-out images of an offline split
+    train_config = spec['training_config']
+    if isinstance(train_config, str):
+      train_config = load_config(train_config)
+    images, labels = _training_data({**train_config, 'num_test': None})[1]
+  else:
+    images, labels = data.load(spec['dataset'], spec['split'], source=spec.get('source', 'auto'))
+  images = training.to_float_images(images)
+  images, labels = np.asarray(images), np.asarray(labels)
+  if spec.get('select', 'first') == 'random_correct':
+    predictions = np.concatenate(
+      [np.asarray(logits_fn(images[i : i + 100])).argmax(-1) for i in range(0, len(images), 100)]
+    )
+    correct = np.flatnonzero(predictions == labels)
+    rng = np.random.default_rng(spec.get('seed', 0))
+    chosen = np.sort(rng.choice(correct, spec['num_images'], replace=False))
+    return images[chosen], labels[chosen]
+  return images[: spec['num_images']], labels[: spec['num_images']]
+
+
+def attack_fn(spec: dict[str, Any]) -> Callable[..., attacks.AttackResult]:
+  """The attack of an attack spec ``{'attack': name in ddn_jax.attacks, 'kwargs': {...}}``."""
+  if not hasattr(attacks, spec['attack']):
+    raise ValueError(f'Unknown attack {spec["attack"]!r} in {spec["name"]!r}.')
+  return getattr(attacks, spec['attack'])
+
+
+def batch_size(config: dict[str, Any], mesh: jax.sharding.Mesh) -> int:
+  """The config's batch size rounded up to a multiple of the mesh's devices."""
+  devices = mesh.shape[training.DATA_AXIS]
+  return -(-config['batch_size'] // devices) * devices
+
+
+def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size):
+  """The paper's C&W grid search: the ``grid`` point with the best median L2 on the first images.
+
+  Returns ``{'best': point, 'rows': the sweep's table, 'seconds': its wall time}``. The ints of ``kwargs`` (search steps and
+  iterations) are fixed; the grid's floats run as one vmapped program (`evaluation.sweep`).
+  """
+  count = spec['grid_images']
+  if mesh is not None:  # the model's parameters on every device the examples are split over
+    logits_fn = training.replicate(logits_fn, mesh)
+  kwargs = {k: v for k, v in spec['kwargs'].items() if k not in spec['grid']}
+  result = evaluation.sweep(
+    attack_fn(spec),
+    logits_fn,
+    images[:count],
+    labels[:count],
+    grid=spec['grid'],
+    static={k: [v] for k, v in kwargs.items()},
+    mesh=mesh,
+    batch_size=batch_size,
+    targeted=targeted,
+  )
+  rows = result.rows()
+  best = min(range(len(rows)), key=lambda i: (rows[i]['median_l2'], -rows[i]['success_rate']))
+  return {'best': {k: rows[best][k] for k in spec['grid']}, 'rows': rows, 'seconds': result.seconds}
+
+
+def write_outputs(out: pathlib.Path, stem: str, markdown: str, report: dict[str, Any]) -> None:
+  """Writes ``<stem>.md`` and ``<stem>.json`` (strict JSON, `ddn_jax.evaluation.write_json`)."""
+  out.mkdir(parents=True, exist_ok=True)
+  (out / f'{stem}.md').write_text(markdown)
+  evaluation.write_json(out / f'{stem}.json', report)
+  print(markdown)
+  print(f'wrote {out / stem}.*', flush=True)
+
+
+def header(title: str, command: str, notes: str, start: float) -> list[str]:
+  """The markdown's title, command, machine, wall time since ``start`` (perf_counter), notes."""
+  seconds = time.perf_counter() - start
+  return [
+    f'# {title}',
+    '',
+    f'Command: `{command}`',
+    '',
+    f'Machine: {machine()}. Wall time of the command: {seconds:.0f} s.',
+    '',
+    notes,
+    '',
+  ]

