@@ -151,8 +151,17 @@ def machine_info() -> dict[str, Any]:
     'malloc_conf': os.environ.get('MALLOC_CONF'),
     'xla_flags': os.environ.get('XLA_FLAGS'),
     'python': platform.python_version(),
+    'torch_threads': _torch_threads(),
     'versions': versions,
   }
+
+
+def _torch_threads() -> int | None:
+  try:
+    import torch
+  except ImportError:
+    return None
+  return torch.get_num_threads()
 
 
 def machine_tag(machine: dict[str, Any]) -> str:
@@ -586,46 +595,56 @@ def run_point(model_name: str, batch: int, steps: int) -> dict[str, Any]:
 
 
 def sweep_section(logits_fn, x, y, points: int, steps: int, rounds: int) -> dict[str, Any]:
-  """G values of DDN's gamma as one vmapped program vs G runs of one compiled DDN."""
+  """G values of DDN's gamma: one vmapped program, `evaluation.sweep`, and G separate runs.
+
+  The vmapped program is ``jax.vmap`` of `attacks.ddn` over gamma inside one ``jit`` (what
+  `ddn_jax.evaluation.sweep` runs); ``sweep`` itself is timed end to end as well (its input
+  checks and per-point validation included). The separate runs reuse one compiled DDN (gamma is
+  traced).
+  """
   from ddn_jax import evaluation
 
   gammas = [float(g) for g in np.linspace(0.02, 0.2, points)]
-  sweep = getattr(evaluation, 'sweep', None)
-  if sweep is not None:
-    how = 'ddn_jax.evaluation.sweep'
-    run_sweep = lambda: sweep(
-      attacks.ddn, logits_fn, x, y, grid={'gamma': gammas}, static={'steps': [steps]}
-    )
-  else:  # Before ddn_jax.evaluation.sweep exists: the same vmap inside one jit.
-    how = 'jax.vmap(attacks.ddn) over gamma in one jit'
-    program = jax.jit(jax.vmap(lambda g: attacks.ddn(logits_fn, x, y, gamma=g, steps=steps).l2))
-    run_sweep = lambda: jax.block_until_ready(program(jnp.asarray(gammas)))
+  grid = jnp.asarray(gammas)
+  vmapped = jax.jit(
+    jax.vmap(lambda f, g: attacks.ddn(f, x, y, gamma=g, steps=steps).l2, in_axes=(None, 0))
+  )
+  start = time.perf_counter()
+  vmapped = vmapped.lower(logits_fn, grid).compile()
+  runs = {'vmapped': lambda: vmapped(logits_fn, grid)}
+  compile_s = {'vmapped': time.perf_counter() - start}
   single = jax.jit(lambda f, x, y, g: attacks.ddn(f, x, y, gamma=g, steps=steps))
   start = time.perf_counter()
   compiled = single.lower(logits_fn, x, y, jnp.float32(0.05)).compile()
-  separate_compile = time.perf_counter() - start
+  compile_s['separate'] = time.perf_counter() - start
 
   def run_separate():
     for g in gammas:
       jax.block_until_ready(compiled(logits_fn, x, y, jnp.float32(g)))
 
-  sweep_first = _timed(run_sweep)  # Compiles.
-  run_separate()
-  sweep_times, separate_times = [], []
+  runs['separate'] = run_separate
+  sweep = getattr(evaluation, 'sweep', None)
+  if sweep is not None:
+    grid_args = {'grid': {'gamma': gammas}, 'static': {'steps': [steps]}}
+    runs['evaluation_sweep'] = lambda: sweep(attacks.ddn, logits_fn, x, y, **grid_args)
+    start = time.perf_counter()
+    runs['evaluation_sweep']()
+    compile_s['evaluation_sweep'] = time.perf_counter() - start  # First call, run included.
+  for run in runs.values():
+    _timed(run)
+  times = {k: [] for k in runs}
   for _ in range(rounds):
-    sweep_times.append(_timed(run_sweep))
-    separate_times.append(_timed(run_separate))
-  s, p = statistics.median(sweep_times), statistics.median(separate_times)
+    for k, run in runs.items():
+      times[k].append(_timed(run))
+  ratio = lambda a, b: statistics.median(p / q for p, q in zip(times[a], times[b]))
   return {
-    'how': how,
     'points': points,
     'batch': len(x),
     'steps': steps,
-    'vmapped_s': s,
-    'vmapped_first_call_s': sweep_first,
-    'separate_s': p,
-    'separate_compile_s': separate_compile,
-    'separate_over_vmapped': statistics.median(b / a for a, b in zip(sweep_times, separate_times)),
+    **{f'{k}_s': statistics.median(v) for k, v in times.items()},
+    'compile_s': compile_s,
+    'separate_over_vmapped': ratio('separate', 'vmapped'),
+    'evaluation_sweep_over_vmapped': ratio('evaluation_sweep', 'vmapped') if sweep else None,
   }
 
 
@@ -657,7 +676,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     ),
     '',
     f'- Machine: {m["cpu"]}, {m["cores"]} logical cores; JAX backend `{m["backend"]}` '
-    f'({m["device"]} × {m["num_devices"]}); allocator: {m["allocator"]}'
+    f'({m["device"]} × {m["num_devices"]}); PyTorch threads: {m.get("torch_threads")}; '
+    f'XLA_FLAGS: `{m["xla_flags"] or ""}`; allocator: {m["allocator"]}'
     + (f' (`MALLOC_CONF={m["malloc_conf"]}`)' if m['malloc_conf'] else '')
     + '.',
     '- Versions: ' + ', '.join(f'{k} {v}' for k, v in m['versions'].items() if v) + '.',
@@ -753,13 +773,19 @@ def to_markdown(result: dict[str, Any]) -> str:
   else:
     lines += [
       (
-        f'DDN-{sw["steps"]} on {sw["batch"]} images, G = {sw["points"]} values of gamma, via '
-        f'`{sw["how"]}`: vmapped {sw["vmapped_s"]:.2f} s (first call with compilation '
-        f'{sw["vmapped_first_call_s"]:.1f} s) vs {sw["points"]} separate runs of one compiled '
-        f'program {sw["separate_s"]:.2f} s (compile {sw["separate_compile_s"]:.1f} s): separate / '
-        f'vmapped = **{sw["separate_over_vmapped"]:.2f}**.'
+        f'DDN-{sw["steps"]} on {sw["batch"]} images, G = {sw["points"]} values of gamma. '
+        f'One program, `jax.vmap` of `attacks.ddn` over gamma in one `jit`: {sw["vmapped_s"]:.2f} s '
+        f'(compile {sw["compile_s"]["vmapped"]:.1f} s); {sw["points"]} separate runs of one '
+        f'compiled DDN: {sw["separate_s"]:.2f} s (compile {sw["compile_s"]["separate"]:.1f} s); '
+        f'separate / vmapped = **{sw["separate_over_vmapped"]:.2f}**.'
       )
     ]
+    if sw.get('evaluation_sweep_s') is not None:
+      lines[-1] += (
+        f' `ddn_jax.evaluation.sweep` end to end (input checks and per-point validation '
+        f'included): {sw["evaluation_sweep_s"]:.2f} s, '
+        f'{sw["evaluation_sweep_over_vmapped"]:.2f}× the bare vmapped program.'
+      )
   return '\n'.join(lines) + '\n'
 
 
@@ -784,6 +810,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
   parser.add_argument('--batch', type=int, help="images per attack call (overrides the preset's)")
   parser.add_argument('--steps', type=int, help='K of DDN-K, C&W 1xK, ... (overrides the preset)')
   parser.add_argument('--repeats', type=int, help='timed rounds (overrides the preset)')
+  parser.add_argument(
+    '--single-thread',
+    action='store_true',
+    help='one thread on both sides (torch.set_num_threads(1), XLA without multi-threaded Eigen): '
+    "on a shared machine, PyTorch's OpenMP threads otherwise spin-wait for a busy core",
+  )
   parser.add_argument('--out', default='benchmarks/results', help='directory for .json and .md')
   parser.add_argument('--tag', help='file name instead of the machine tag')
   parser.add_argument('--note', action='append', default=[], help='a line for the report')
@@ -815,6 +847,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     if unknown:
       parser.error(f'unknown {what}(s) {unknown}; expected among {list(known)}')
 
+  if args.single_thread:  # Before JAX initialises its backend (machine_info does).
+    flags = os.environ.get('XLA_FLAGS', '')
+    os.environ['XLA_FLAGS'] = f'{flags} --xla_cpu_multi_thread_eigen=false'.strip()
+    try:
+      import torch
+
+      torch.set_num_threads(1)
+    except ImportError:
+      pass
   start = time.perf_counter()
   machine = machine_info()
   result: dict[str, Any] = {
@@ -833,7 +874,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     'sweep': {'error': 'not run'},
   }
   try:
-    import torch  # noqa: F401
+    import torch
 
     from ddn_jax import interop
   except ImportError as e:
@@ -948,7 +989,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
   # The first model's attacks, the sweep and the scaling points come before the other models,
   # the costly ones last, so that a run cut short has the main comparisons.
-  model_block(model_names[0])
+  per_model = bool(sections & {'gradient', 'attacks', 'cw_long'})
+  if per_model:
+    model_block(model_names[0])
   if 'sweep' in sections:
     sweep_block()
     save(False)
@@ -964,7 +1007,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
   if 'cw_long' in sections and small:
     cw_long_block()
     save(False)
-  for model_name in model_names[1:]:
+  for model_name in model_names[1:] if per_model else []:
     model_block(model_name)
   save(True)
   log(f'wrote {out / result["tag"]}.json and .md')

@@ -160,8 +160,6 @@ def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size):
   iterations) are fixed; the grid's floats run as one vmapped program (`evaluation.sweep`).
   """
   count = spec['grid_images']
-  if mesh is not None:  # the model's parameters on every device the examples are split over
-    logits_fn = training.replicate(logits_fn, mesh)
   kwargs = {k: v for k, v in spec['kwargs'].items() if k not in spec['grid']}
   result = evaluation.sweep(
     attack_fn(spec),
@@ -200,4 +198,13 @@ def header(title: str, command: str, notes: str, start: float) -> list[str]:
     '',
     notes,
     '',
+  ]
+
+
+def grid_search_lines(searches: dict[str, dict[str, Any]]) -> list[str]:
+  """One markdown line per C&W grid search: the point it chose and what the search cost."""
+  return [
+    f'{name}: grid search chose {search["best"]} (best median L2 over '
+    f'{len(search["rows"])} points, {search["seconds"]:.0f} s).'
+    for name, search in searches.items()
   ]

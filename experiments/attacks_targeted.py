@@ -132,11 +132,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
       f'| {row["mean_grads"]:.0f} | {row["seconds"]:.1f} |'
     )
   lines.append('')
-  for name, search in searches.items():
-    lines.append(
-      f'{name}: grid search chose {search["best"]} (best median L2 over '
-      f'{len(search["rows"])} points, {search["seconds"]:.0f} s).'
-    )
+  lines += _common.grid_search_lines(searches)
   lines.append('')
   report = {
     'command': command,

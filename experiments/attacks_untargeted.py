@@ -93,11 +93,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     evaluation.to_markdown(evaluations),
     '',
   ]
-  for name, search in searches.items():
-    lines.append(
-      f'{name}: grid search chose {search["best"]} (best median L2 over '
-      f'{len(search["rows"])} points, {search["seconds"]:.0f} s).'
-    )
+  lines += _common.grid_search_lines(searches)
   lines.append('')
   report = {
     'command': command,

@@ -6,15 +6,15 @@ import sys
 # Must happen before JAX initialises its backends.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update('jax_num_cpu_devices', 8)
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import optax
+import pytest
 
 
 @pytest.fixture(scope='session')

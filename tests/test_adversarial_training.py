@@ -8,11 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from ddn_jax import attacks
-from ddn_jax import data
-from ddn_jax import evaluation
-from ddn_jax import models
-from ddn_jax import training
+from ddn_jax import attacks, data, evaluation, models, training
 
 assert_close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6)
 

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from linear_model import LinearProblem
 
 from ddn_jax import attacks
 from ddn_jax.attacks import _ddn
-from linear_model import LinearProblem
 
 ATTACKS = {
   'ddn': functools.partial(attacks.ddn, steps=20),
@@ -89,10 +89,22 @@ def test_minimum_norm_attack_returns_clean_input_on_failure(problem):
   np.testing.assert_array_equal(r.l2, 0)
 
 
-def test_already_misclassified_example_costs_nothing(problem):
+@pytest.mark.parametrize(
+  'run',
+  [
+    functools.partial(attacks.ddn, steps=5),
+    functools.partial(attacks.carlini_wagner_l2, binary_search_steps=2, max_iterations=5),
+    functools.partial(attacks.deepfool, steps=5),
+    functools.partial(attacks.fmn_l2, steps=5),
+  ],
+  ids=['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2'],
+)
+def test_already_misclassified_example_is_returned_unchanged(problem, run):
+  # Norm exactly 0 (not C&W's tanh rounding), so robust accuracy at ε = 0 is the clean accuracy.
   wrong = (problem.labels + 1) % 10
-  r = attacks.ddn(problem.logits_fn, problem.inputs, wrong, steps=5)
+  r = run(problem.logits_fn, problem.inputs, wrong)
   assert r.success.all()
+  np.testing.assert_array_equal(r.adv, problem.inputs)
   np.testing.assert_array_equal(r.l2, 0)
 
 
@@ -217,12 +229,12 @@ def test_bad_logits_fn_and_hyperparameters(problem):
   with pytest.raises(TypeError, match='callable'):
     attacks.ddn(None, x, y)
   bad = [
-    (dict(gamma=1.5), 'gamma'),
-    (dict(gamma=0.0), 'gamma'),
-    (dict(steps=0), 'steps'),
-    (dict(levels=1), 'levels'),
-    (dict(init_norm=-1.0), 'init_norm'),
-    (dict(gamma=float('nan')), 'gamma is NaN'),
+    ({'gamma': 1.5}, 'gamma'),
+    ({'gamma': 0.0}, 'gamma'),
+    ({'steps': 0}, 'steps'),
+    ({'levels': 1}, 'levels'),
+    ({'init_norm': -1.0}, 'init_norm'),
+    ({'gamma': float('nan')}, 'gamma is NaN'),
   ]
   for kwargs, match in bad:
     with pytest.raises(ValueError, match=match):

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ddn_jax import models
-from ddn_jax.attacks import _canonical_conv, _carlini_wagner, _ddn, _pgd
+from ddn_jax import attacks, models
+from ddn_jax.attacks import _canonical_conv, _ddn
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != 'cpu', reason='an XLA:CPU property')
 
@@ -24,33 +24,26 @@ def _naive_convolutions(compile_attack, tmp_path) -> list[str]:
 
 
 def _compilers(model, shape):
+  """Per attack, a function compiling it (through its public entry point) on a tiny batch."""
   x = jnp.full((2, *shape), 0.5)
   y = jnp.zeros(2, jnp.int32)
   f = models.make_logits_fn(model, model.init(jax.random.key(0), x[:1]))
-  key = jax.random.key(0)
+  runs = {
+    'ddn': lambda f, x, y: attacks.ddn(f, x, y, steps=2),
+    'carlini_wagner_l2': lambda f, x, y: attacks.carlini_wagner_l2(
+      f, x, y, binary_search_steps=1, max_iterations=10
+    ),
+    'pgd_l2': lambda f, x, y: attacks.pgd_l2(f, x, y, eps=1.0, steps=2, step_size=0.1),
+    'deepfool': lambda f, x, y: attacks.deepfool(f, x, y, steps=2),
+    'fmn_l2': lambda f, x, y: attacks.fmn_l2(f, x, y, steps=2),
+  }
   return {
-    'ddn': lambda **kw: _ddn._ddn.lower(
-      f, x, y, key, 0.05, 1.0, 1.0, 0.01, None, targeted=False, steps=2, levels=256
-    ).compile(**kw),
-    'carlini_wagner_l2': lambda **kw: _carlini_wagner._carlini_wagner_l2.lower(
-      f,
-      x,
-      y,
-      0.01,
-      1.0,
-      0.0,
-      targeted=False,
-      binary_search_steps=1,
-      max_iterations=10,
-      abort_early=True,
-    ).compile(**kw),
-    'pgd_l2': lambda **kw: _pgd._pgd_l2.lower(
-      f, x, y, key, 1.0, 0.1, targeted=False, steps=2, random_start=True
-    ).compile(**kw),
+    name: lambda run=run, **kw: jax.jit(run).lower(f, x, y).compile(**kw)
+    for name, run in runs.items()
   }
 
 
-@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'pgd_l2'])
+@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'pgd_l2', 'deepfool', 'fmn_l2'])
 def test_attack_loops_use_library_convolutions(name, tmp_path):
   compile_attack = _compilers(models.SmallCNN(), (28, 28, 1))[name]
   assert _naive_convolutions(compile_attack, tmp_path) == []

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip('torch')
 pytest.importorskip('adv_lib')
 
-from ddn_jax import interop  # noqa: E402
+from ddn_jax import interop
 
 NUM_IMAGES = 100
 

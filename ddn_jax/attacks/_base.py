@@ -8,7 +8,8 @@ The per-example code sees a single image ``x`` of shape ``(H, W, C)`` and calls 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

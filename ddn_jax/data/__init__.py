@@ -1,11 +1,8 @@
 """Datasets as in-memory NumPy arrays, and seeded resumable batches."""
 
-from ddn_jax.data._iterator import batches
-from ddn_jax.data._iterator import epoch_permutation
-from ddn_jax.data._iterator import steps_per_epoch
+from ddn_jax.data._iterator import batches, epoch_permutation, steps_per_epoch
 from ddn_jax.data._load import load
-from ddn_jax.data._offline import FASHION_MNIST_DIR_ENV
-from ddn_jax.data._offline import MNIST_DIR_ENV
+from ddn_jax.data._offline import FASHION_MNIST_DIR_ENV, MNIST_DIR_ENV
 from ddn_jax.data._preprocess import resize_and_center_crop
 from ddn_jax.data._registry import SPLITS
 

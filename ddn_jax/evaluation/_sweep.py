@@ -22,6 +22,7 @@ import numpy as np
 
 from ddn_jax.attacks import _base
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
+from ddn_jax.training._sharding import replicate
 
 # Arguments of the uniform attack signature that are not hyperparameters.
 _NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')
@@ -239,6 +240,8 @@ def sweep(
     spec = jax.sharding.PartitionSpec
     batched = jax.sharding.NamedSharding(mesh, spec(_DATA_AXIS))
     replicated = jax.sharding.NamedSharding(mesh, spec())
+    if isinstance(logits_fn, jax.tree_util.Partial):  # parameters on every device of the mesh
+      logits_fn = replicate(logits_fn, mesh)
   grid_arrays = {
     name: jax.device_put(np.asarray([p[name] for p in grid_points], inputs.dtype), replicated)
     for name in grid_values

@@ -14,8 +14,7 @@ import numpy as np
 
 from ddn_jax import attacks as jax_attacks
 from ddn_jax import models
-from ddn_jax.interop import _adv_lib
-from ddn_jax.interop import _convert
+from ddn_jax.interop import _adv_lib, _convert
 
 RATIO_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
@@ -240,12 +239,16 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     ]
   acc = report['clean_accuracy']
   lines += [
-    f'Clean accuracy: ddn_jax {acc["ddn_jax"]:.4f}, PyTorch {acc["adv_lib"]:.4f}; '
-    f'max |logits difference| {report["logits_max_abs_diff"]:.2e}.',
+    (
+      f'Clean accuracy: ddn_jax {acc["ddn_jax"]:.4f}, PyTorch {acc["adv_lib"]:.4f}; '
+      f'max |logits difference| {report["logits_max_abs_diff"]:.2e}.'
+    ),
     '',
-    '| attack | success ddn_jax / adv-lib | success agreement | median L2 ddn_jax / adv-lib '
-    '(rel. diff) | mean L2 ddn_jax / adv-lib (rel. diff) | time s ddn_jax (compile) / adv-lib '
-    '| grads/example ddn_jax / adv-lib |',
+    (
+      '| attack | success ddn_jax / adv-lib | success agreement | median L2 ddn_jax / adv-lib '
+      '(rel. diff) | mean L2 ddn_jax / adv-lib (rel. diff) | time s ddn_jax (compile) / adv-lib '
+      '| grads/example ddn_jax / adv-lib |'
+    ),
     '|---|---|---|---|---|---|---|',
   ]
   ratio_rows = []
@@ -283,9 +286,11 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     '|---|---|' + '---|' * len(RATIO_QUANTILES),
     *ratio_rows,
     '',
-    'Arguments: ddn_jax (with the options that reproduce adv-lib: DDN '
-    "`alpha_schedule='adv_lib'`, C&W `abort_early='batch'`, DeepFool `candidates` = all "
-    'classes) / adv-lib:',
+    (
+      'Arguments: ddn_jax (with the options that reproduce adv-lib: DDN '
+      "`alpha_schedule='adv_lib'`, C&W `abort_early='batch'`, DeepFool `candidates` = all "
+      'classes) / adv-lib:'
+    ),
     '',
     *[
       f'- {name}: `{entry["hparams"]}` / `{entry.get("adv_lib_kwargs", "—")}`'

@@ -12,9 +12,9 @@ training-time ``AuxLogits`` head has no Flax counterpart (its keys are checked, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import functools
 import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
@@ -376,5 +376,7 @@ def load_torch_state_dict(
 
   state_dict = torch.load(path, map_location='cpu', weights_only=True)
   if not isinstance(state_dict, Mapping):
-    raise ValueError(f'{os.fspath(path)} holds a {type(state_dict).__name__}, not a state_dict.')
+    raise ValueError(  # noqa: TRY004 (a file with the wrong content, not a wrong argument)
+      f'{os.fspath(path)} holds a {type(state_dict).__name__}, not a state_dict.'
+    )
   return from_torch_state_dict(model, state_dict, input_shape=input_shape)

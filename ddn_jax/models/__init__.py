@@ -3,14 +3,9 @@
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
-from ddn_jax.models._saved import SavedModel
-from ddn_jax.models._saved import build_model
-from ddn_jax.models._saved import load_model
-from ddn_jax.models._saved import save_model_info
+from ddn_jax.models._saved import SavedModel, build_model, load_model, save_model_info
 from ddn_jax.models._small_cnn import SmallCNN
-from ddn_jax.models._wide_resnet import CIFAR10_MEAN
-from ddn_jax.models._wide_resnet import CIFAR10_STD
-from ddn_jax.models._wide_resnet import WideResNet
+from ddn_jax.models._wide_resnet import CIFAR10_MEAN, CIFAR10_STD, WideResNet
 
 __all__ = (
   'CIFAR10_MEAN',

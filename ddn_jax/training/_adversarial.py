@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import functools
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax
@@ -12,8 +12,7 @@ import jax.numpy as jnp
 from ddn_jax import attacks
 from ddn_jax.models import make_logits_fn
 from ddn_jax.training._state import TrainState
-from ddn_jax.training._step import optimizer_step
-from ddn_jax.training._step import to_float_images
+from ddn_jax.training._step import optimizer_step, to_float_images
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 import csv
 import json
 import os
 import pathlib
 import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -16,12 +16,9 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from ddn_jax import data
-from ddn_jax.training._sharding import check_batch_size
-from ddn_jax.training._sharding import replicate
-from ddn_jax.training._sharding import shard_batch
+from ddn_jax.training._sharding import check_batch_size, replicate, shard_batch
 from ddn_jax.training._state import TrainState
-from ddn_jax.training._step import evaluate_state
-from ddn_jax.training._step import train_step
+from ddn_jax.training._step import evaluate_state, train_step
 
 StepFn = Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]
 

@@ -94,7 +94,7 @@ def paper_recipe(name: str, *, num_train_examples: int) -> Recipe:
       0.01, steps_per_epoch=steps, decay_epochs=[10, 20, 30, 40], decay_factor=0.5
     )
     return Recipe(sgd(schedule), 50, batch_size)
-  wrn_sgd = dict(nesterov=True, weight_decay=5e-4)
+  wrn_sgd = {'nesterov': True, 'weight_decay': 5e-4}
   if name == 'cifar10_wrn':
     schedule = step_schedule(
       0.1, steps_per_epoch=steps, decay_epochs=[60, 120, 160], decay_factor=0.2

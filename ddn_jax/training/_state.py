@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
-from flax import struct
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 
 @struct.dataclass

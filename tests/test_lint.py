@@ -1,0 +1,23 @@
+"""The tree passes ruff's lint and format checks with the project's configuration."""
+
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _ruff() -> str:
+  path = shutil.which('ruff', path=str(pathlib.Path(sys.executable).parent)) or shutil.which('ruff')
+  if path is None:
+    pytest.fail('ruff is not installed; it is part of the dev extra (pip install -e .[dev]).')
+  return path
+
+
+@pytest.mark.parametrize('args', [['check', '.'], ['format', '--check', '.']])
+def test_ruff(args):
+  proc = subprocess.run([_ruff(), *args], cwd=ROOT, capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
