@@ -182,6 +182,14 @@ def test_vmap_over_hyperparameter_grid(problem):
   assert swept.shape == (3, 4)
   for i, g in enumerate(gammas):
     np.testing.assert_allclose(swept[i], l2_for(float(g)), rtol=1e-5)
+  # Under the caller's jit too, with the images closed over as constants.
+  np.testing.assert_allclose(jax.jit(jax.vmap(l2_for))(gammas), swept, rtol=1e-5)
+
+
+def test_closed_over_inputs_are_checked_inside_a_callers_jit(problem):
+  bad = problem.inputs + 2.0
+  with pytest.raises(ValueError, match=r'pixels in \[0, 1\]'):
+    jax.jit(lambda g: attacks.ddn(problem.logits_fn, bad, problem.labels, gamma=g).l2)(0.05)
 
 
 def test_same_key_same_result_and_keys_matter(problem):

@@ -108,9 +108,12 @@ def validate_inputs(logits_fn: LogitsFn, inputs: Any, labels: Any) -> tuple[jax.
       f'got {logits_shape}.'
     )
   num_classes = logits_shape[1]
-  inputs, labels = jnp.asarray(inputs), jnp.asarray(labels)
-  if _is_concrete(inputs) and _is_concrete(labels) and inputs.size:
-    lo, hi, has_nan, label_lo, label_hi = jax.device_get(_input_stats(inputs, labels))
+  if _is_concrete(inputs) and _is_concrete(labels) and np.size(inputs):
+    # Concrete values can still meet a caller's trace (constants closed over by a jitted or
+    # vmapped function, e.g. a sweep over hyperparameters): evaluate the checks eagerly anyway.
+    with jax.ensure_compile_time_eval():
+      stats = _input_stats(jnp.asarray(inputs), jnp.asarray(labels))
+    lo, hi, has_nan, label_lo, label_hi = jax.device_get(stats)
     if has_nan:
       raise ValueError('inputs contain NaN.')
     if lo < 0 or hi > 1:
@@ -123,7 +126,7 @@ def validate_inputs(logits_fn: LogitsFn, inputs: Any, labels: Any) -> tuple[jax.
         f'labels must be in [0, {num_classes}) for a model with {num_classes} classes, '
         f'got values in [{label_lo}, {label_hi}].'
       )
-  return inputs, labels
+  return jnp.asarray(inputs), jnp.asarray(labels)
 
 
 def check_hyperparameter(

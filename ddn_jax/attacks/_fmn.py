@@ -159,11 +159,15 @@ def _check_starting_points(logits_fn, inputs, labels, starting_points, targeted)
     )
   starting_points = jnp.asarray(starting_points, inputs.dtype)
   if _base._is_concrete(starting_points) and _base._is_concrete(labels) and inputs.size:
-    lo, hi, has_nan, _, _ = jax.device_get(_base._input_stats(starting_points, labels))
+    with jax.ensure_compile_time_eval():  # eagerly, even inside a caller's trace
+      stats = _base._input_stats(starting_points, labels)
+      adv = _base.is_adversarial(logits_fn(starting_points), labels, targeted)
+    lo, hi, has_nan, _, _ = jax.device_get(stats)
     if has_nan or lo < 0 or hi > 1:
       raise ValueError(f'starting_points must have pixels in [0, 1], got [{lo:g}, {hi:g}].')
-    adv = np.asarray(_base.is_adversarial(logits_fn(starting_points), labels, targeted))
-    if not adv.all():
+    # The model's parameters may be traced (a caller's jit over them): then only the pixels.
+    if _base._is_concrete(adv) and not np.asarray(adv).all():
+      adv = np.asarray(adv)
       raise ValueError(
         f'starting_points must all be adversarial; examples {np.flatnonzero(~adv).tolist()} '
         'are not.'
