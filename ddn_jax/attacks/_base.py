@@ -274,6 +274,22 @@ def quantize(x: jax.Array, levels: int | None) -> jax.Array:
   return jnp.round(x * (levels - 1)) / (levels - 1)
 
 
+def cosine_schedule(
+  steps: int, alpha_init: jax.Array, alpha_final: jax.Array, schedule: str = 'paper'
+) -> jax.Array:
+  """``(steps,)`` values cosine-annealed from ``alpha_init`` towards ``alpha_final``.
+
+  ``'paper'`` reaches ``alpha_final`` at the last step (t = i / (steps - 1)), as the DDN paper
+  states; ``'adv_lib'`` uses t = i / steps like adv-lib and the official DDN and FMN code, whose
+  last step is ``alpha_final + (alpha_init - alpha_final) * (1 - cos(π / steps)) / 2``, not
+  ``alpha_final``.
+  """
+  denominator = max(steps - 1, 1) if schedule == 'paper' else steps
+  # The cosine factor in float64 at trace time (steps is static), as the references compute it.
+  factor = 0.5 * (1 + np.cos(np.pi * np.arange(steps) / denominator))
+  return alpha_final + (alpha_init - alpha_final) * jnp.asarray(factor, jnp.float32)
+
+
 def finalize(
   logits_fn: LogitsFn,
   inputs: jax.Array,

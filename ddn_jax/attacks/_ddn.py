@@ -6,26 +6,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ddn_jax.attacks import _base, _projection
 
 ALPHA_SCHEDULES = ('paper', 'adv_lib')
-
-
-def cosine_schedule(
-  steps: int, alpha_init: jax.Array, alpha_final: jax.Array, schedule: str = 'paper'
-) -> jax.Array:
-  """``(steps,)`` step sizes, cosine-annealed from ``alpha_init`` towards ``alpha_final``.
-
-  ``'paper'`` reaches ``alpha_final`` at the last step (t = i / (steps - 1)), as the paper
-  states; ``'adv_lib'`` uses t = i / steps like adv-lib and the official code, whose last step is
-  ``alpha_final + (alpha_init - alpha_final) * (1 - cos(π / steps)) / 2``, not ``alpha_final``.
-  """
-  denominator = max(steps - 1, 1) if schedule == 'paper' else steps
-  # The cosine factor in float64 at trace time (steps is static), as the references compute it.
-  factor = 0.5 * (1 + np.cos(np.pi * np.arange(steps) / denominator))
-  return alpha_final + (alpha_init - alpha_final) * jnp.asarray(factor, jnp.float32)
 
 
 def _ddn_single(x, y, key, logits_fn, gamma, init_norm, alphas, *, targeted, levels):
@@ -74,7 +58,7 @@ def _ddn(
   levels,
   alpha_schedule,
 ):
-  alphas = cosine_schedule(steps, alpha_init, alpha_final, alpha_schedule)
+  alphas = _base.cosine_schedule(steps, alpha_init, alpha_final, alpha_schedule)
   keys = jax.random.split(key, inputs.shape[0])
   single = functools.partial(_ddn_single, targeted=targeted, levels=levels)
   best_adv, found = _base.map_examples(

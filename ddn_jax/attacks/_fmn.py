@@ -25,16 +25,6 @@ class _State(NamedTuple):
   best_adv: jax.Array  # (H, W, C) the point with that norm (x before)
 
 
-def cosine_decay(steps: int, init: jax.Array, final: jax.Array) -> jax.Array:
-  """``(steps,)`` values cosine-annealed from ``init`` towards ``final``, as in FMN's code.
-
-  Step ``i`` gets ``final + (init - final) (1 + cos(π i / steps)) / 2``: the last step stops
-  short of ``final``.
-  """
-  t = jnp.arange(steps, dtype=jnp.float32) / steps
-  return final + (init - final) * 0.5 * (1 + jnp.cos(jnp.pi * t))
-
-
 def _fmn_single(
   x, y, start, logits_fn, alphas, gammas, *, targeted, binary_search_steps, levels, projection
 ):
@@ -130,8 +120,9 @@ def _fmn_l2(
   levels,
   projection,
 ):
-  alphas = cosine_decay(steps, alpha_init, alpha_final)
-  gammas = cosine_decay(steps, gamma_init, gamma_final)
+  # FMN's code anneals with t = i / steps: its last step stops short of the final value.
+  alphas = _base.cosine_schedule(steps, alpha_init, alpha_final, 'adv_lib')
+  gammas = _base.cosine_schedule(steps, gamma_init, gamma_final, 'adv_lib')
   single = functools.partial(
     _fmn_single,
     targeted=targeted,
