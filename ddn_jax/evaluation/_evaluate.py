@@ -97,8 +97,8 @@ def check_attack(attack: Attack) -> None:
       )
 
 
-def check_mesh(mesh: jax.sharding.Mesh | None, batch_size: int) -> int:
-  """The number of devices a batch is split over; raises if ``batch_size`` does not split."""
+def data_devices(mesh: jax.sharding.Mesh | None) -> int:
+  """The number of devices a batch is split over (1 without a mesh); checks the ``'data'`` axis."""
   if mesh is None:
     return 1
   if DATA_AXIS not in mesh.axis_names:
@@ -106,8 +106,15 @@ def check_mesh(mesh: jax.sharding.Mesh | None, batch_size: int) -> int:
       f'The mesh must have a {DATA_AXIS!r} axis to shard batches over, got axes '
       f'{mesh.axis_names}; use ddn_jax.training.data_mesh().'
     )
-  check_batch_size(batch_size, mesh)
   return mesh.shape[DATA_AXIS]
+
+
+def check_mesh(mesh: jax.sharding.Mesh | None, batch_size: int) -> int:
+  """`data_devices`, and raises if ``batch_size`` does not split over them."""
+  num_devices = data_devices(mesh)
+  if mesh is not None:
+    check_batch_size(batch_size, mesh)
+  return num_devices
 
 
 def check_dataset(images: Any, labels: Any, batch_size: Any) -> tuple[np.ndarray, np.ndarray]:

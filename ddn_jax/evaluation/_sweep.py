@@ -21,12 +21,12 @@ import jax
 import numpy as np
 
 from ddn_jax.attacks import _base
+from ddn_jax.evaluation._evaluate import data_devices
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
-from ddn_jax.training._sharding import replicate
+from ddn_jax.training._sharding import DATA_AXIS, replicate
 
 # Arguments of the uniform attack signature that are not hyperparameters.
 _NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')
-_DATA_AXIS = 'data'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +140,8 @@ def _sweep_program(attack, logits_fn, inputs, labels, keys, grid, *, static, tar
   return jax.shard_map(
     body,
     mesh=mesh,
-    in_specs=(spec(), spec(_DATA_AXIS), spec(_DATA_AXIS), spec(_DATA_AXIS), spec()),
-    out_specs=spec(None, _DATA_AXIS),
+    in_specs=(spec(), spec(DATA_AXIS), spec(DATA_AXIS), spec(DATA_AXIS), spec()),
+    out_specs=spec(None, DATA_AXIS),
     check_vma=False,
   )(logits_fn, inputs, labels, keys, grid)
 
@@ -229,16 +229,14 @@ def sweep(
   for s, g in itertools.product(static_points, grid_points):
     jax.eval_shape(functools.partial(attack, logits_fn, targeted=targeted, **s, **g), *example)
 
-  if mesh is not None and _DATA_AXIS not in mesh.shape:
-    raise ValueError(f'mesh must have a {_DATA_AXIS!r} axis, got axes {tuple(mesh.shape)}.')
-  num_shards = 1 if mesh is None else mesh.shape[_DATA_AXIS]
+  num_shards = data_devices(mesh)
   size, num_calls = _chunks(len(inputs), batch_size, num_shards)
   # The last call repeats the last example up to the common shape.
   calls = np.minimum(np.arange(size * num_calls), len(inputs) - 1).reshape(num_calls, size)
   batched = replicated = None
   if mesh is not None:
     spec = jax.sharding.PartitionSpec
-    batched = jax.sharding.NamedSharding(mesh, spec(_DATA_AXIS))
+    batched = jax.sharding.NamedSharding(mesh, spec(DATA_AXIS))
     replicated = jax.sharding.NamedSharding(mesh, spec())
     if isinstance(logits_fn, jax.tree_util.Partial):  # parameters on every device of the mesh
       logits_fn = replicate(logits_fn, mesh)
