@@ -1,7 +1,7 @@
 """The benchmark: ddn_jax's attacks against the bare gradient, adv-lib and foolbox, on this machine.
 
   python -m benchmarks.run --preset cpu            # about 20 minutes on a 2-core CPU
-  python -m benchmarks.run --preset gpu            # on a GPU machine
+  python -m benchmarks.run --preset gpu            # on a GPU machine (PyTorch on the same GPU)
   python -m benchmarks.run --preset tiny --out /tmp/bench   # seconds; what the test runs
 
 Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md`` (default ``benchmarks/results``) with:
@@ -14,7 +14,9 @@ Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md`` (default ``benchmarks
   alternately in one run; medians over repeats after a warm-up round; ddn_jax's compile time is
   measured apart (ahead-of-time ``lower().compile()``). Per attack: seconds per 1000 images,
   gradient evaluations per example and the **overhead** = attack time / (gradient evaluations ×
-  time of one bare gradient on the same batch), the bare gradient being timed in every round;
+  time of one bare gradient on the same batch), the bare gradient being timed in every round,
+  both as one jitted call and inside one compiled loop (`gradient_loop`: no per-call dispatch,
+  which on a GPU exceeds a small model's compute);
 * **C&W 9×10000** with early abort on a few images;
 * **scaling** in batch size and in steps (time and peak memory, each point in a fresh process so
   that peak RSS is that point's), and a vmapped sweep of G values of DDN's gamma
@@ -104,7 +106,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     'warmup': 1,
     'repeats': 3,
     'train_steps': 1000,
-    # adv-lib runs on the CPU build of torch here: its side of 9x10000 is left to the CPU preset.
     'cw_long': {
       'images': 1000,
       'binary_search_steps': 9,
@@ -140,7 +141,7 @@ def machine_info() -> dict[str, Any]:
       versions[package] = None
   devices = jax.devices()
   preload = os.environ.get('LD_PRELOAD', '')
-  return {
+  info = {
     'cpu': cpu,
     'cores': os.cpu_count(),
     'backend': jax.default_backend(),
@@ -154,6 +155,32 @@ def machine_info() -> dict[str, Any]:
     'torch_threads': _torch_threads(),
     'versions': versions,
   }
+  if info['backend'] != 'cpu':
+    info['gpu'] = _gpu_info()
+  return info
+
+
+def _gpu_info() -> dict[str, Any]:
+  """What decides GPU float32 speed and accuracy: TF32 use on each side, and the memory split."""
+  info = {
+    'jax_default_matmul_precision': jax.config.jax_default_matmul_precision,
+    'xla_python_client_mem_fraction': os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION'),
+  }
+  try:
+    import torch
+  except ImportError:
+    return info
+  info['torch_device'] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+  info['torch_cudnn_allow_tf32'] = torch.backends.cudnn.allow_tf32
+  info['torch_float32_matmul_precision'] = torch.get_float32_matmul_precision()
+  return info
+
+
+def torch_device() -> str:
+  """PyTorch runs on CUDA when JAX does (same accelerator for both sides), else on the CPU."""
+  import torch
+
+  return 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
 
 
 def _torch_threads() -> int | None:
@@ -252,8 +279,34 @@ def _error(e: BaseException) -> str:
   return f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:400]
 
 
+def gradient_loop(logits_fn, count: int):
+  """``count`` dependent gradients in one program: the model's cost without per-call dispatch.
+
+  Each input is the last one plus ``1e-30`` times its gradient (below float32 resolution next to
+  pixel values, but XLA cannot know that), so no evaluation can be hoisted or skipped. The
+  convolutions are channels-last, as in the attacks' loops (XLA:CPU runs the other form several
+  times slower inside a loop: ``benchmarks/LOOP_FORMS.md``).
+  """
+  fn = canonicalize_convolutions(bare_gradient(logits_fn))
+
+  def loop(x, y):
+    def body(_, x):
+      return x + 1e-30 * fn(x, y)[1]
+
+    return jax.lax.fori_loop(0, count, body, x)
+
+  return loop
+
+
 class BareGradient:
-  """The reference: the faster of the jitted gradient as written and with channels-last convs."""
+  """The reference: one jitted value-and-grad (the faster of as written and channels-last convs).
+
+  Also timed: the same gradient ``LOOP`` times inside one compiled loop (`gradient_loop`), per
+  gradient. A lone call pays dispatch and synchronisation, which on a GPU exceed a small model's
+  compute; an attack's loop pays neither, so the in-loop time is the honest limit there.
+  """
+
+  LOOP = 20
 
   def __init__(self, logits_fn, x, y, calls: int = 2):
     fn = bare_gradient(logits_fn)
@@ -262,7 +315,9 @@ class BareGradient:
     self.plain = jax.jit(fn).lower(x, y).compile()
     self.compile_s = time.perf_counter() - start
     self.channels_last = jax.jit(canonicalize_convolutions(fn)).lower(x, y).compile()
+    self.loop = jax.jit(gradient_loop(logits_fn, self.LOOP)).lower(x, y).compile()
     self()
+    self.looped()
 
   def __call__(self) -> tuple[float, float]:
     """(wall, CPU) seconds of the faster variant, each the best of ``calls`` calls."""
@@ -270,6 +325,10 @@ class BareGradient:
     return min(
       _timed_both(lambda f=f: f(self.x, self.y)) for _ in range(self.calls) for f in variants
     )
+
+  def looped(self) -> float:
+    """Wall seconds per gradient inside the compiled loop."""
+    return _timed(lambda: self.loop(self.x, self.y)) / self.LOOP
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +342,8 @@ def attack_spec(attack: str, steps: int) -> tuple[str, str, dict[str, Any]]:
   if attack == 'cw':
     # The paper's grid-searched setting for the short budget (adv-lib's defaults are for 9x10000).
     hp = {'binary_search_steps': 1, 'max_iterations': steps, 'learning_rate': 0.1}
-    hp |= {'initial_const': 1.0, 'confidence': 0.0, 'abort_early': True}
+    # adv-lib's abort rule (per batch), so that both sides run the same algorithm.
+    hp |= {'initial_const': 1.0, 'confidence': 0.0, 'abort_early': 'batch'}
     return f'C&W 1×{steps}', 'carlini_wagner_l2', hp
   if attack == 'deepfool':
     return f'DeepFool-{steps}', 'deepfool', {'steps': steps, 'overshoot': 0.02}
@@ -295,7 +355,7 @@ def attack_spec(attack: str, steps: int) -> tuple[str, str, dict[str, Any]]:
 def cw_long_spec(cfg: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
   b, k = cfg['binary_search_steps'], cfg['max_iterations']
   hp = {'binary_search_steps': b, 'max_iterations': k, 'learning_rate': 0.01}
-  hp |= {'initial_const': 1e-3, 'confidence': 0.0, 'abort_early': True}
+  hp |= {'initial_const': 1e-3, 'confidence': 0.0, 'abort_early': 'batch'}
   return f'C&W {b}×{k} (early abort)', 'carlini_wagner_l2', hp
 
 
@@ -364,7 +424,7 @@ def foolbox_attack(fb, fn_name: str, hp: dict[str, Any]):
       stepsize=hp['learning_rate'],
       confidence=hp['confidence'],
       initial_const=hp['initial_const'],
-      abort_early=hp['abort_early'],
+      abort_early=bool(hp['abort_early']),  # foolbox's rule is per batch.
     )
   if fn_name == 'deepfool':
     return a.L2DeepFoolAttack(steps=hp['steps'], overshoot=hp['overshoot'], candidates=10)
@@ -438,10 +498,11 @@ def compare_attack(
       errors[impl] = _error(e)
   times = {impl: [] for impl in sides}
   cpu_times = {impl: [] for impl in sides}
-  outcome, bare_times, bare_cpu = {}, [], []
+  outcome, bare_times, bare_cpu, loop_times = {}, [], [], []
   order = list(sides)
   for round_ in range(warmup + repeats):
     bare_t, bare_c = bare()
+    loop_t = bare.looped()
     for impl in order:
       if impl not in sides:
         continue
@@ -459,8 +520,10 @@ def compare_attack(
     if round_ >= warmup:
       bare_times.append(bare_t)
       bare_cpu.append(bare_c)
+      loop_times.append(loop_t)
     order = order[1:] + order[:1]  # Rotate, so no side always runs first.
   grad_s, grad_cpu = statistics.median(bare_times), statistics.median(bare_cpu)
+  loop_s = statistics.median(loop_times)
   rows = {}
   for impl, side in sides.items():
     if not times[impl]:
@@ -477,6 +540,7 @@ def compare_attack(
     }
     if o['grads_per_example']:
       row['overhead'] = median / (o['grads_per_example'] * grad_s)
+      row['overhead_vs_loop'] = median / (o['grads_per_example'] * loop_s)
       row['overhead_cpu_time'] = cpu / (o['grads_per_example'] * grad_cpu)
       if o['loop_iterations']:
         row['overhead_per_loop_iteration'] = median / (o['loop_iterations'] * grad_s)
@@ -496,6 +560,7 @@ def compare_attack(
     'batch': len(x),
     'bare_grad_s': grad_s,
     'bare_grad_cpu_s': grad_cpu,
+    'bare_grad_in_loop_s': loop_s,
     'results': rows,
     'errors': errors,
   }
@@ -508,13 +573,17 @@ def compare_attack(
 def torch_gradient_fn(module, x, y):
   import torch
 
-  xt = torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
-  yt = torch.from_numpy(np.asarray(y, np.int64))
+  device = next(module.parameters()).device
+  xt = torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))).to(device)
+  yt = torch.from_numpy(np.asarray(y, np.int64)).to(device)
 
   def run():
     xx = xt.clone().requires_grad_(True)
     loss = torch.nn.functional.cross_entropy(module(xx), yt, reduction='sum')
-    return torch.autograd.grad(loss, xx)[0]
+    grad = torch.autograd.grad(loss, xx)[0]
+    if grad.is_cuda:
+      torch.cuda.synchronize(device)
+    return grad
 
   return run
 
@@ -528,9 +597,11 @@ def gradient_section(model_name, model, variables, logits_fn, module, batch, rou
   plain = jax.jit(fn).lower(x, y).compile()
   compile_s = time.perf_counter() - start
   channels_last = jax.jit(canonicalize_convolutions(fn)).lower(x, y).compile()
+  loop = jax.jit(gradient_loop(logits_fn, BareGradient.LOOP)).lower(x, y).compile()
   runs = {
     'jax': lambda: plain(x, y),
     'jax_channels_last': lambda: channels_last(x, y),
+    'jax_loop': lambda: loop(x, y),
   }
   if module is not None:
     runs['torch'] = torch_gradient_fn(module, x, y)
@@ -544,6 +615,8 @@ def gradient_section(model_name, model, variables, logits_fn, module, batch, rou
   out = {'model': model_name, 'batch': batch, 'compile_s': compile_s}
   out |= {f'{k}_s': statistics.median(t[0] for t in v) for k, v in times.items()}
   out |= {f'{k}_cpu_s': statistics.median(t[1] for t in v) for k, v in times.items()}
+  out['jax_in_loop_s'] = out.pop('jax_loop_s') / BareGradient.LOOP
+  del out['jax_loop_cpu_s']
   if module is not None:
     best = [min(a, b) for a, b in zip(times['jax'], times['jax_channels_last'])]
     ratio = lambda i: statistics.median(a[i] / b[i] for a, b in zip(best, times['torch']))
@@ -560,16 +633,18 @@ def point(model_name: str, batch: int, steps: int) -> dict[str, Any]:
   bare = BareGradient(logits_fn, x, y, calls=1)
   ddn = JaxSide('ddn', {'steps': steps}, logits_fn, x, y)
   ddn()  # Warm-up: the first run of a compiled program maps its buffers.
-  ddn_times, bare_times = [], []
+  ddn_times, bare_times, loop_times = [], [], []
   repeats = 1 if batch * steps >= 20_000 else 2
   for _ in range(repeats):
     bare_times.append(bare()[0])
+    loop_times.append(bare.looped())
     ddn_times.append(ddn()[0])
   out = {
     'model': model_name,
     'batch': batch,
     'steps': steps,
     'bare_grad_s': statistics.median(bare_times),
+    'bare_grad_in_loop_s': statistics.median(loop_times),
     'ddn_s': statistics.median(ddn_times),
     'ddn_compile_s': ddn.compile_s,
     'ddn_temp_bytes': ddn.temp_bytes,
@@ -577,6 +652,7 @@ def point(model_name: str, batch: int, steps: int) -> dict[str, Any]:
     'rss_before_bytes': rss_before,
   }
   out['overhead'] = out['ddn_s'] / (steps * out['bare_grad_s'])
+  out['overhead_vs_loop'] = out['ddn_s'] / (steps * out['bare_grad_in_loop_s'])
   out['ddn_s_per_1000_images'] = out['ddn_s'] * 1000 / batch
   stats = jax.devices()[0].memory_stats() if jax.default_backend() != 'cpu' else None
   if stats:
@@ -660,6 +736,10 @@ def _fmt(v, spec='.3g') -> str:
   return str(v)
 
 
+def _ms(seconds, spec) -> str:
+  return '–' if seconds is None else format(seconds * 1e3, spec)
+
+
 def _mib(v) -> str:
   return '–' if v is None else f'{v / 2**20:.0f}'
 
@@ -683,24 +763,37 @@ def to_markdown(result: dict[str, Any]) -> str:
     '- Versions: ' + ', '.join(f'{k} {v}' for k, v in m['versions'].items() if v) + '.',
     f'- Load average (1/5/15 min): start {result["load_start"]}, end {result["load_end"]}.',
   ]
+  if m.get('gpu'):
+    g = m['gpu']
+    lines.append(
+      f'- GPU: PyTorch (adv-lib and the gradient reference) on {g.get("torch_device") or "CPU"}; '
+      f'float32 precision: JAX `jax_default_matmul_precision={g["jax_default_matmul_precision"]}` '
+      '(XLA may use TF32 for convolutions and dots), PyTorch '
+      f'`cudnn.allow_tf32={g.get("torch_cudnn_allow_tf32")}`, '
+      f'`float32_matmul_precision={g.get("torch_float32_matmul_precision")}`; '
+      f'`XLA_PYTHON_CLIENT_MEM_FRACTION={g["xla_python_client_mem_fraction"]}`.'
+    )
   lines += [f'- {note}' for note in result['notes']]
   lines += ['', '## Model gradient: JAX vs PyTorch (same network and weights)', '']
   lines += [
     (
       'One jitted value-and-grad of the summed cross-entropy w.r.t. the input vs PyTorch '
-      'forward+backward; medians, alternating. `jax/torch` uses the faster JAX variant.'
+      'forward+backward; medians, alternating. `jax/torch` uses the faster JAX variant. *In loop*: '
+      f'per gradient, {BareGradient.LOOP} dependent gradients in one compiled loop (no per-call '
+      'dispatch or synchronisation, as inside an attack).'
     ),
     '',
     (
-      '| model | batch | JAX (ms) | JAX channels-last (ms) | PyTorch (ms) | JAX / PyTorch | '
-      'JAX / PyTorch, CPU time | compile (s) |'
+      '| model | batch | JAX (ms) | JAX channels-last (ms) | JAX in loop (ms) | PyTorch (ms) | '
+      'JAX / PyTorch | JAX / PyTorch, CPU time | compile (s) |'
     ),
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for g in result['gradient']:
     lines.append(
       f'| {g["model"]} | {g["batch"]} | {g["jax_s"] * 1e3:.1f} | '
-      f'{g["jax_channels_last_s"] * 1e3:.1f} | {_fmt(g.get("torch_s") and g["torch_s"] * 1e3, ".1f")}'
+      f'{g["jax_channels_last_s"] * 1e3:.1f} | {_ms(g.get("jax_in_loop_s"), ".1f")} | '
+      f'{_fmt(g.get("torch_s") and g["torch_s"] * 1e3, ".1f")}'
       f' | {_fmt(g.get("jax_over_torch"), ".2f")} | {_fmt(g.get("jax_over_torch_cpu"), ".2f")} | '
       f'{g["compile_s"]:.1f} |'
     )
@@ -709,7 +802,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     (
       f'Median of {p["repeats"]} timed rounds after {p["warmup"]} warm-up round(s); implementations '
       'alternate within each round. *Overhead* = time / (mean gradient evaluations per example × '
-      'one bare jitted gradient on the same batch, timed in the same rounds); for attacks whose '
+      'one bare jitted gradient on the same batch, timed in the same rounds); *vs in-loop* uses '
+      'the in-loop gradient time instead (see above); for attacks whose '
       'examples stop early, *per loop iteration* divides by the iterations the batched loop ran '
       'instead. *Ratio* = time / ddn_jax time in the same round (median). Compile time: ddn_jax '
       'ahead-of-time compilation, not included in the time.'
@@ -717,16 +811,17 @@ def to_markdown(result: dict[str, Any]) -> str:
     '',
     (
       '| model | attack | batch | implementation | s / 1000 images | grads / example | overhead '
-      '| overhead, CPU time | per loop iteration | ratio vs ddn_jax | CPU-time ratio | compile (s) '
-      '| success | median L2 |'
+      '| overhead vs in-loop | overhead, CPU time | per loop iteration | ratio vs ddn_jax '
+      '| CPU-time ratio | compile (s) | success | median L2 |'
     ),
-    '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for a in result['attacks']:
     for impl, r in a['results'].items():
       lines.append(
         f'| {a["model"]} | {a["attack"]} | {a["batch"]} | {impl} | {r["s_per_1000_images"]:.1f} | '
         f'{r["grads_per_example"]:.1f} | {_fmt(r.get("overhead"), ".3f")} | '
+        f'{_fmt(r.get("overhead_vs_loop"), ".3f")} | '
         f'{_fmt(r.get("overhead_cpu_time"), ".3f")} | '
         f'{_fmt(r.get("overhead_per_loop_iteration"), ".3f")} | '
         f'{_fmt(r.get("time_ratio_vs_ddn_jax"), ".2f")} | '
@@ -746,10 +841,11 @@ def to_markdown(result: dict[str, Any]) -> str:
   header = [
     '',
     (
-      '| model | batch | steps | bare grad (ms) | DDN (s) | s / 1000 images | overhead | '
-      'compile (s) | peak RSS (MiB) | peak RSS growth (MiB) | XLA temp (MiB) | device peak (MiB) |'
+      '| model | batch | steps | bare grad (ms) | in loop (ms) | DDN (s) | s / 1000 images | '
+      'overhead | vs in-loop | compile (s) | peak RSS (MiB) | peak RSS growth (MiB) | '
+      'XLA temp (MiB) | device peak (MiB) |'
     ),
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for section in ('scaling_batch', 'scaling_steps'):
     if section == 'scaling_steps':
@@ -760,8 +856,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines.append(f'| {s["model"]} | {s["batch"]} | {s["steps"]} | error: `{s["error"]}` |')
         continue
       lines.append(
-        f'| {s["model"]} | {s["batch"]} | {s["steps"]} | {s["bare_grad_s"] * 1e3:.1f} | '
-        f'{s["ddn_s"]:.3f} | {s["ddn_s_per_1000_images"]:.1f} | {s["overhead"]:.3f} | '
+        f'| {s["model"]} | {s["batch"]} | {s["steps"]} | {s["bare_grad_s"] * 1e3:.2f} | '
+        f'{_ms(s.get("bare_grad_in_loop_s"), ".2f")} | {s["ddn_s"]:.3f} | '
+        f'{s["ddn_s_per_1000_images"]:.2f} | {s["overhead"]:.3f} | '
+        f'{_fmt(s.get("overhead_vs_loop"), ".3f")} | '
         f'{s["ddn_compile_s"]:.1f} | {_mib(s["peak_rss_bytes"])} | '
         f'{_mib(s["peak_rss_bytes"] - s["rss_before_bytes"])} | {_mib(s["ddn_temp_bytes"])} | '
         f'{_mib(s.get("device_peak_bytes"))} |'
@@ -902,7 +1000,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     result['notes'].append(f'{model_name}: {weights}.')
     module = None
     if interop is not None:
-      module = interop.to_torch(model, variables, input_shape=MODELS[model_name][1]).eval()
+      module = interop.to_torch(model, variables, input_shape=MODELS[model_name][1])
+      module = module.to(torch_device()).eval()
     if 'gradient' in sections:
       log(f'[gradient] {model_name}')
       result['gradient'].append(

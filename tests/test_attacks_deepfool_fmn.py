@@ -4,12 +4,13 @@ import functools
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from linear_model import LinearProblem
 
 from ddn_jax import attacks
-from ddn_jax.attacks import _deepfool, _fmn
+from ddn_jax.attacks import _base, _deepfool, _fmn
 
 # No attack can beat the exact minimum; float32 rounding of the norm allows this much.
 _BELOW = 1 - 1e-5
@@ -217,7 +218,7 @@ def test_new_float_hyperparameters_do_not_retrace(problem, monkeypatch):
   x, y = problem.inputs, problem.labels
   _deepfool._deepfool.clear_cache()
   monkeypatch.setattr(
-    _deepfool, '_deepfool_single', chex.assert_max_traces(_deepfool._deepfool_single, n=1)
+    _deepfool, '_deepfool_batch', chex.assert_max_traces(_deepfool._deepfool_batch, n=1)
   )
   for overshoot in (0.0, 0.02, 0.1):
     attacks.deepfool(problem.logits_fn, x, y, overshoot=overshoot)
@@ -258,6 +259,37 @@ def test_sharded_over_8_devices_equals_one_device(name):
   np.testing.assert_allclose(sharded.adv, single.adv, atol=1e-6)
   np.testing.assert_array_equal(sharded.success, single.success)
   np.testing.assert_array_equal(sharded.num_grads, single.num_grads)
+
+
+# --- the compacting loop DeepFool runs in ------------------------------------------------------
+
+
+def test_compacting_while_loop_equals_the_vmapped_loop_and_drops_finished_rows():
+  trips = jnp.asarray(np.random.default_rng(0).integers(1, 40, size=64), jnp.int32)
+  trips = trips.at[7].set(200)  # One slow example, as DeepFool's tail.
+  batch_sizes = []
+
+  def step(s):
+    value, count, trip = s
+    return value * 1.01 + jnp.sin(value + count), count + 1, trip
+
+  def counted_step(s):
+    jax.debug.callback(lambda v: batch_sizes.append(v.shape[0]), s[0])
+    return step(s)
+
+  running = lambda s: s[1] < s[2]
+  init = (jnp.linspace(0.0, 1.0, 64), jnp.zeros(64, jnp.int32), trips)
+  expected = jax.jit(jax.vmap(lambda s: jax.lax.while_loop(running, step, s)))(init)
+  loop = functools.partial(_base.compacting_while_loop, running, counted_step)
+  got = jax.jit(loop)(init)
+  np.testing.assert_array_equal(got[1], trips)
+  np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+  # Each stage runs until at most a quarter of its rows still run: 64, then 16, then 4 rows.
+  batch_sizes.clear()
+  jax.block_until_ready(jax.jit(loop)(init))
+  assert sorted(set(batch_sizes)) == [4, 16, 64]
+  assert batch_sizes.count(64) < 40 and batch_sizes.count(4) >= 200 - 40
+  assert sum(batch_sizes) < 64 * 60  # The vmapped loop processes 64 * 200 rows.
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import itertools
 
+import jax
 import numpy as np
 import pytest
 from linear_model import LinearProblem
@@ -55,6 +56,37 @@ def test_carlini_wagner_without_abort_spends_full_budget():
   np.testing.assert_array_equal(r.num_grads, 2 * 50)
   assert r.success.all()
   assert (np.asarray(r.l2) / p.min_norm > _BELOW).all()
+
+
+@pytest.mark.parametrize('abort_early', ['example', 'batch'])
+def test_carlini_wagner_abort_stops_the_loop_at_the_check(abort_early):
+  """A stalled search step runs no masked iterations after the check that stopped it."""
+  p = LinearProblem(1, seed=3)
+  evaluations = []
+
+  def counted(x):
+    jax.debug.callback(lambda: evaluations.append(1))
+    return p.logits_fn(x)
+
+  def run(abort, max_iterations):
+    evaluations.clear()
+    r = attacks.carlini_wagner_l2(
+      counted,
+      p.inputs,
+      p.labels,
+      initial_const=1e-9,  # The distance term dominates: the loss stalls at the first check.
+      binary_search_steps=1,
+      max_iterations=max_iterations,
+      abort_early=abort,
+    )
+    return int(jax.block_until_ready(r.num_grads)[0]), len(evaluations)
+
+  grads, total = run(False, 100)
+  assert grads == 100
+  outside_loop = total - grads  # The clean and final predictions.
+  grads, total = run(abort_early, 100)
+  assert grads == 10  # Stopped at the check of iteration 10 (its gradient was not applied).
+  assert total - outside_loop == grads + 1
 
 
 def test_carlini_wagner_repeat_search_at_upper_bound():

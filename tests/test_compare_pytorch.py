@@ -47,9 +47,10 @@ def test_carlini_wagner_1x100_matches_adv_lib(setup):
   hparams = interop.DEFAULT_HPARAMS['carlini_wagner_l2']
   assert hparams['abort_early'] == 'batch'
   stats = _both(setup, 'carlini_wagner_l2', hparams)
-  assert stats['success_rate']['ddn_jax'] == pytest.approx(
-    stats['success_rate']['adv_lib'], abs=0.02
-  )
+  # Adam in tanh space amplifies float32 rounding (the same algorithm fused differently by XLA
+  # moves single examples across the boundary): at most 2 of the 100 may differ in success.
+  successes = {k: round(v * NUM_IMAGES) for k, v in stats['success_rate'].items()}
+  assert abs(successes['ddn_jax'] - successes['adv_lib']) <= 2, stats
   assert abs(stats['median_l2_rel_diff']) < 0.02, stats
   assert stats['grads_per_example'] == {'ddn_jax': 100, 'adv_lib': 100}
 

@@ -37,6 +37,16 @@ class _SearchState(NamedTuple):
   num_grads: jax.Array  # int32, over all search steps
 
 
+class _Row(NamedTuple):
+  """One example in the optimisation loop: its data, its constant and its search state."""
+
+  x: jax.Array  # (H, W, C) clean input
+  tanh_x: jax.Array  # (H, W, C) the input in tanh space
+  y: jax.Array  # int32 label
+  const: jax.Array  # the constant c of the current search step
+  search: _SearchState
+
+
 def _margin(logits, onehot, targeted):
   """Difference of logits that C&W drive below ``-confidence``."""
   real = jnp.sum(logits * onehot)
@@ -44,9 +54,9 @@ def _margin(logits, onehot, targeted):
   return other - real if targeted else real - other
 
 
-def _cw_single(
-  x,
-  y,
+def _cw_batch(
+  inputs,
+  labels,
   logits_fn,
   learning_rate,
   initial_const,
@@ -57,28 +67,35 @@ def _cw_single(
   max_iterations,
   abort_early,
 ):
-  """C&W L2 on one example ``x`` ``(H, W, C)``; ``abort_early`` is None, 'example' or 'batch'."""
-  num_classes = jax.eval_shape(_base.single_logits, logits_fn, x).shape[-1]
-  onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
-  tanh_x = jnp.arctanh((2 * x - 1) * _TANH_SCALE)
+  """C&W L2 on a batch ``(N, H, W, C)``; ``abort_early`` is None, 'example' or 'batch'.
+
+  The per-example code is vmapped; with the per-example abort rule, the optimisation loop drops
+  the examples that have stopped (`_base.compacting_while_loop`).
+  """
+  one = jax.ShapeDtypeStruct(inputs.shape[1:], inputs.dtype)
+  num_classes = jax.eval_shape(_base.single_logits, logits_fn, one).shape[-1]
   optimizer = optax.adam(learning_rate)
   check_every = max(1, max_iterations // 10)
-  # Loop trips of whole chunks let a finished example stop the while loop at the next check.
+  # After iteration 0 the loop runs whole chunks, each ending on an abort check (its last
+  # iteration is a multiple of ``chunk``, which divides ``check_every``): a search step that
+  # stalls stops at once instead of running masked iterations to the end of a chunk.
   chunk = math.gcd(max_iterations, check_every)
 
-  def loss_fn(modifier, const):
-    x_adv = (jnp.tanh(tanh_x + modifier) + 1) / 2
-    l2_sq = jnp.sum(jnp.square(x_adv - x))
+  def loss_fn(modifier, row):
+    x_adv = (jnp.tanh(row.tanh_x + modifier) + 1) / 2
+    l2_sq = jnp.sum(jnp.square(x_adv - row.x))
     logits = _base.single_logits(logits_fn, x_adv)
-    loss = l2_sq + const * jnp.maximum(_margin(logits, onehot, targeted) + confidence, 0)
+    onehot = jax.nn.one_hot(row.y, num_classes, dtype=row.x.dtype)
+    loss = l2_sq + row.const * jnp.maximum(_margin(logits, onehot, targeted) + confidence, 0)
     # Adversarial with the confidence margin, as the original's `compare`.
     shifted = logits - confidence * onehot if targeted else logits + confidence * onehot
-    return loss, (x_adv, jnp.sqrt(l2_sq), _base.is_adversarial(shifted, y, targeted))
+    return loss, (x_adv, jnp.sqrt(l2_sq), _base.is_adversarial(shifted, row.y, targeted))
 
   grad_fn = _canonical_conv.canonicalize_convolutions(jax.value_and_grad(loss_fn, has_aux=True))
 
-  def iteration(const, s: _SearchState, _):
-    (loss, (x_adv, l2, adv)), grad = grad_fn(s.modifier, const)
+  def iteration(row: _Row, _) -> tuple[_Row, None]:
+    s = row.search
+    (loss, (x_adv, l2, adv)), grad = grad_fn(s.modifier, row)
     running = ~s.aborted & (s.iteration < max_iterations)
     # The point was evaluated, so it counts for the best result even if the search stops here.
     adv_seen = running & adv
@@ -95,7 +112,7 @@ def _cw_single(
       stepping = running & ~stall
     updates, opt_state = optimizer.update(grad, s.opt_state, s.modifier)
     keep = lambda new, old: jnp.where(stepping, new, old)
-    return _SearchState(
+    s = _SearchState(
       modifier=keep(optax.apply_updates(s.modifier, updates), s.modifier),
       opt_state=jax.tree.map(keep, opt_state, s.opt_state),
       iteration=s.iteration + running,
@@ -104,56 +121,73 @@ def _cw_single(
       found=s.found | adv_seen,
       best_l2=jnp.where(better, l2, s.best_l2),
       best_adv=jnp.where(better, x_adv, s.best_adv),
-      best_const=jnp.where(better, const, s.best_const),
+      best_const=jnp.where(better, row.const, s.best_const),
       num_grads=s.num_grads + stepping,
-    ), None
+    )
+    return row._replace(search=s), None
 
-  def optimise(const, s: _SearchState) -> _SearchState:
-    body = functools.partial(iteration, const)
+  def run(length):
+    one = lambda row: jax.lax.scan(iteration, row, None, length=length)[0]
+    return jax.vmap(one, axis_name=_BATCH_AXIS)
+
+  def optimise(rows: _Row) -> _Row:
     if not abort_early:
-      return jax.lax.scan(body, s, None, length=max_iterations)[0]
-    run_chunk = lambda s: jax.lax.scan(body, s, None, length=chunk)[0]
-    running = lambda s: ~s.aborted & (s.iteration < max_iterations)
-    return jax.lax.while_loop(running, run_chunk, s)
+      return run(max_iterations)(rows)
+    running = lambda r: ~r.search.aborted & (r.search.iteration < max_iterations)
+    rows = run(1)(rows)
+    if abort_early == 'batch':  # Every example stops at the same check: nothing to drop.
+      return jax.lax.while_loop(lambda r: jnp.any(running(r)), run(chunk), rows)
+    return _base.compacting_while_loop(running, run(chunk), rows)
 
-  def search_step(carry, step):
-    s, const, lower, upper = carry
-    if binary_search_steps >= 10:  # The original repeats the search once at the upper bound.
-      const = jnp.where(step == binary_search_steps - 1, upper, const)
-    modifier = jnp.zeros_like(x)
-    s = s._replace(
+  def restart(s: _SearchState) -> _SearchState:
+    """The per-example state at the start of a search step (fresh Adam, no abort)."""
+    modifier = jnp.zeros_like(s.modifier)
+    return s._replace(
       modifier=modifier,
       opt_state=optimizer.init(modifier),
       iteration=jnp.zeros((), jnp.int32),
-      prev_loss=jnp.asarray(jnp.inf, x.dtype),
+      prev_loss=jnp.asarray(jnp.inf, modifier.dtype),
       aborted=jnp.zeros((), bool),
       found=jnp.zeros((), bool),
     )
-    s = optimise(const, s)
-    upper = jnp.where(s.found, jnp.minimum(upper, const), upper)
-    lower = jnp.where(s.found, lower, jnp.maximum(lower, const))
-    const = jnp.where(
-      upper < _UPPER_BOUND_KNOWN, (lower + upper) / 2, jnp.where(s.found, const, const * 10)
-    )
-    return (s, const, lower, upper), None
 
-  modifier = jnp.zeros_like(x)
-  s = _SearchState(
-    modifier=modifier,
-    opt_state=optimizer.init(modifier),
-    iteration=jnp.zeros((), jnp.int32),
-    prev_loss=jnp.asarray(jnp.inf, x.dtype),
-    aborted=jnp.zeros((), bool),
-    found=jnp.zeros((), bool),
-    best_l2=jnp.asarray(jnp.inf, x.dtype),
-    best_adv=x,
-    best_const=jnp.asarray(jnp.nan, x.dtype),
-    num_grads=jnp.zeros((), jnp.int32),
+  def search_step(carry, step):
+    rows, lower, upper = carry
+    const = rows.const
+    if binary_search_steps >= 10:  # The original repeats the search once at the upper bound.
+      const = jnp.where(step == binary_search_steps - 1, upper, const)
+    rows = optimise(rows._replace(const=const, search=jax.vmap(restart)(rows.search)))
+    found = rows.search.found
+    upper = jnp.where(found, jnp.minimum(upper, const), upper)
+    lower = jnp.where(found, lower, jnp.maximum(lower, const))
+    const = jnp.where(
+      upper < _UPPER_BOUND_KNOWN, (lower + upper) / 2, jnp.where(found, const, const * 10)
+    )
+    return (rows._replace(const=const), lower, upper), None
+
+  n, dtype = len(inputs), inputs.dtype
+  search = _SearchState(
+    modifier=jnp.zeros_like(inputs),
+    opt_state=jax.vmap(optimizer.init)(jnp.zeros_like(inputs)),
+    iteration=jnp.zeros(n, jnp.int32),
+    prev_loss=jnp.full(n, jnp.inf, dtype),
+    aborted=jnp.zeros(n, bool),
+    found=jnp.zeros(n, bool),
+    best_l2=jnp.full(n, jnp.inf, dtype),
+    best_adv=inputs,
+    best_const=jnp.full(n, jnp.nan, dtype),
+    num_grads=jnp.zeros(n, jnp.int32),
   )
-  const = jnp.asarray(initial_const, x.dtype)
-  carry = (s, const, jnp.zeros_like(const), jnp.full_like(const, _UPPER_BOUND_INIT))
-  (s, _, _, _), _ = jax.lax.scan(search_step, carry, jnp.arange(binary_search_steps))
-  return s.best_adv, s.num_grads, s.best_const
+  rows = _Row(
+    x=inputs,
+    tanh_x=jnp.arctanh((2 * inputs - 1) * _TANH_SCALE),
+    y=labels,
+    const=jnp.full(n, initial_const, dtype),
+    search=search,
+  )
+  carry = (rows, jnp.zeros(n, dtype), jnp.full(n, _UPPER_BOUND_INIT, dtype))
+  (rows, _, _), _ = jax.lax.scan(search_step, carry, jnp.arange(binary_search_steps))
+  return rows.search.best_adv, rows.search.num_grads, rows.search.best_const
 
 
 @functools.partial(
@@ -172,19 +206,18 @@ def _carlini_wagner_l2(
   max_iterations,
   abort_early,
 ):
-  single = functools.partial(
-    _cw_single,
+  batch = functools.partial(
+    _cw_batch,
     targeted=targeted,
     binary_search_steps=binary_search_steps,
     max_iterations=max_iterations,
     abort_early=abort_early,
   )
   shared = (logits_fn, learning_rate, initial_const, confidence)
-  if abort_early == 'batch':  # The examples share the abort decision: one vmap over the batch.
-    mapped = jax.vmap(single, in_axes=(0, 0) + (None,) * len(shared), axis_name=_BATCH_AXIS)
-    adv, num_grads, best_const = mapped(inputs, labels, *shared)
+  if abort_early == 'batch':  # The examples share the abort decision: the whole batch at once.
+    adv, num_grads, best_const = batch(inputs, labels, *shared)
   else:
-    adv, num_grads, best_const = _base.map_examples(single, (inputs, labels), shared)
+    adv, num_grads, best_const = _base.map_batches(batch, (inputs, labels), shared)
   # The tanh box moves even an unmodified image by ~1e-6: where the clean input is already
   # adversarial, return it exactly (norm 0, as every other minimum-norm attack does).
   clean_adv = _base.is_adversarial(logits_fn(inputs), labels, targeted)
@@ -216,11 +249,13 @@ def carlini_wagner_l2(
   ``max_iterations`` steps. The constant ``c`` is bisected per example: it is lowered when an
   adversarial point was found and raised (×10 while no upper bound is known) otherwise. With
   ``abort_early``, an example stops a search step when its loss has not decreased by 0.01% since
-  the last check (every ``max_iterations // 10`` iterations); with ``abort_early='batch'`` the
-  whole batch stops only when every example has stalled at the same check (until then all keep
-  stepping), the rule of the original code and of adv-lib, so results depend on the batch. The
-  lowest-norm adversarial point over all search steps is returned. With ``binary_search_steps >= 10`` the last step repeats the
-  search at the upper bound, as the original does.
+  the last check (every ``max_iterations // 10`` iterations), and once few examples are still
+  running they go on in a smaller batch (`_base.compacting_while_loop`), so the stopped ones cost
+  nothing; with ``abort_early='batch'`` the whole batch stops only when every example has stalled
+  at the same check (until then all keep stepping), the rule of the original code and of
+  adv-lib, so results depend on the batch. The lowest-norm adversarial point over all search
+  steps is returned. With ``binary_search_steps >= 10`` the last step repeats the search at the
+  upper bound, as the original does.
 
   Float hyperparameters are traced (no recompilation, ``vmap``-able); ``targeted``,
   ``binary_search_steps``, ``max_iterations`` and ``abort_early`` are static.

@@ -19,6 +19,8 @@ _PAST_BOUNDARY = 1e-4
 class _State(NamedTuple):
   """Per-example state of the DeepFool loop."""
 
+  x: jax.Array  # (H, W, C) clean input
+  y: jax.Array  # int32 label
   steps_taken: jax.Array  # int32, linearisation steps taken
   x_adv: jax.Array  # (H, W, C) current point
   r_total: jax.Array  # (H, W, C) sum of the minimal steps, before overshoot and clipping
@@ -26,10 +28,10 @@ class _State(NamedTuple):
   done: jax.Array  # bool, the current point is adversarial
 
 
-def _deepfool_single(x, y, logits_fn, overshoot, *, steps, candidates, levels):
-  """DeepFool on one example ``x`` ``(H, W, C)``; returns its last point and steps taken."""
-  num_classes = jax.eval_shape(_base.single_logits, logits_fn, x).shape[-1]
-  onehot_y = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
+def _step(s: _State, logits_fn, overshoot, *, candidates, levels) -> _State:
+  """One DeepFool step of one example (a finished example's step is discarded by the loop)."""
+  num_classes = jax.eval_shape(_base.single_logits, logits_fn, s.x).shape[-1]
+  onehot_y = jax.nn.one_hot(s.y, num_classes, dtype=s.x.dtype)
 
   def linearise(x_adv, others, first):
     # One forward pass, then one backward pass per competing class (a vmapped VJP): rows are the
@@ -38,46 +40,52 @@ def _deepfool_single(x, y, logits_fn, overshoot, *, steps, candidates, levels):
     # The competing classes are the most likely ones at the clean input (the first call).
     top = jax.lax.top_k(jnp.where(onehot_y > 0, -jnp.inf, logits), candidates - 1)[1]
     others = jnp.where(first, top, others)
-    cotangents = jax.nn.one_hot(others, num_classes, dtype=x.dtype) - onehot_y
+    cotangents = jax.nn.one_hot(others, num_classes, dtype=s.x.dtype) - onehot_y
     (normals,) = jax.vmap(vjp)(cotangents)
     return logits, others, cotangents @ logits, normals
 
   linearise = _canonical_conv.canonicalize_convolutions(linearise)
-
-  def body(s: _State) -> _State:
-    logits, others, diffs, normals = linearise(s.x_adv, s.others, s.steps_taken == 0)
-    adv = _base.is_adversarial(logits, y, False)
-    norms = jnp.maximum(jax.vmap(_base.l2_norm)(normals), _MIN_NORM)
-    # Distance to each linearised boundary (diffs < 0 while not adversarial); cross the nearest.
-    distances = jnp.abs(diffs) / norms + _PAST_BOUNDARY
-    k = jnp.argmin(distances)
-    r_total = s.r_total + (distances[k] / norms[k]) * normals[k]
-    x_new = _base.quantize(jnp.clip(x + (1 + overshoot) * r_total, 0, 1), levels)
-    keep = lambda new, old: jnp.where(adv, old, new)
-    return _State(
-      steps_taken=s.steps_taken + jnp.where(adv, 0, 1),
-      x_adv=keep(x_new, s.x_adv),
-      r_total=keep(r_total, s.r_total),
-      others=others,
-      done=adv,
-    )
-
-  init = _State(
-    steps_taken=jnp.zeros((), jnp.int32),
-    x_adv=x,
-    r_total=jnp.zeros_like(x),
-    others=jnp.zeros((candidates - 1,), jnp.int32),
-    done=jnp.zeros((), bool),
+  logits, others, diffs, normals = linearise(s.x_adv, s.others, s.steps_taken == 0)
+  adv = _base.is_adversarial(logits, s.y, False)
+  norms = jnp.maximum(jax.vmap(_base.l2_norm)(normals), _MIN_NORM)
+  # Distance to each linearised boundary (diffs < 0 while not adversarial); cross the nearest.
+  distances = jnp.abs(diffs) / norms + _PAST_BOUNDARY
+  k = jnp.argmin(distances)
+  r_total = s.r_total + (distances[k] / norms[k]) * normals[k]
+  x_new = _base.quantize(jnp.clip(s.x + (1 + overshoot) * r_total, 0, 1), levels)
+  keep = lambda new, old: jnp.where(adv, old, new)
+  return s._replace(
+    steps_taken=s.steps_taken + jnp.where(adv, 0, 1),
+    x_adv=keep(x_new, s.x_adv),
+    r_total=keep(r_total, s.r_total),
+    others=others,
+    done=adv,
   )
-  # Under vmap the loop runs until every example is done; finished ones are frozen by a select.
-  s = jax.lax.while_loop(lambda s: ~s.done & (s.steps_taken < steps), body, init)
+
+
+def _deepfool_batch(inputs, labels, logits_fn, overshoot, *, steps, candidates, levels):
+  """DeepFool on a batch; returns the last points and the steps each example took."""
+  init = _State(
+    x=inputs,
+    y=labels,
+    steps_taken=jnp.zeros(labels.shape, jnp.int32),
+    x_adv=inputs,
+    r_total=jnp.zeros_like(inputs),
+    others=jnp.zeros((len(labels), candidates - 1), jnp.int32),
+    done=jnp.zeros(labels.shape, bool),
+  )
+  step = functools.partial(_step, candidates=candidates, levels=levels)
+  body = lambda s: jax.vmap(step, in_axes=(0, None, None))(s, logits_fn, overshoot)
+  running = lambda s: ~s.done & (s.steps_taken < steps)
+  # Examples need from one to ``steps`` steps: the few slow ones run in a smaller batch.
+  s = _base.compacting_while_loop(running, body, init)
   return s.x_adv, s.steps_taken
 
 
 @functools.partial(jax.jit, static_argnames=('steps', 'candidates', 'levels'))
 def _deepfool(logits_fn, inputs, labels, overshoot, *, steps, candidates, levels):
-  single = functools.partial(_deepfool_single, steps=steps, candidates=candidates, levels=levels)
-  adv, steps_taken = _base.map_examples(single, (inputs, labels), (logits_fn, overshoot))
+  batch = functools.partial(_deepfool_batch, steps=steps, candidates=candidates, levels=levels)
+  adv, steps_taken = _base.map_batches(batch, (inputs, labels), (logits_fn, overshoot))
   num_grads = steps_taken * (candidates - 1)
   return _base.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=False, keep_failed=False
@@ -103,7 +111,8 @@ def deepfool(
   linearised boundary, ``(|f_k| / ||w_k|| + 1e-4) w_k / ||w_k||``. The steps are summed into
   ``r`` and the current point is ``clip(x + (1 + overshoot) r, 0, 1)`` (quantised to ``levels``
   grey levels if set). An example stops as soon as it is misclassified, or after ``steps`` steps;
-  the whole batch stops when every example has.
+  once few examples are still running they continue in a smaller batch
+  (`_base.compacting_while_loop`), so slow examples do not keep the whole batch busy.
 
   ``overshoot`` is traced (new values do not recompile); ``steps``, ``candidates`` and
   ``levels`` are static.

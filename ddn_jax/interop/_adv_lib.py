@@ -192,7 +192,8 @@ def run_adv_lib(
 
   Args:
     attack: ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'`` or ``'fmn_l2'``.
-    module: PyTorch model in eval mode taking NCHW images in [0, 1].
+    module: PyTorch model in eval mode taking NCHW images in [0, 1]; the attack runs on its
+      device (CPU or CUDA).
     images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).
     labels: ``(N,)`` int labels (targets when ``targeted``).
     hparams: hyperparameters under their ddn_jax names, as in `DEFAULT_HPARAMS`.
@@ -220,8 +221,9 @@ def run_adv_lib(
     'deepfool': attacks.df,
     'fmn_l2': attacks.fmn,
   }
-  x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32))
-  y = torch.from_numpy(np.asarray(labels, np.int64))
+  device = next(module.parameters()).device  # Run where the module is (CPU or CUDA).
+  x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32)).to(device)
+  y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
   if attack == 'deepfool' and 'candidates' in hparams:
     with torch.no_grad():
       num_classes = module.eval()(x[:1]).shape[1]
@@ -234,15 +236,17 @@ def run_adv_lib(
   torch.manual_seed(seed)
   start = time.perf_counter()
   adv = fn[attack](counted, x, y, targeted=targeted, **ref_kwargs(attack, hparams))
+  if x.is_cuda:
+    torch.cuda.synchronize(device)
   seconds = time.perf_counter() - start
   with torch.no_grad():
     pred = module(adv).argmax(1)
   success = (pred == y) if targeted else (pred != y)
-  adv = adv.detach().numpy().transpose(0, 2, 3, 1)
+  adv = adv.detach().cpu().numpy().transpose(0, 2, 3, 1)
   return SideResult(
     adv=adv,
     l2=np.linalg.norm((adv - images).reshape(len(images), -1), axis=1),
-    success=success.numpy(),
+    success=success.cpu().numpy(),
     grads_per_example=counted.backward_rows / len(images),
     seconds=seconds,
   )
