@@ -91,7 +91,7 @@ def to_markdown(result: dict) -> str:
     f'# Compacting loops: {result["tag"]}',
     '',
     (
-      f'`{result["command"]}`, {result["date"]}. {m["cpu"]}, {m["cores"]} cores, JAX backend '
+      f'`{result["command"]}`, {result["date"]}. {m["cpu"]}, {m.get("logical_cpus", m.get("cores"))} cores, JAX backend '
       f'`{m["backend"]}` ({m["device"]}), allocator {m["allocator"]}, jax '
       f'{m["versions"]["jax"]}. SmallCNN: {result["weights"]}; images: {result["images"]}.'
     ),

@@ -33,7 +33,6 @@ import functools
 import json
 import os
 import pathlib
-import platform
 import re
 import resource
 import statistics
@@ -42,7 +41,6 @@ import sys
 import time
 import traceback
 import types
-from importlib import metadata
 from typing import Any
 
 import jax
@@ -50,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ddn_jax import attacks, data, models
+from ddn_jax import attacks, data, evaluation, models
 from ddn_jax.attacks._canonical_conv import canonicalize_convolutions
 
 IMPLEMENTATIONS = ('ddn_jax', 'adv_lib', 'foolbox')
@@ -126,35 +124,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def machine_info() -> dict[str, Any]:
-  """CPU model, cores, devices, allocator, load and library versions."""
-  cpu = platform.processor() or 'unknown'
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  versions = {}
-  for package in ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'torch', 'adv-lib', 'foolbox'):
-    try:
-      versions[package] = metadata.version(package)
-    except metadata.PackageNotFoundError:
-      versions[package] = None
-  devices = jax.devices()
-  preload = os.environ.get('LD_PRELOAD', '')
-  info = {
-    'cpu': cpu,
-    'cores': os.cpu_count(),
-    'backend': jax.default_backend(),
-    'device': devices[0].device_kind,
-    'num_devices': len(devices),
-    'allocator': 'jemalloc' if 'jemalloc' in preload else 'glibc malloc',
-    'ld_preload': preload or None,
-    'malloc_conf': os.environ.get('MALLOC_CONF'),
-    'xla_flags': os.environ.get('XLA_FLAGS'),
-    'python': platform.python_version(),
-    'torch_threads': _torch_threads(),
-    'versions': versions,
-  }
+  """`ddn_jax.evaluation.machine_info`, with the GPU settings when JAX runs on one."""
+  info = evaluation.machine_info()
   if info['backend'] != 'cpu':
     info['gpu'] = _gpu_info()
   return info
@@ -183,19 +154,11 @@ def torch_device() -> str:
   return 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
 
 
-def _torch_threads() -> int | None:
-  try:
-    import torch
-  except ImportError:
-    return None
-  return torch.get_num_threads()
-
-
 def machine_tag(machine: dict[str, Any]) -> str:
   """File name for this machine, e.g. ``cpu-amd-epyc-2core`` or ``gpu-nvidia-h100-80gb-hbm3``."""
   name = machine['cpu'] if machine['backend'] == 'cpu' else machine['device']
   slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
-  suffix = f'-{machine["cores"]}core' if machine['backend'] == 'cpu' else ''
+  suffix = f'-{machine["logical_cpus"]}core' if machine['backend'] == 'cpu' else ''
   return f'{machine["backend"]}-{slug}{suffix}'
 
 
@@ -678,8 +641,6 @@ def sweep_section(logits_fn, x, y, points: int, steps: int, rounds: int) -> dict
   checks and per-point validation included). The separate runs reuse one compiled DDN (gamma is
   traced).
   """
-  from ddn_jax import evaluation
-
   gammas = [float(g) for g in np.linspace(0.02, 0.2, points)]
   grid = jnp.asarray(gammas)
   vmapped = jax.jit(
@@ -755,7 +716,7 @@ def to_markdown(result: dict[str, Any]) -> str:
       + ('.' if result['complete'] else ' (**incomplete: the run was cut short**).')
     ),
     '',
-    f'- Machine: {m["cpu"]}, {m["cores"]} logical cores; JAX backend `{m["backend"]}` '
+    f'- Machine: {m["cpu"]}, {m.get("logical_cpus", m.get("cores"))} logical cores; JAX backend `{m["backend"]}` '
     f'({m["device"]} × {m["num_devices"]}); PyTorch threads: {m.get("torch_threads")}; '
     f'XLA_FLAGS: `{m["xla_flags"] or ""}`; allocator: {m["allocator"]}'
     + (f' (`MALLOC_CONF={m["malloc_conf"]}`)' if m['malloc_conf'] else '')

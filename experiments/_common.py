@@ -44,7 +44,7 @@ def machine() -> str:
   """CPU/devices, the load average (other jobs share this machine) and the UTC date."""
   load = ', '.join(f'{x:.2f}' for x in os.getloadavg())
   date = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
-  return f'{adversarial_training._machine()}; load average at the end {load}; {date}'
+  return f'{evaluation.describe_machine()}; load average at the end {load}; {date}'
 
 
 def _training_data(train_config: dict[str, Any]):

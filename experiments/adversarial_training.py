@@ -18,9 +18,7 @@ import argparse
 import functools
 import importlib.util
 import json
-import os
 import pathlib
-import platform
 import shlex
 import sys
 import time
@@ -129,23 +127,6 @@ def _evaluate(state, test_data, eval_config) -> dict[str, Any]:
   }
 
 
-def _machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  cpuinfo = pathlib.Path('/proc/cpuinfo')
-  if cpuinfo.exists():
-    names = [
-      line.split(':', 1)[1].strip()
-      for line in cpuinfo.read_text().splitlines()
-      if line.startswith('model name')
-    ]
-    cpu = names[0] if names else cpu
-  devices = jax.devices()
-  return (
-    f'{cpu}, {os.cpu_count()} cores visible, {len(devices)} JAX {devices[0].platform} '
-    f'device(s), jax {jax.__version__}, {platform.system()} {platform.release()}'
-  )
-
-
 def _markdown(report: dict[str, Any]) -> str:
   config, results = report['config'], report['results']
   epsilons = config['eval']['epsilons']
@@ -229,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
 
   report = {
     'command': command,
-    'machine': _machine(),
+    'machine': evaluation.describe_machine(),
     'config': config,
     'num_train': len(train_data[0]),
     'num_test': len(test_data[0]),

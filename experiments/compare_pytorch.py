@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import optax
 
-from ddn_jax import data, interop, models, training
+from ddn_jax import data, evaluation, interop, models, training
 
 _DEFAULT_OUT = os.path.join(os.path.dirname(__file__), 'results', 'compare_pytorch')
 
@@ -125,7 +125,7 @@ def main(argv=None) -> None:
   report = {
     'command': shlex.join(['python', '-m', 'experiments.compare_pytorch', *sys.argv[1:]]),
     'setup': setup,
-    'machine': interop.machine_info(),
+    'machine': evaluation.machine_info(),
     'notes': [],
   }
   for attack in args.attacks:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
-import os
 import pathlib
-import platform
 import shlex
 import sys
 from typing import Any
@@ -73,18 +71,6 @@ def _train(config, train_data, workdir: pathlib.Path):
     progress=False,
   )
   return models.make_logits_fn(state.model, state.variables)
-
-
-def _machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  if os.path.exists('/proc/cpuinfo'):
-    with open('/proc/cpuinfo') as f:
-      cpu = next((ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name')), cpu)
-  devices = jax.devices()
-  return (
-    f'{cpu}, {os.cpu_count()} cores visible, {len(devices)} JAX {devices[0].platform} '
-    f'device(s), jax {jax.__version__}, {platform.system()} {platform.release()}'
-  )
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -193,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
 
   report = {
     'command': command,
-    'machine': _machine(),
+    'machine': evaluation.describe_machine(),
     'config': config,
     'num_train': len(train_data[0]),
     'num_images': len(images),

@@ -14,7 +14,6 @@ from ddn_jax.interop._adv_lib import (
 from ddn_jax.interop._compare import (
   agreement_stats,
   compare,
-  machine_info,
   run_ddn_jax,
   to_markdown,
 )
@@ -35,7 +34,6 @@ __all__ = [
   'from_torch_state_dict',
   'import_adv_lib',
   'load_torch_state_dict',
-  'machine_info',
   'ref_kwargs',
   'run_adv_lib',
   'run_ddn_jax',

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from typing import Any
 
 import jax
@@ -181,40 +179,6 @@ def compare(
   return report
 
 
-def machine_info() -> dict[str, Any]:
-  """CPU model, cores, allocator and library versions, for timing reports."""
-  cpu = platform.processor() or 'unknown'
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  versions = {}
-  for package in ('jax', 'flax', 'torch', 'adv-lib', 'numpy'):
-    try:
-      versions[package] = metadata.version(package)
-    except metadata.PackageNotFoundError:
-      versions[package] = None
-  try:
-    import torch
-
-    torch_threads = torch.get_num_threads()
-  except ImportError:
-    torch_threads = None
-  return {
-    'cpu': cpu,
-    'logical_cpus': os.cpu_count(),
-    'usable_cpus': len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None,
-    'jax_devices': [str(d) for d in jax.devices()],
-    'torch_threads': torch_threads,
-    # Neither side is linked against tcmalloc/jemalloc unless preloaded.
-    'allocator': os.environ.get('LD_PRELOAD') or 'glibc malloc (no LD_PRELOAD)',
-    'python': platform.python_version(),
-    'platform': platform.platform(),
-    'versions': versions,
-  }
-
-
 def _fmt(value: Any, spec: str = '.4f') -> str:
   return '—' if value is None else format(value, spec)
 
@@ -233,7 +197,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     m = report['machine']
     lines += [
       f'Machine: {m["cpu"]}, {m["usable_cpus"]} usable of {m["logical_cpus"]} logical CPUs, '
-      f'{m["allocator"]}, torch threads {m["torch_threads"]}, JAX devices {len(m["jax_devices"])}; '
+      f'{m["allocator"]}, torch threads {m["torch_threads"]}, JAX devices {m["num_devices"]}; '
       + ', '.join(f'{k} {v}' for k, v in m['versions'].items()),
       '',
     ]
