@@ -555,16 +555,11 @@ def gradient_section(model_name, model, variables, logits_fn, module, batch, rou
   """JAX's jitted value-and-grad vs PyTorch's forward+backward, alternating."""
   x, _ = load_images(model_name, batch)
   y = np.asarray(jnp.argmax(jax.jit(logits_fn)(x), -1), np.int32)
-  fn = bare_gradient(logits_fn)
-  start = time.perf_counter()
-  plain = jax.jit(fn).lower(x, y).compile()
-  compile_s = time.perf_counter() - start
-  channels_last = jax.jit(canonicalize_convolutions(fn)).lower(x, y).compile()
-  loop = jax.jit(gradient_loop(logits_fn, BareGradient.LOOP)).lower(x, y).compile()
+  bare = BareGradient(logits_fn, x, y)
   runs = {
-    'jax': lambda: plain(x, y),
-    'jax_channels_last': lambda: channels_last(x, y),
-    'jax_loop': lambda: loop(x, y),
+    'jax': lambda: bare.plain(x, y),
+    'jax_channels_last': lambda: bare.channels_last(x, y),
+    'jax_loop': lambda: bare.loop(x, y),
   }
   if module is not None:
     runs['torch'] = torch_gradient_fn(module, x, y)
@@ -575,7 +570,7 @@ def gradient_section(model_name, model, variables, logits_fn, module, batch, rou
   for _ in range(rounds):
     for k, fn_ in runs.items():
       times[k].append(_timed_both(fn_))
-  out = {'model': model_name, 'batch': batch, 'compile_s': compile_s}
+  out = {'model': model_name, 'batch': batch, 'compile_s': bare.compile_s}
   out |= {f'{k}_s': statistics.median(t[0] for t in v) for k, v in times.items()}
   out |= {f'{k}_cpu_s': statistics.median(t[1] for t in v) for k, v in times.items()}
   out['jax_in_loop_s'] = out.pop('jax_loop_s') / BareGradient.LOOP
@@ -660,13 +655,11 @@ def sweep_section(logits_fn, x, y, points: int, steps: int, rounds: int) -> dict
       jax.block_until_ready(compiled(logits_fn, x, y, jnp.float32(g)))
 
   runs['separate'] = run_separate
-  sweep = getattr(evaluation, 'sweep', None)
-  if sweep is not None:
-    grid_args = {'grid': {'gamma': gammas}, 'static': {'steps': [steps]}}
-    runs['evaluation_sweep'] = lambda: sweep(attacks.ddn, logits_fn, x, y, **grid_args)
-    start = time.perf_counter()
-    runs['evaluation_sweep']()
-    compile_s['evaluation_sweep'] = time.perf_counter() - start  # First call, run included.
+  grid_args = {'grid': {'gamma': gammas}, 'static': {'steps': [steps]}}
+  runs['evaluation_sweep'] = lambda: evaluation.sweep(attacks.ddn, logits_fn, x, y, **grid_args)
+  start = time.perf_counter()
+  runs['evaluation_sweep']()
+  compile_s['evaluation_sweep'] = time.perf_counter() - start  # First call, run included.
   for run in runs.values():
     _timed(run)
   times = {k: [] for k in runs}
@@ -681,7 +674,7 @@ def sweep_section(logits_fn, x, y, points: int, steps: int, rounds: int) -> dict
     **{f'{k}_s': statistics.median(v) for k, v in times.items()},
     'compile_s': compile_s,
     'separate_over_vmapped': ratio('separate', 'vmapped'),
-    'evaluation_sweep_over_vmapped': ratio('evaluation_sweep', 'vmapped') if sweep else None,
+    'evaluation_sweep_over_vmapped': ratio('evaluation_sweep', 'vmapped'),
   }
 
 
