@@ -1,4 +1,4 @@
-"""What the paper's experiments share: configs, models, attack specs, the machine line, outputs.
+"""What the paper's attack experiments share: models, images, attack specs, the C&W grid search.
 
 An experiment config (``get_config()`` returning a plain dict) names its model(s) by a training
 config of `experiments/adversarial_training.py` and one of its defences: the model is trained
@@ -10,13 +10,7 @@ instead (`ddn_jax.models.InceptionV3`). Attacks are named by their function in `
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
 import pathlib
-import shlex
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,27 +18,7 @@ import jax
 import numpy as np
 
 from ddn_jax import attacks, data, evaluation, models, training
-from experiments import adversarial_training
-
-RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
-load_config = adversarial_training.load_config
-
-
-def parse_args(argv: list[str] | None, description: str, module: str):
-  """``--config`` and ``--out``; returns the config, the output directory and the command."""
-  parser = argparse.ArgumentParser(prog=f'python -m {module}', description=description)
-  parser.add_argument('--config', required=True, help='a config file with get_config()')
-  parser.add_argument('--out', default=str(RESULTS_DIR), help='results directory')
-  args = parser.parse_args(argv)
-  command = shlex.join(['python', '-m', module, *(sys.argv[1:] if argv is None else argv)])
-  return load_config(args.config), pathlib.Path(args.out), command
-
-
-def machine() -> str:
-  """CPU/devices, the load average (other jobs share this machine) and the UTC date."""
-  load = ', '.join(f'{x:.2f}' for x in os.getloadavg())
-  date = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
-  return f'{evaluation.describe_machine()}; load average at the end {load}; {date}'
+from experiments import _report, adversarial_training
 
 
 def _training_data(train_config: dict[str, Any]):
@@ -72,7 +46,7 @@ def _training_data(train_config: dict[str, Any]):
 def _trained_logits_fns(spec: dict[str, Any], defences: list[str]) -> dict[str, Any]:
   train_config = spec['training_config']
   if isinstance(train_config, str):
-    train_config = load_config(train_config)
+    train_config = _report.load_config(train_config)
   train_data, test_data = _training_data(train_config)
   workdir = pathlib.Path(spec.get('workdir', 'runs/adversarial_training')) / train_config['name']
   mesh = training.data_mesh()
@@ -123,7 +97,7 @@ def evaluation_images(spec: dict[str, Any], logits_fn=None) -> tuple[np.ndarray,
   if 'training_config' in spec:  # the held-out images of an offline split
     train_config = spec['training_config']
     if isinstance(train_config, str):
-      train_config = load_config(train_config)
+      train_config = _report.load_config(train_config)
     images, labels = _training_data({**train_config, 'num_test': None})[1]
   else:
     images, labels = data.load(spec['dataset'], spec['split'], source=spec.get('source', 'auto'))
@@ -175,30 +149,6 @@ def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size):
   rows = result.rows()
   best = min(range(len(rows)), key=lambda i: (rows[i]['median_l2'], -rows[i]['success_rate']))
   return {'best': {k: rows[best][k] for k in spec['grid']}, 'rows': rows, 'seconds': result.seconds}
-
-
-def write_outputs(out: pathlib.Path, stem: str, markdown: str, report: dict[str, Any]) -> None:
-  """Writes ``<stem>.md`` and ``<stem>.json`` (strict JSON, `ddn_jax.evaluation.write_json`)."""
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f'{stem}.md').write_text(markdown)
-  evaluation.write_json(out / f'{stem}.json', report)
-  print(markdown)
-  print(f'wrote {out / stem}.*', flush=True)
-
-
-def header(title: str, command: str, notes: str, start: float) -> list[str]:
-  """The markdown's title, command, machine, wall time since ``start`` (perf_counter), notes."""
-  seconds = time.perf_counter() - start
-  return [
-    f'# {title}',
-    '',
-    f'Command: `{command}`',
-    '',
-    f'Machine: {machine()}. Wall time of the command: {seconds:.0f} s.',
-    '',
-    notes,
-    '',
-  ]
 
 
 def grid_search_lines(searches: dict[str, dict[str, Any]]) -> list[str]:

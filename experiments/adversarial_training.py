@@ -6,7 +6,7 @@ the same command after an interruption and training resumes where it stopped. Ea
 attacked with DDN on the test images; its robust accuracy at ε is the fraction of test images
 classified correctly with no DDN adversarial within ε (Rony et al., 2019, Section 6, Fig. 4).
 
-  python experiments/adversarial_training.py \
+  python -m experiments.adversarial_training \
     --config experiments/configs/adversarial_training_fashion_mnist.py
 
 writes ``experiments/results/adversarial_training_<config name>.{json,md}``.
@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import pathlib
-import shlex
-import sys
 import time
 from typing import Any
 
@@ -29,15 +26,9 @@ import numpy as np
 import optax
 
 from ddn_jax import data, evaluation, models, training
+from experiments import _report
 
-RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
-
-
-def load_config(path: str) -> dict[str, Any]:
-  spec = importlib.util.spec_from_file_location('config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+_MODULE = 'experiments.adversarial_training'
 
 
 def _model(name: str):
@@ -127,23 +118,21 @@ def _evaluate(state, test_data, eval_config) -> dict[str, Any]:
   }
 
 
-def _markdown(report: dict[str, Any]) -> str:
+def _markdown(report: dict[str, Any], start: float) -> str:
   config, results = report['config'], report['results']
   epsilons = config['eval']['epsilons']
-  lines = [
-    f'# Adversarial training: {config["name"]}',
-    '',
-    f'Command: `{report["command"]}`',
-    '',
-    f'Machine: {report["machine"]}',
-    '',
+  lines = _report.header(
+    f'Adversarial training: {config["name"]}',
+    report['command'],
     (
       f'{config["dataset"]}: {report["num_train"]} training images, {config["num_epochs"]} epochs '
       f'(unless stated), batch {config["batch_size"]}; evaluated on {report["num_test"]} test '
       f'images with DDN {config["eval"]["ddn_steps"]} (γ={config["eval"]["ddn_gamma"]:g}). Robust accuracy at ε: correctly classified '
       'and no DDN adversarial within ε.'
     ),
-    '',
+    start,
+  )
+  lines += [
     '| defence | training attack | clean acc. | '
     + ' | '.join(f'acc. ε={eps:g}' for eps in epsilons)
     + ' | median DDN L2 | train adv. acc. | train adv. L2 | train s |',
@@ -181,12 +170,14 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  start = time.perf_counter()
+  parser = argparse.ArgumentParser(prog=f'python -m {_MODULE}', description=__doc__.split('\n')[0])
   parser.add_argument('--config', required=True, help='a config file with get_config()')
   parser.add_argument('--workdir', default='runs/adversarial_training', help='checkpoints')
+  parser.add_argument('--out', default=str(_report.RESULTS_DIR), help='results directory')
   args = parser.parse_args(argv)
-  config = load_config(args.config)
-  command = shlex.join(['python', *sys.argv]) if argv is None else shlex.join(argv)
+  config = _report.load_config(args.config)
+  command = _report.command_line(_MODULE, argv)
 
   train_data = _subset(
     data.load(config['dataset'], 'train', source=config['source']),
@@ -210,17 +201,14 @@ def main(argv: list[str] | None = None) -> None:
 
   report = {
     'command': command,
-    'machine': evaluation.describe_machine(),
+    'machine': _report.machine(),
     'config': config,
     'num_train': len(train_data[0]),
     'num_test': len(test_data[0]),
     'results': json.loads(json.dumps(results)),  # float keys become strings, as in the file
   }
-  RESULTS_DIR.mkdir(exist_ok=True)
-  stem = RESULTS_DIR / f'adversarial_training_{config["name"]}'
-  stem.with_suffix('.json').write_text(json.dumps(report, indent=1) + '\n')
-  stem.with_suffix('.md').write_text(_markdown(report))
-  print(_markdown(report))
+  stem = f'adversarial_training_{config["name"]}'
+  _report.write_outputs(pathlib.Path(args.out), stem, _markdown(report, start), report)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ddn_jax import evaluation, plotting, training
-from experiments import _common
+from experiments import _common, _report
 
 _MODULE = 'experiments.attacks_targeted'
 
@@ -110,7 +110,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     figure.savefig(out / f'{stem}_examples.png', dpi=120)
 
   per_image = len(evaluations[0].target) // len(images) if evaluations else 0
-  lines = _common.header(f'Targeted attacks: {config["title"]}', command, config['notes'], start)
+  lines = _report.header(f'Targeted attacks: {config["title"]}', command, config['notes'], start)
   lines += [
     (
       f'{len(images)} images × {per_image} targets = {len(images) * per_image} targeted attacks '
@@ -136,19 +136,19 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   lines.append('')
   report = {
     'command': command,
-    'machine': _common.machine(),
+    'machine': _report.machine(),
     'config': config,
     'num_images': len(images),
     'rows': rows,
     'grid_searches': searches,
     'per_pair': {e.pairs.name: {'target': e.target, 'norms': e.pairs.norms} for e in evaluations},
   }
-  _common.write_outputs(out, stem, '\n'.join(lines), report)
+  _report.write_outputs(out, stem, '\n'.join(lines), report)
   return report
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _common.parse_args(argv, __doc__.split('\n')[0], _MODULE)
+  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
   run(config, out, command)
 
 

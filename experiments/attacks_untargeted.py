@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ddn_jax import evaluation, plotting, training
-from experiments import _common
+from experiments import _common, _report
 
 _MODULE = 'experiments.attacks_untargeted'
 
@@ -82,7 +82,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   figure.savefig(out / f'{stem}_robustness.png', dpi=120)
   evaluation.write_csv(out / f'{stem}.csv', [e.summary for e in evaluations])
 
-  lines = _common.header(f'Table 1: {config["title"]}', command, config['notes'], start)
+  lines = _report.header(f'Table 1: {config["title"]}', command, config['notes'], start)
   lines += [
     (
       f'{len(images)} images, clean accuracy {clean:.1%}. Success in %, L2 in [0, 1] pixel units; '
@@ -97,7 +97,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   lines.append('')
   report = {
     'command': command,
-    'machine': _common.machine(),
+    'machine': _report.machine(),
     'config': config,
     'num_images': len(images),
     'clean_accuracy': clean,
@@ -105,12 +105,12 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     'grid_searches': searches,
     'per_example_l2': {e.name: e.norms for e in evaluations},
   }
-  _common.write_outputs(out, stem, '\n'.join(lines), report)
+  _report.write_outputs(out, stem, '\n'.join(lines), report)
   return report
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _common.parse_args(argv, __doc__.split('\n')[0], _MODULE)
+  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
   run(config, out, command)
 
 

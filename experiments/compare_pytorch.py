@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import sys
 import time
 
 import jax
@@ -25,6 +23,7 @@ import numpy as np
 import optax
 
 from ddn_jax import data, evaluation, interop, models, training
+from experiments import _report
 
 _DEFAULT_OUT = os.path.join(os.path.dirname(__file__), 'results', 'compare_pytorch')
 
@@ -123,7 +122,7 @@ def main(argv=None) -> None:
     'fmn_l2': {'steps': args.fmn_steps},
   }
   report = {
-    'command': shlex.join(['python', '-m', 'experiments.compare_pytorch', *sys.argv[1:]]),
+    'command': _report.command_line('experiments.compare_pytorch', argv),
     'setup': setup,
     'machine': evaluation.machine_info(),
     'notes': [],

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from ddn_jax import attacks, evaluation, plotting
-from experiments import _common
+from experiments import _common, _report
 
 _MODULE = 'experiments.cw_constants'
 
@@ -78,7 +78,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     constants, title=f'{config["title"]}: best C of {spec["name"]}'
   ).savefig(out / f'{stem}.png', dpi=120)
   evaluation.write_csv(out / f'{stem}.csv', rows)
-  lines = _common.header(
+  lines = _report.header(
     f'Figure 2: best C&W constants, {config["title"]}', command, config['notes'], start
   )
   lines += [
@@ -99,18 +99,18 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   lines.append('')
   report = {
     'command': command,
-    'machine': _common.machine(),
+    'machine': _report.machine(),
     'config': config,
     'num_images': len(images),
     'rows': rows,
     'best_constants': constants,
   }
-  _common.write_outputs(out, stem, '\n'.join(lines), report)
+  _report.write_outputs(out, stem, '\n'.join(lines), report)
   return report
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _common.parse_args(argv, __doc__.split('\n')[0], _MODULE)
+  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
   run(config, out, command)
 
 

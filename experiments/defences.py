@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ddn_jax import evaluation, plotting, training
-from experiments import _common
+from experiments import _common, _report
 
 _MODULE = 'experiments.defences'
 
@@ -84,7 +84,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   ).savefig(out / f'{stem}_examples.png', dpi=120)
   evaluation.write_csv(out / f'{stem}.csv', csv_rows)
 
-  lines = _common.header(f'Defence evaluation: {config["title"]}', command, config['notes'], start)
+  lines = _report.header(f'Defence evaluation: {config["title"]}', command, config['notes'], start)
   lines += [
     (
       f'{len(images)} test images. Success in %, L2 in [0, 1] pixel units, the median counting a '
@@ -118,7 +118,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   ]
   report = {
     'command': command,
-    'machine': _common.machine(),
+    'machine': _report.machine(),
     'config': config,
     'num_images': len(images),
     'rows': csv_rows,
@@ -128,12 +128,12 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     },
     'per_example_l2': {d: {e.name: e.norms for e in r['evaluations']} for d, r in results.items()},
   }
-  _common.write_outputs(out, stem, '\n'.join(lines), report)
+  _report.write_outputs(out, stem, '\n'.join(lines), report)
   return report
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _common.parse_args(argv, __doc__.split('\n')[0], _MODULE)
+  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
   run(config, out, command)
 
 

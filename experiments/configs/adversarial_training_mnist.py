@@ -6,7 +6,7 @@ learning rate 0.01 for 30 epochs then 0.001 (`paper_recipe('mnist')`). The DDN d
 (40 steps, random start; the paper used MadryLab's released model instead). Evaluation: DDN 1000
 on the 10k test images. Needs MNIST in TFDS, or its IDX files in $DDN_JAX_MNIST_DIR.
 
-  python experiments/adversarial_training.py --config experiments/configs/adversarial_training_mnist.py
+  python -m experiments.adversarial_training --config experiments/configs/adversarial_training_mnist.py
 """
 
 EPS = 2.4

@@ -5,7 +5,7 @@ fixture and `ddn-jax demo`), then 100 of the 1000 held-out digits are attacked a
 two 3×3 grids, each grid one vmapped program: DDN 100 over γ × initial norm, and C&W 1×100 over
 learning rate × initial constant (the grid search the paper ran for C&W's short budgets).
 
-  python experiments/sweep.py --config experiments/configs/sweep_local.py
+  python -m experiments.sweep --config experiments/configs/sweep_local.py
 """
 
 

@@ -6,7 +6,7 @@ C&W static grid is the product of 1 or 4 binary-search steps and 25 or 100 itera
 holds the paper's 1×100 and 4×25 budgets. Needs MNIST in TFDS, or its IDX files in
 $DDN_JAX_MNIST_DIR.
 
-  python experiments/sweep.py --config experiments/configs/sweep_mnist.py
+  python -m experiments.sweep --config experiments/configs/sweep_mnist.py
 """
 
 
