@@ -34,12 +34,17 @@ def command_line(module: str, argv: list[str] | None) -> str:
   return shlex.join(['python', '-m', module, *(sys.argv[1:] if argv is None else argv)])
 
 
-def parse_args(argv: list[str] | None, description: str, module: str):
-  """``--config`` and ``--out``; returns the config, the output directory and the command."""
+def argument_parser(description: str, module: str) -> argparse.ArgumentParser:
+  """A parser of ``python -m <module>`` with ``--config`` and ``--out``."""
   parser = argparse.ArgumentParser(prog=f'python -m {module}', description=description)
   parser.add_argument('--config', required=True, help='a config file with get_config()')
   parser.add_argument('--out', default=str(RESULTS_DIR), help='results directory')
-  args = parser.parse_args(argv)
+  return parser
+
+
+def parse_args(argv: list[str] | None, description: str, module: str):
+  """``--config`` and ``--out``; returns the config, the output directory and the command."""
+  args = argument_parser(description, module).parse_args(argv)
   return load_config(args.config), pathlib.Path(args.out), command_line(module, argv)
 
 

@@ -14,7 +14,6 @@ writes ``experiments/results/adversarial_training_<config name>.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import pathlib
@@ -171,10 +170,8 @@ def _markdown(report: dict[str, Any], start: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
   start = time.perf_counter()
-  parser = argparse.ArgumentParser(prog=f'python -m {_MODULE}', description=__doc__.split('\n')[0])
-  parser.add_argument('--config', required=True, help='a config file with get_config()')
+  parser = _report.argument_parser(__doc__.split('\n')[0], _MODULE)
   parser.add_argument('--workdir', default='runs/adversarial_training', help='checkpoints')
-  parser.add_argument('--out', default=str(_report.RESULTS_DIR), help='results directory')
   args = parser.parse_args(argv)
   config = _report.load_config(args.config)
   command = _report.command_line(_MODULE, argv)

@@ -13,7 +13,6 @@ writes ``experiments/results/sweep_<config name>.{md,json,csv,png}``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import pathlib
 import time
@@ -138,10 +137,8 @@ def _plot(report: dict[str, Any], path: pathlib.Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
   start = time.perf_counter()
-  parser = argparse.ArgumentParser(prog=f'python -m {_MODULE}', description=__doc__.split('\n')[0])
-  parser.add_argument('--config', required=True, help='a config file with get_config()')
+  parser = _report.argument_parser(__doc__.split('\n')[0], _MODULE)
   parser.add_argument('--workdir', default='runs/sweep', help='checkpoints of the trained model')
-  parser.add_argument('--out', default=str(_report.RESULTS_DIR), help='results directory')
   args = parser.parse_args(argv)
   config = _report.load_config(args.config)
   command = _report.command_line(_MODULE, argv)
