@@ -1,7 +1,9 @@
 """Minimum-norm and bounded L2 adversarial attacks, each one jit-compiled, vmapped program.
 
 All attacks share one signature, ``attack(logits_fn, inputs, labels, *, targeted=False, ...)``,
-and return an :class:`AttackResult`.
+and return an :class:`AttackResult`. `ATTACKS` is the table of them all (defaults, labels,
+adv-lib counterparts), and `parse_attack` reads the ``NAME:KEY=VALUE,...`` specs of the command
+line and the experiments.
 """
 
 from ddn_jax.attacks._base import AttackResult
@@ -12,14 +14,32 @@ from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._pgd import pgd_l2
 from ddn_jax.attacks._projection import project_l2_ball
+from ddn_jax.attacks._registry import (
+  ATTACKS,
+  Attack,
+  AttackEntry,
+  attack_help,
+  attack_label,
+  get_attack,
+  make_attack,
+  parse_attack,
+)
 
 __all__ = [
+  'ATTACKS',
+  'Attack',
+  'AttackEntry',
   'AttackResult',
+  'attack_help',
+  'attack_label',
   'carlini_wagner_l2',
   'ddn',
   'deepfool',
   'fgm_l2',
   'fmn_l2',
+  'get_attack',
+  'make_attack',
+  'parse_attack',
   'pgd_l2',
   'project_l2_ball',
 ]
