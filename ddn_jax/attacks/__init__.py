@@ -23,6 +23,7 @@ from ddn_jax.attacks._registry import (
   get_attack,
   make_attack,
   parse_attack,
+  parse_value,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
   'get_attack',
   'make_attack',
   'parse_attack',
+  'parse_value',
   'pgd_l2',
   'project_l2_ball',
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import types
 from collections.abc import Callable, Mapping
@@ -87,6 +88,12 @@ class Attack:
     return self.entry.name
 
   @property
+  def function(self) -> functools.partial:
+    """``entry.function`` with the settings bound, for APIs that take an attack function (e.g.
+    `ddn_jax.evaluation.evaluate_attack`)."""
+    return functools.partial(self.entry.function, **self.settings)
+
+  @property
   def label(self) -> str:
     """A table label made from the settings: the budget, then every other setting that differs
     from the function's own default, e.g. ``'C&W 1×100 (learning_rate=0.1, initial_const=1)'``.
@@ -161,8 +168,8 @@ def _entries() -> dict[str, AttackEntry]:
       budget=('steps',),
       defaults={'steps': 100},
       adv_lib='df',
-      # adv-lib linearises every class: the comparison's models have 10.
-      adv_lib_settings={'steps': 100, 'overshoot': 0.02, 'candidates': 10},
+      # adv-lib linearises every class: `ddn_jax.interop.compare` sets candidates to match.
+      adv_lib_settings={'steps': 100, 'overshoot': 0.02},
       targeted=False,
     ),
     AttackEntry(
@@ -204,8 +211,11 @@ def get_attack(name: str) -> AttackEntry:
   return entry
 
 
-def make_attack(name: str, **settings) -> Attack:
+def make_attack(name: str, *, adv_lib: bool = False, **settings) -> Attack:
   """The attack ``name`` with its registered defaults updated by ``settings``.
+
+  With ``adv_lib``, the settings start from ``adv_lib_settings`` (those reproducing adv-lib's
+  algorithm, for the side-by-side comparison) instead of ``defaults``.
 
   Every setting is checked before anything runs: an unknown name, a former name given together
   with its current one, a missing required setting (e.g. PGD's ``eps``) or a budget that is not
@@ -228,7 +238,9 @@ def make_attack(name: str, **settings) -> Attack:
         f'{", ".join(known)}.'
       )
     canonical[new] = value
-  merged = {**entry.defaults, **canonical}
+  if adv_lib and entry.adv_lib is None:
+    raise ValueError(f'{entry.name} has no adv-lib counterpart.')
+  merged = {**(entry.adv_lib_settings if adv_lib else entry.defaults), **canonical}
   missing = [
     n for n, p in known.items() if p.default is inspect.Parameter.empty and n not in merged
   ]
@@ -246,19 +258,22 @@ def make_attack(name: str, **settings) -> Attack:
   return Attack(entry, types.MappingProxyType(merged))
 
 
-def _literal(text: str) -> Any:
+def parse_value(text: str) -> Any:
+  """A value of a spec: a Python literal (``300``, ``0.1``, ``None``, ``True``), else the bare
+  word as a string (``batch`` for ``abort_early=batch``)."""
+  text = text.strip()
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
-    return text  # a bare word: a string option such as abort_early=batch
+    return text
 
 
-def parse_attack(spec: str) -> Attack:
+def parse_attack(spec: str, *, adv_lib: bool = False) -> Attack:
   """Parses ``NAME[:KEY=VALUE,...]`` into an `Attack`.
 
   Values are Python literals (``300``, ``0.1``, ``None``, ``True``) or bare words for string
   options (``abort_early=batch``). Duplicate and unknown keys are errors, so a whole list of
-  specs can be checked before any attack runs.
+  specs can be checked before any attack runs. ``adv_lib`` is as in `make_attack`.
 
   Raises:
     ValueError / TypeError naming the problem and the spec.
@@ -272,9 +287,9 @@ def parse_attack(spec: str) -> Attack:
       raise ValueError(f'bad setting {item!r} in attack spec {spec!r}; expected KEY=VALUE.')
     if key in settings:
       raise ValueError(f'{key!r} is given twice in attack spec {spec!r}.')
-    settings[key] = _literal(value.strip())
+    settings[key] = parse_value(value)
   try:
-    return make_attack(name.strip(), **settings)
+    return make_attack(name.strip(), adv_lib=adv_lib, **settings)
   except (ValueError, TypeError) as e:
     raise type(e)(f'{e} (in attack spec {spec!r})') from None
 

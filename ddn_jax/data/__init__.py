@@ -3,7 +3,7 @@
 from ddn_jax.data._iterator import batches, epoch_permutation, steps_per_epoch
 from ddn_jax.data._load import load
 from ddn_jax.data._offline import FASHION_MNIST_DIR_ENV, MNIST_DIR_ENV
-from ddn_jax.data._preprocess import resize_and_center_crop
+from ddn_jax.data._preprocess import resize_and_center_crop, to_float_images
 from ddn_jax.data._registry import SPLITS
 
 __all__ = (
@@ -15,4 +15,5 @@ __all__ = (
   'load',
   'resize_and_center_crop',
   'steps_per_epoch',
+  'to_float_images',
 )

@@ -13,6 +13,16 @@ def _pil():
   return Image
 
 
+def to_float_images(images):
+  """Maps integer (uint8) images to float32 in [0, 1]; float images are cast to float32.
+
+  Works on NumPy and JAX arrays alike (traced ones included) and keeps the array's type.
+  """
+  if np.issubdtype(images.dtype, np.integer):
+    return images.astype(np.float32) / 255.0
+  return images.astype(np.float32)
+
+
 def decode_image(path) -> np.ndarray:
   """Decodes a PNG/JPEG file to a uint8 array of shape (H, W, C)."""
   image = np.asarray(_pil().open(path))

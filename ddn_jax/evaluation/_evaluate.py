@@ -14,9 +14,9 @@ import numpy as np
 import tqdm
 
 from ddn_jax import attacks
+from ddn_jax.data import to_float_images
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
-from ddn_jax.training._sharding import DATA_AXIS, check_batch_size, replicate
-from ddn_jax.training._step import to_float_images
+from ddn_jax.sharding import DATA_AXIS, check_mesh, replicate
 
 # attack(logits_fn, inputs, labels, *, targeted=..., key=..., ...) -> AttackResult
 Attack = Callable[..., attacks.AttackResult]
@@ -95,26 +95,6 @@ def check_attack(attack: Attack) -> None:
         f'The attack binds {name}={_bound_keywords(attack)[name]!r}; pass {name} to the '
         'evaluation instead (it sets it for every batch).'
       )
-
-
-def data_devices(mesh: jax.sharding.Mesh | None) -> int:
-  """The number of devices a batch is split over (1 without a mesh); checks the ``'data'`` axis."""
-  if mesh is None:
-    return 1
-  if DATA_AXIS not in mesh.axis_names:
-    raise ValueError(
-      f'The mesh must have a {DATA_AXIS!r} axis to shard batches over, got axes '
-      f'{mesh.axis_names}; use ddn_jax.training.data_mesh().'
-    )
-  return mesh.shape[DATA_AXIS]
-
-
-def check_mesh(mesh: jax.sharding.Mesh | None, batch_size: int) -> int:
-  """`data_devices`, and raises if ``batch_size`` does not split over them."""
-  num_devices = data_devices(mesh)
-  if mesh is not None:
-    check_batch_size(batch_size, mesh)
-  return num_devices
 
 
 def check_dataset(images: Any, labels: Any, batch_size: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -21,9 +21,8 @@ import jax
 import numpy as np
 
 from ddn_jax.attacks import _base
-from ddn_jax.evaluation._evaluate import data_devices
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
-from ddn_jax.training._sharding import DATA_AXIS, replicate
+from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
 # Arguments of the uniform attack signature that are not hyperparameters.
 _NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')

@@ -11,38 +11,13 @@ from typing import Any
 
 import numpy as np
 
-# The ddn_jax keyword arguments of each comparison, with the options that reproduce adv-lib's
-# algorithm (`ref_kwargs` derives adv-lib's arguments from them): DDN-100 with adv-lib's step-size
-# schedule; C&W 1x100 with adv-lib's per-batch abort rule and the learning rate and constant the
-# paper's grid search picked for that budget (the library defaults, lr 0.01 and c 0.001, are
-# tuned for 9x10000 and abort at ~0% success here); DeepFool-100 linearising every class of a
-# 10-class model, as adv-lib does; FMN-100 with adv-lib's defaults.
-DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
-  'ddn': {
-    'steps': 100,
-    'gamma': 0.05,
-    'init_norm': 1.0,
-    'levels': 256,
-    'alpha_schedule': 'adv_lib',
-  },
-  'carlini_wagner_l2': {
-    'binary_search_steps': 1,
-    'max_iterations': 100,
-    'learning_rate': 0.1,
-    'initial_const': 1.0,
-    'confidence': 0.0,
-    'abort_early': 'batch',
-  },
-  'deepfool': {'steps': 100, 'overshoot': 0.02, 'candidates': 10},
-  'fmn_l2': {
-    'steps': 100,
-    'alpha_init': 1.0,
-    'alpha_final': 0.01,
-    'gamma_init': 0.05,
-    'gamma_final': 0.001,
-    'projection': 'sphere',  # adv-lib 0.2.8's projection (ours defaults to the paper's ball).
-  },
-}
+from ddn_jax import attacks
+
+# The ddn_jax settings of each comparison, by function name: the registry's ``adv_lib_settings``,
+# the options that reproduce adv-lib's algorithm (`ref_kwargs` derives adv-lib's arguments).
+DEFAULT_HPARAMS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
+  {e.function.__name__: e.adv_lib_settings for e in attacks.ATTACKS.values() if e.adv_lib}
+)
 # adv-lib's DDN fixes its step sizes in code: cosine from 1 towards 0.01.
 _ADV_LIB_DDN_ALPHAS = {'alpha_init': 1.0, 'alpha_final': 0.01}
 
@@ -151,6 +126,7 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
   Raises:
     ValueError: ``hparams`` asks for something adv-lib cannot do (e.g. other DDN step sizes).
   """
+  attack = attacks.get_attack(attack).function.__name__
   hparams = dict(hparams)
   if attack == 'ddn':
     for name, value in _ADV_LIB_DDN_ALPHAS.items():
@@ -165,6 +141,7 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
   if attack == 'carlini_wagner_l2':
     floats = ('learning_rate', 'initial_const', 'confidence')  # An int constant crashes adv-lib.
     kwargs = {k: float(v) if k in floats else v for k, v in hparams.items()}
+    kwargs['max_iterations'] = kwargs.pop('steps', kwargs.get('max_iterations'))
     kwargs['abort_early'] = bool(kwargs.get('abort_early', True))  # adv-lib's rule is per batch.
     return kwargs
   if attack == 'deepfool':
@@ -191,7 +168,8 @@ def run_adv_lib(
   """Runs adv-lib's ``attack`` on a PyTorch ``module`` (e.g. from `to_torch`).
 
   Args:
-    attack: ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'`` or ``'fmn_l2'``.
+    attack: an attack with an adv-lib counterpart, by registry or function name (``'ddn'``,
+      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``).
     module: PyTorch model in eval mode taking NCHW images in [0, 1]; the attack runs on its
       device (CPU or CUDA).
     images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).
@@ -214,13 +192,8 @@ def run_adv_lib(
   """
   import torch
 
-  attacks = import_adv_lib()
-  fn = {
-    'ddn': attacks.ddn,
-    'carlini_wagner_l2': attacks.carlini_wagner_l2,
-    'deepfool': attacks.df,
-    'fmn_l2': attacks.fmn,
-  }
+  entry = attacks.get_attack(attack)
+  fn, attack = getattr(import_adv_lib(), entry.adv_lib), entry.function.__name__
   device = next(module.parameters()).device  # Run where the module is (CPU or CUDA).
   x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32)).to(device)
   y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
@@ -235,7 +208,7 @@ def run_adv_lib(
   counted = _counting(module.eval(), skip_zero_rows=attack == 'deepfool')
   torch.manual_seed(seed)
   start = time.perf_counter()
-  adv = fn[attack](counted, x, y, targeted=targeted, **ref_kwargs(attack, hparams))
+  adv = fn(counted, x, y, targeted=targeted, **ref_kwargs(attack, hparams))
   if x.is_cuda:
     torch.cuda.synchronize(device)
   seconds = time.perf_counter() - start

@@ -113,24 +113,27 @@ def compare(
   images: np.ndarray,
   labels: np.ndarray,
   *,
-  attacks: Sequence[str] = ('ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2'),
+  attacks: Sequence[str | jax_attacks.Attack] = ('ddn', 'cw', 'deepfool', 'fmn'),
   hparams: Mapping[str, Mapping[str, Any]] | None = None,
   warmup: bool = True,
 ) -> dict[str, Any]:
   """Runs each attack in ddn_jax and in adv-lib on the same network, weights and images.
 
-  The PyTorch side is `to_torch` of the same ``variables``. ddn_jax gets `DEFAULT_HPARAMS`
-  (overridden per attack by ``hparams``), whose options reproduce adv-lib's algorithms, and
-  adv-lib the same values through `ref_kwargs`; DeepFool linearises every class unless
-  ``candidates`` is given. An attack ddn_jax does not have is reported as skipped.
+  The PyTorch side is `to_torch` of the same ``variables``. ddn_jax runs each attack with the
+  registry's ``adv_lib_settings`` (`DEFAULT_HPARAMS`), whose options reproduce adv-lib's
+  algorithms, updated by the spec's settings and then by ``hparams``; adv-lib gets the same
+  values through `ref_kwargs`. DeepFool linearises every class unless ``candidates`` is given.
+  An attack ddn_jax does not have is reported as skipped.
 
   Args:
     model: a `SmallCNN`, `CifarCNN` or `WideResNet` instance or name.
     variables: its Flax variables (e.g. from `load_torch_state_dict`).
     images: ``(N, H, W, C)`` float32 images in [0, 1].
     labels: ``(N,)`` int true labels.
-    attacks: names among ``'ddn'``, ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn_l2'``.
-    hparams: ``{attack: {name: value}}`` overriding the defaults.
+    attacks: attack specs with an adv-lib counterpart (``'ddn'``, ``'cw:steps=200'``, function
+      names such as ``'carlini_wagner_l2'``; see `ddn_jax.attacks.parse_attack` with
+      ``adv_lib=True``) or `ddn_jax.attacks.Attack` objects.
+    hparams: ``{function name: {name: value}}`` overriding the settings.
     warmup: time ddn_jax's warm call (see `run_ddn_jax`).
 
   Returns:
@@ -158,9 +161,12 @@ def compare(
     'logits_max_abs_diff': float(np.abs(jax_logits - torch_logits).max()),
     'attacks': {},
   }
-  for attack in attacks:
-    config = {**_adv_lib.DEFAULT_HPARAMS[attack], **(hparams or {}).get(attack, {})}
-    if attack == 'deepfool' and 'candidates' not in (hparams or {}).get(attack, {}):
+  for spec in attacks:
+    if not isinstance(spec, jax_attacks.Attack):
+      spec = jax_attacks.parse_attack(spec, adv_lib=True)
+    attack = spec.entry.function.__name__
+    config = {**spec.settings, **(hparams or {}).get(attack, {})}
+    if attack == 'deepfool' and 'candidates' not in config:
       config['candidates'] = jax_logits.shape[1]
     entry: dict[str, Any] = {
       'hparams': config,

@@ -1,5 +1,11 @@
-"""Optax training of the models, adversarial training, data parallelism and checkpoints."""
+"""Optax training of the models, adversarial training, data parallelism and checkpoints.
 
+``DATA_AXIS``, ``data_mesh``, ``replicate``, ``shard_batch`` (`ddn_jax.sharding`) and
+``to_float_images`` (`ddn_jax.data`) are also found here, where training code looks for them.
+"""
+
+from ddn_jax.data import to_float_images
+from ddn_jax.sharding import DATA_AXIS, data_mesh, replicate, shard_batch
 from ddn_jax.training._adversarial import (
   Adversary,
   AdversaryResult,
@@ -9,9 +15,8 @@ from ddn_jax.training._adversarial import (
 )
 from ddn_jax.training._fit import fit
 from ddn_jax.training._optimizers import Recipe, paper_recipe, sgd, step_schedule
-from ddn_jax.training._sharding import DATA_AXIS, data_mesh, replicate, shard_batch
 from ddn_jax.training._state import TrainState, create_train_state
-from ddn_jax.training._step import evaluate, evaluate_state, to_float_images, train_step
+from ddn_jax.training._step import evaluate, evaluate_state, train_step
 
 __all__ = (
   'DATA_AXIS',

@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 
 from ddn_jax import attacks
+from ddn_jax.data import to_float_images
 from ddn_jax.models import make_logits_fn
 from ddn_jax.training._state import TrainState
-from ddn_jax.training._step import optimizer_step, to_float_images
+from ddn_jax.training._step import optimizer_step
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 

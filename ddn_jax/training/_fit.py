@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from ddn_jax import data
-from ddn_jax.training._sharding import check_batch_size, replicate, shard_batch
+from ddn_jax.sharding import check_batch_size, replicate, shard_batch
 from ddn_jax.training._state import TrainState
 from ddn_jax.training._step import evaluate_state, train_step
 

@@ -10,18 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ddn_jax.data import to_float_images
 from ddn_jax.models import make_logits_fn
 from ddn_jax.training._state import TrainState
 
 # (logits_fn, images, labels, key) -> images; see `train_step`.
 PerturbFn = Callable[[Callable[[jax.Array], jax.Array], jax.Array, jax.Array, jax.Array], jax.Array]
-
-
-def to_float_images(images: jax.Array) -> jax.Array:
-  """Maps uint8 images to float32 in [0, 1]; float images pass unchanged."""
-  if jnp.issubdtype(images.dtype, jnp.integer):
-    return images.astype(jnp.float32) / 255.0
-  return images.astype(jnp.float32)
 
 
 def train_step(

@@ -1,4 +1,4 @@
-"""Data parallelism: a 'data' mesh axis, a replicated state and batches sharded along it."""
+"""Data parallelism: a 'data' mesh axis, replicated trees and batches sharded along it."""
 
 from __future__ import annotations
 
@@ -66,3 +66,23 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
       f'A global batch of {batch_size} examples does not split evenly over the {num_shards} '
       f'devices of mesh axis {DATA_AXIS!r}; use a batch size that is a multiple of {num_shards}.'
     )
+
+
+def data_devices(mesh: jax.sharding.Mesh | None) -> int:
+  """The number of devices a batch is split over (1 without a mesh); checks the ``'data'`` axis."""
+  if mesh is None:
+    return 1
+  if DATA_AXIS not in mesh.axis_names:
+    raise ValueError(
+      f'The mesh must have a {DATA_AXIS!r} axis to shard batches over, got axes '
+      f'{mesh.axis_names}; use ddn_jax.sharding.data_mesh().'
+    )
+  return mesh.shape[DATA_AXIS]
+
+
+def check_mesh(mesh: jax.sharding.Mesh | None, batch_size: int) -> int:
+  """`data_devices`, and raises if ``batch_size`` does not split over them."""
+  num_devices = data_devices(mesh)
+  if mesh is not None:
+    check_batch_size(batch_size, mesh)
+  return num_devices
