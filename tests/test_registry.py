@@ -15,7 +15,7 @@ def test_every_public_attack_is_registered_once():
     getattr(attacks, n)
     for n in attacks.__all__
     if callable(getattr(attacks, n))
-    and 'labels' in inspect.signature(getattr(attacks, n)).parameters
+    and 'targeted' in inspect.signature(getattr(attacks, n)).parameters
   }
   registered = [e.function for e in attacks.ATTACKS.values()]
   assert sorted(f.__name__ for f in public) == sorted(f.__name__ for f in registered)
