@@ -1,5 +1,7 @@
 """The benchmark command runs end to end at its tiny size and writes well-formed results.
 
+It runs as ``python -m ddn_jax.benchmark`` in a directory outside the checkout, with only the
+``ddn_jax`` package importable (as after ``pip install``): no section may need the source tree.
 No timing is asserted: only that every section ran (or recorded why not) and that the JSON and
 markdown are complete.
 """
@@ -12,15 +14,34 @@ import sys
 
 import pytest
 
+from ddn_jax import attacks
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _run(*args, module='benchmarks.run', timeout=900):
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+  """``(env, cwd)``: a path holding only the ``ddn_jax`` package, and an empty directory."""
+  site = tmp_path_factory.mktemp('site')
+  (site / 'ddn_jax').symlink_to(ROOT / 'ddn_jax', target_is_directory=True)
   # A fresh process with JAX's defaults (one CPU device), not the tests' 8 forced devices.
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'PYTHONPATH')}
+  env['PYTHONPATH'] = str(site)
+  cwd = tmp_path_factory.mktemp('work')
+  probe = 'import importlib.util as u; print(u.find_spec("benchmarks"), u.find_spec("ddn_jax"))'
+  proc = subprocess.run(
+    [sys.executable, '-c', probe], cwd=cwd, env=env, capture_output=True, text=True, check=True
+  )
+  # The probe guards the test's premise: the checkout's scripts are out of reach.
+  assert proc.stdout.startswith('None ') and str(site) in proc.stdout, proc.stdout
+  return env, cwd
+
+
+def _run(installed, *args, timeout=900):
+  env, cwd = installed
   return subprocess.run(
-    [sys.executable, '-m', module, *args],
-    cwd=ROOT,
+    [sys.executable, '-m', 'ddn_jax.benchmark', *args],
+    cwd=cwd,
     env=env,
     capture_output=True,
     text=True,
@@ -30,37 +51,44 @@ def _run(*args, module='benchmarks.run', timeout=900):
 
 
 @pytest.fixture(scope='module')
-def tiny_results(tmp_path_factory):
-  out = tmp_path_factory.mktemp('bench')
+def tiny_results(installed):
   proc = _run(
+    installed,
     '--preset',
     'tiny',
     '--attacks',
-    'ddn',
+    'ddn,deepfool',
     '--sections',
-    'gradient,attacks,scaling,sweep',
+    'gradient,attacks,compaction,scaling,sweep',
     '--out',
-    str(out),
+    'bench',
     '--tag',
     'tiny',
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
+  out = installed[1] / 'bench'
   return json.loads((out / 'tiny.json').read_text()), (out / 'tiny.md').read_text()
 
 
 def test_tiny_run_writes_every_section(tiny_results):
   result, _ = tiny_results
-  assert result['preset_name'] == 'tiny'
+  assert result['preset_name'] == 'tiny' and result['complete']
+  assert result['command'].startswith('python -m ddn_jax.benchmark --preset tiny')
   assert result['machine']['backend'] == 'cpu'
   assert len(result['load_start']) == len(result['load_end']) == 3
   (grad,) = result['gradient']
-  (ddn,) = result['attacks']
+  ddn, deepfool = result['attacks']
   assert grad['model'] == 'small_cnn' and grad['jax_s'] > 0 and grad['torch_s'] > 0
   assert grad['jax_in_loop_s'] > 0 and ddn['bare_grad_in_loop_s'] > 0
-  assert ddn['attack'] == 'DDN-2' and ddn['errors'] == {}
-  assert set(ddn['results']) == {'ddn_jax', 'adv_lib', 'foolbox'}
+  # The attack is the registry's, with adv-lib's settings and the preset's 2 steps.
+  attack = attacks.parse_attack(ddn['spec'])
+  assert attack.name == 'ddn' and attack.settings['steps'] == 2
+  assert attack.settings['alpha_schedule'] == 'adv_lib' and ddn['attack'] == attack.label
+  for row in (ddn, deepfool):
+    assert row['errors'] == {}
+    assert set(row['results']) == {'ddn_jax', 'adv_lib', 'foolbox'}
   for row in ddn['results'].values():
-    # Every implementation ran DDN-2: exactly 2 gradients per example (counted, not assumed).
+    # Every implementation ran DDN 2: exactly 2 gradients per example (counted, not assumed).
     assert row['grads_per_example'] == 2.0
     assert row['median_s'] > 0 and row['overhead'] > 0 and row['overhead_vs_loop'] > 0
   assert ddn['results']['ddn_jax']['time_ratio_vs_ddn_jax'] == 1.0
@@ -72,28 +100,37 @@ def test_tiny_run_writes_every_section(tiny_results):
   assert result['sweep']['points'] == 2 and result['sweep']['vmapped_s'] > 0
 
 
+def test_tiny_run_compares_equal_compacting_and_plain_loops(tiny_results):
+  result, _ = tiny_results
+  # The tiny preset's compaction attacks, filtered by --attacks: DeepFool only.
+  (row,) = result['compaction']
+  assert 'error' not in row, row
+  assert attacks.parse_attack(row['spec']).name == 'deepfool' and row['batch'] == 16
+  assert row['plain_s'] > 0 and row['compacting_s'] > 0
+  # The same points with the same budget, but for (at most) one example whose step count a
+  # rounding difference between batch sizes flips.
+  assert row['same_num_grads'] >= 15 / 16 and row['max_adv_difference'] < 1e-4
+
+
 def test_tiny_run_markdown_has_the_tables(tiny_results):
   result, markdown = tiny_results
   assert markdown.startswith(f'# Benchmark results: {result["tag"]}')
-  for heading in ('## Model gradient', '## Attacks, side by side', '## Scaling with the batch'):
+  for heading in (
+    '## Model gradient',
+    '## Attacks, side by side',
+    '## Scaling with the batch',
+    '## Compacting loops',
+  ):
     assert heading in markdown
-  assert '| small_cnn | DDN-2 | 4 | adv_lib |' in markdown
+  assert f'| small_cnn | {result["attacks"][0]["attack"]} | 4 | adv_lib |' in markdown
+  assert f'| {result["compaction"][0]["attack"]} | 16 |' in markdown
   assert 'No GPU in this run' in markdown
 
 
-def test_unknown_names_are_rejected():
-  proc = _run('--preset', 'tiny', '--attacks', 'ddn,nope', timeout=300)
+def test_unknown_names_and_bad_specs_are_rejected(installed):
+  proc = _run(installed, '--preset', 'tiny', '--attacks', 'ddn,nope', timeout=300)
   assert proc.returncode == 2
   assert "unknown attack(s) ['nope']" in proc.stderr
-
-
-def test_compaction_benchmark_compares_equal_programs(tmp_path):
-  args = ['--batches', '16', '--repeats', '1', '--train-steps', '0', '--attacks', 'DeepFool-100']
-  proc = _run(*args, '--out', str(tmp_path), module='benchmarks.compaction', timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  (path,) = tmp_path.glob('compaction-*.json')
-  (row,) = json.loads(path.read_text())['rows']
-  # The plain and the compacting loop found the same points with the same budget.
-  assert row['plain_s'] > 0 and row['compacting_s'] > 0
-  assert row['same_num_grads'] and row['max_adv_difference'] < 1e-5
-  assert (tmp_path / path.name.replace('.json', '.md')).read_text().startswith('# Compacting')
+  proc = _run(installed, '--preset', 'tiny', '--compaction-attack', 'deepfool:nope=1', timeout=300)
+  assert proc.returncode == 2
+  assert "unknown setting 'nope'" in proc.stderr

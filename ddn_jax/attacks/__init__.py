@@ -7,6 +7,7 @@ line and the experiments.
 """
 
 from ddn_jax.attacks._base import AttackResult
+from ddn_jax.attacks._canonical_conv import canonicalize_convolutions
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
 from ddn_jax.attacks._ddn import ddn
 from ddn_jax.attacks._deepfool import deepfool
@@ -33,6 +34,7 @@ __all__ = [
   'AttackResult',
   'attack_help',
   'attack_label',
+  'canonicalize_convolutions',
   'carlini_wagner_l2',
   'ddn',
   'deepfool',

@@ -5,8 +5,7 @@ convolutions that ``jax.vjp`` emits have swapped kernel feature dimensions; insi
 body (every ``lax.scan`` / ``lax.while_loop``) they stay non-canonical and are lowered to naive
 loop nests instead of the library convolution, about 3x slower than the same gradient outside a
 loop. Re-emitting every convolution with NHWC / HWIO / NHWC dimension numbers and explicit
-transposes gives the loop body the fast path. Measured in ``benchmarks/loop_forms.py``
-(``benchmarks/LOOP_FORMS.md``).
+transposes gives the loop body the fast path. Measured in ``benchmarks/LOOP_FORMS.md``.
 """
 
 from __future__ import annotations
