@@ -95,7 +95,8 @@ def test_train_attack_sweep_compare_and_bench_run_from_the_wheel(installed):
   assert proc.returncode == 0, proc.stderr
   assert (work / 'c' / 'compare.json').exists()
   proc = run(
-    'bench', '--preset', 'tiny', '--sections', 'gradient', '--implementations', 'ddn_jax',
+    'bench', '--preset', 'tiny', '--sections', 'gradient,attacks', '--attacks', 'ddn',
+    '--implementations', 'ddn_jax',
     '--out', 'b', timeout=900,
   )  # fmt: skip
   assert proc.returncode == 0, proc.stderr

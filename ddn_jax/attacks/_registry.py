@@ -22,8 +22,9 @@ from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._pgd import pgd_l2
 
-# Arguments a spec cannot set: the data, and what the protocol running the attack decides.
-_NOT_SETTINGS = frozenset({'logits_fn', 'inputs', 'labels', 'targeted', 'key'})
+# Arguments a spec cannot set: the data, what the protocol running the attack decides, and
+# C&W's deprecated switch of its return type.
+_NOT_SETTINGS = frozenset({'logits_fn', 'inputs', 'labels', 'targeted', 'key', 'return_best_const'})
 
 
 @dataclasses.dataclass(frozen=True)
