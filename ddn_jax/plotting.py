@@ -149,7 +149,7 @@ def sweep(
   *,
   x: str,
   y: str,
-  hue: str | None = None,
+  hue: str | Sequence[str] | None = None,
   log_x: bool = False,
   title: str | None = None,
 ) -> Figure:
@@ -159,7 +159,8 @@ def sweep(
     rows: one mapping per grid point, e.g. the rows of a sweep's results table.
     x: the column on the horizontal axis (a hyperparameter).
     y: the column on the vertical axis (e.g. ``'median_l2'``).
-    hue: optional column whose values get separate lines (another hyperparameter).
+    hue: optional column whose values get separate lines (another hyperparameter), or several
+      columns: one line per combination of their values.
     log_x: logarithmic horizontal axis (e.g. for learning rates).
     title: optional figure title.
 
@@ -168,23 +169,25 @@ def sweep(
   """
   if not rows:
     raise ValueError('No rows to plot.')
-  for column in (x, y) + ((hue,) if hue else ()):
+  hues = [] if hue is None else [hue] if isinstance(hue, str) else list(hue)
+  for column in (x, y, *hues):
     if column not in rows[0]:
       raise ValueError(f'No column {column!r}; the rows have {sorted(rows[0])}.')
-  groups: dict[Any, list[tuple[float, float]]] = {}
+  groups: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
   for row in rows:
-    groups.setdefault(row[hue] if hue else None, []).append((float(row[x]), float(row[y])))
+    groups.setdefault(tuple(row[h] for h in hues), []).append((float(row[x]), float(row[y])))
   fig = Figure(figsize=(5.5, 3.8), layout='constrained')
   ax = fig.subplots()
   for key, points in groups.items():
     points.sort()
-    ax.plot(*zip(*points), marker='o', label=None if hue is None else f'{hue}={_format(key)}')
+    label = ', '.join(f'{h}={_format(v)}' for h, v in zip(hues, key)) or None
+    ax.plot(*zip(*points), marker='o', label=label)
   ax.set_xlabel(x)
   ax.set_ylabel(y)
   if log_x:
     ax.set_xscale('log')
   ax.grid(alpha=0.3)
-  if hue is not None:
+  if hues:
     ax.legend()
   if title:
     ax.set_title(title)

@@ -1,22 +1,18 @@
-"""What every experiment script shares: its config file, its command line and its outputs.
+"""What every experiment script shares: its config file and its command line.
 
-Each script writes ``<out>/<stem>.md`` (headed by `header`: the command, the machine and its load,
-the wall time) and ``<out>/<stem>.json`` (strict JSON, `ddn_jax.evaluation.write_json`).
+Each script writes its results with a `ddn_jax.reports.Report`: ``<out>/<stem>.md`` (the
+command, the machine and its load, the wall time, tables and figures), ``<out>/<stem>.json``
+(strict JSON) and ``<out>/<stem>.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
-import os
 import pathlib
 import shlex
 import sys
-import time
 from typing import Any
-
-from ddn_jax import evaluation
 
 RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
 
@@ -46,34 +42,3 @@ def parse_args(argv: list[str] | None, description: str, module: str):
   """``--config`` and ``--out``; returns the config, the output directory and the command."""
   args = argument_parser(description, module).parse_args(argv)
   return load_config(args.config), pathlib.Path(args.out), command_line(module, argv)
-
-
-def machine() -> str:
-  """CPU/devices, the load average (other jobs share this machine) and the UTC date."""
-  load = ', '.join(f'{x:.2f}' for x in os.getloadavg())
-  date = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
-  return f'{evaluation.describe_machine()}; load average at the end {load}; {date}'
-
-
-def header(title: str, command: str, notes: str, start: float) -> list[str]:
-  """The markdown's title, command, machine, wall time since ``start`` (perf_counter), notes."""
-  seconds = time.perf_counter() - start
-  return [
-    f'# {title}',
-    '',
-    f'Command: `{command}`',
-    '',
-    f'Machine: {machine()}. Wall time of the command: {seconds:.0f} s.',
-    '',
-    notes,
-    '',
-  ]
-
-
-def write_outputs(out: pathlib.Path, stem: str, markdown: str, report: dict[str, Any]) -> None:
-  """Writes ``<stem>.md`` and ``<stem>.json`` (strict JSON, `ddn_jax.evaluation.write_json`)."""
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f'{stem}.md').write_text(markdown)
-  evaluation.write_json(out / f'{stem}.json', report)
-  print(markdown)
-  print(f'wrote {out / stem}.*', flush=True)

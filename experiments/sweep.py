@@ -8,25 +8,25 @@ first (with checkpoints under ``--workdir``: a rerun reuses the trained model).
 
   python -m experiments.sweep --config experiments/configs/sweep_local.py
 
-writes ``experiments/results/sweep_<config name>.{md,json,csv,png}``.
+writes ``experiments/results/sweep_<config name>.{md,json,csv}`` and one figure per sweep,
+``sweep_<config name>_<sweep name>.png`` (`ddn_jax.plotting.sweep`: median L2 against the first
+grid axis, one line per value of the other hyperparameters).
 """
 
 from __future__ import annotations
 
-import itertools
 import pathlib
-import time
+import re
 from typing import Any
 
 import jax
 import numpy as np
 import optax
 
-from ddn_jax import attacks, data, evaluation, models, training
+from ddn_jax import attacks, data, evaluation, models, plotting, reports, training
 from experiments import _report
 
 _MODULE = 'experiments.sweep'
-_METRICS = ('success_rate', 'mean_l2', 'median_l2', 'mean_grads')
 
 
 def _data(config):
@@ -64,84 +64,42 @@ def _train(config, train_data, workdir: pathlib.Path):
   return models.make_logits_fn(state.model, state.variables)
 
 
-def _markdown(report: dict[str, Any], start: float) -> str:
-  config = report['config']
-  lines = _report.header(
-    f'Hyperparameter sweeps: {config["name"]}',
-    report['command'],
-    (
-      f'SmallCNN trained on {report["num_train"]} {config["dataset"]} images for '
-      f'{config["num_epochs"]} epochs; clean accuracy {report["clean_accuracy"]:.1%} on the '
-      f'{report["num_images"]} attacked images. Median L2 counts a failure as the distance to a '
-      'uniform grey image. Each sweep is one `ddn_jax.evaluation.sweep` call: its grid is one '
-      'vmapped program per static combination; seconds include compilation.'
-    ),
-    start,
+def _figure(name: str, spec: dict[str, Any], rows: list[dict[str, Any]]):
+  """Median L2 against the first grid axis, one line per value of the other swept settings."""
+  x = next(iter(spec['grid']))
+  swept = {**spec.get('static', {}), **spec['grid']}
+  hue = [n for n, values in swept.items() if n != x and len(values) > 1]
+  return plotting.sweep(
+    rows,
+    x=x,
+    y='median_l2',
+    hue=hue or None,
+    log_x=min(spec['grid'][x]) > 0,
+    title=f'{name} ({spec["attack"]}): median L2',
   )
-  for name, sweep in report['sweeps'].items():
-    names = [*sweep['static'], *sweep['grid']]
-    lines += [
-      '',
-      f'## {name} (`{sweep["attack"]}`): {len(sweep["rows"])} points, {sweep["seconds"]:.1f} s',
-      '',
-      '| ' + ' | '.join([*names, 'success', 'mean L2', 'median L2', '#grads']) + ' |',
-      '|' + '---:|' * (len(names) + 4),
-    ]
-    for row in sweep['rows']:
-      cells = [f'{row[n]:g}' if isinstance(row[n], float) else str(row[n]) for n in names]
-      cells += [
-        f'{row["success_rate"]:.1%}',
-        f'{row["mean_l2"]:.4f}',
-        f'{row["median_l2"]:.4f}',
-        f'{row["mean_grads"]:.1f}',
-      ]
-      lines.append('| ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines) + '\n'
 
 
-def _plot(report: dict[str, Any], path: pathlib.Path) -> None:
-  """Median L2 per sweep: a heat map over the first two grid axes, one panel per other value."""
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  panels = []
-  for name, sweep in report['sweeps'].items():
-    axes = list(sweep['grid'])
-    rest = [*sweep['static'], *axes[2:]]
-    for values in itertools.product(*({**sweep['static'], **sweep['grid']}[n] for n in rest)):
-      fixed = dict(zip(rest, values))
-      rows = [r for r in sweep['rows'] if all(r[n] == v for n, v in fixed.items())]
-      panels.append((name, axes[:2], fixed, rows, sweep['grid']))
-  fig, grid_axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
-  for ax, (name, axes, fixed, rows, grid) in zip(grid_axes[0], panels):
-    title = f'{name} ' + ', '.join(f'{n}={v:g}' for n, v in fixed.items())
-    if len(axes) == 1:
-      ax.plot(grid[axes[0]], [r['median_l2'] for r in rows], 'o-')
-      ax.set(xscale='log', xlabel=axes[0], ylabel='median L2', title=title)
-      continue
-    ys, xs = grid[axes[0]], grid[axes[1]]
-    table = np.array([r['median_l2'] for r in rows]).reshape(len(ys), len(xs))
-    image = ax.imshow(table, cmap='viridis_r')
-    for (i, j), value in np.ndenumerate(table):
-      ax.text(j, i, f'{value:.2f}', ha='center', va='center', color='w', fontsize=8)
-    ax.set_xticks(range(len(xs)), [f'{v:g}' for v in xs])
-    ax.set_yticks(range(len(ys)), [f'{v:g}' for v in ys])
-    ax.set(xlabel=axes[1], ylabel=axes[0], title=f'{title}\nmedian L2')
-    fig.colorbar(image, ax=ax, shrink=0.8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+def _filenames(stem: str, names) -> dict[str, str]:
+  """A PNG name per sweep, from its name (``C&W`` -> ``<stem>_c_w.png``), each distinct."""
+  filenames = {}
+  for i, name in enumerate(names):
+    slug = re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')
+    filename = f'{stem}_{slug}.png'
+    filenames[name] = filename if filename not in filenames.values() else f'{stem}_{slug}_{i}.png'
+  return filenames
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
   parser = _report.argument_parser(__doc__.split('\n')[0], _MODULE)
   parser.add_argument('--workdir', default='runs/sweep', help='checkpoints of the trained model')
   args = parser.parse_args(argv)
   config = _report.load_config(args.config)
-  command = _report.command_line(_MODULE, argv)
+  stem = f'sweep_{config["name"]}'
+  report = reports.Report(
+    pathlib.Path(args.out) / stem,
+    title=f'Hyperparameter sweeps: {config["name"]}',
+    command=_report.command_line(_MODULE, argv),
+  )
 
   train_data, (images, labels) = _data(config)
   logits_fn = _train(config, train_data, pathlib.Path(args.workdir) / config['name'])
@@ -164,22 +122,33 @@ def main(argv: list[str] | None = None) -> None:
     sweeps[name] = {**spec, 'seconds': result.seconds, 'rows': result.rows()}
     print(f'{len(result.points)} points in {result.seconds:.1f} s', flush=True)
 
-  report = {
-    'command': command,
-    'machine': _report.machine(),
-    'config': config,
-    'num_train': len(train_data[0]),
-    'num_images': len(images),
-    'clean_accuracy': clean_accuracy,
-    'sweeps': sweeps,
-  }
-  out, stem = pathlib.Path(args.out), f'sweep_{config["name"]}'
-  _report.write_outputs(out, stem, _markdown(report, start), report)
-  evaluation.write_csv(
-    out / f'{stem}.csv',
-    [{'sweep': n, 'attack': s['attack'], **r} for n, s in sweeps.items() for r in s['rows']],
+  report.add_text(
+    f'SmallCNN trained on {len(train_data[0])} {config["dataset"]} images for '
+    f'{config["num_epochs"]} epochs; clean accuracy {clean_accuracy:.1%} on the {len(images)} '
+    'attacked images. Median L2 counts a failure as the distance to a uniform grey image. Each '
+    'sweep is one `ddn_jax.evaluation.sweep` call: its grid is one vmapped program per static '
+    'combination; seconds include compilation.'
   )
-  _plot(report, out / f'{stem}.png')
+  filenames = _filenames(stem, sweeps)
+  for name, sweep in sweeps.items():
+    rows = sweep['rows']
+    report.add_text(
+      f'## {name} (`{sweep["attack"]}`): {len(rows)} points, {sweep["seconds"]:.1f} s'
+    )
+    report.add_table(
+      reports.sweep_table(rows), [{'sweep': name, 'attack': sweep['attack'], **r} for r in rows]
+    )
+    report.add_figure(
+      _figure(name, sweep, rows), filenames[name], caption=f'{name}: median L2 over the grid'
+    )
+  report.data.update(
+    config=config,
+    num_train=len(train_data[0]),
+    num_images=len(images),
+    clean_accuracy=clean_accuracy,
+    sweeps=sweeps,
+  )
+  print(report.write())
 
 
 if __name__ == '__main__':

@@ -1,10 +1,8 @@
-"""Evaluation: metrics on hand-made cases, the targeted protocol's bookkeeping, batched and sharded
-runs on real digits, and the JSON/CSV/markdown writers."""
+"""Evaluation: metrics on hand-made cases, the targeted protocol's bookkeeping, and batched and
+sharded runs on real digits (the writers are tested in test_reports.py)."""
 
-import csv
 import dataclasses
 import functools
-import json
 import math
 
 import jax
@@ -251,49 +249,3 @@ def test_evaluate_attack_errors(digits):
     )
   with pytest.raises(TypeError, match='batch_size must be a Python int'):
     evaluation.evaluate_attack(DDN, logits_fn, x, y, name='a', batch_size=8.0)
-
-
-def test_json_csv_and_markdown_round_trip(tmp_path):
-  failed = _evaluation('Never', [0, 0], [0.0, 0.0], num_grads=[3, 5])
-  found = _evaluation('Found', [1, 0], [0.25, 0.0], num_grads=[1, 1])
-  curve = evaluation.robustness_curve(np.array([0.25, np.inf]), [0.0, 0.5])
-  report = {'curve': curve, 'rows': [failed.summary, found.summary], 'per_example': found}
-  evaluation.write_json(tmp_path / 'r.json', report)
-  text = (tmp_path / 'r.json').read_text()
-  json.loads(text, parse_constant=lambda c: pytest.fail(f'non-standard JSON constant {c}'))
-  assert '"NaN"' in text
-  back = evaluation.read_json(tmp_path / 'r.json')
-  assert math.isnan(back['rows'][0]['mean_l2']) and back['rows'][1]['mean_l2'] == 0.25
-  assert back['curve']['accuracy'] == [1.0, 0.5] and back['curve']['area'] == 0.75
-  assert back['per_example']['success'] == [True, False]
-  assert back['per_example']['summary']['median_l2'] == pytest.approx(2.625)
-  assert back['per_example']['adv'] is None
-  evaluation.write_json(tmp_path / 'n.json', {'norms': found.norms})
-  assert '"Infinity"' in (tmp_path / 'n.json').read_text()
-  assert evaluation.read_json(tmp_path / 'n.json') == {'norms': [0.25, math.inf]}
-
-  evaluation.write_csv(tmp_path / 's.csv', [failed.summary, found.summary])
-  with open(tmp_path / 's.csv') as f:
-    rows = list(csv.DictReader(f))
-  assert [r['attack'] for r in rows] == ['Never', 'Found']
-  assert math.isnan(float(rows[0]['mean_l2'])) and float(rows[1]['median_l2']) == 2.625
-  assert float(rows[0]['seconds']) == 1.0
-  evaluation.write_csv(tmp_path / 'e.csv', [failed, found])
-  with open(tmp_path / 'e.csv') as f:
-    rows = list(csv.DictReader(f))
-  assert [(r['attack'], r['example'], r['success']) for r in rows] == [
-    ('Never', '0', 'False'),
-    ('Never', '1', 'False'),
-    ('Found', '0', 'True'),
-    ('Found', '1', 'False'),
-  ]
-  evaluation.write_csv(tmp_path / 'c.csv', curve)
-  with open(tmp_path / 'c.csv') as f:
-    assert list(csv.reader(f)) == [['epsilon', 'robust_accuracy'], ['0.0', '1.0'], ['0.5', '0.5']]
-  with pytest.raises(ValueError, match=r"\['b'\] are not"):
-    evaluation.write_csv(tmp_path / 'x.csv', {'a': 1, 'b': [1, 2]})
-
-  table = evaluation.to_markdown([failed, found.summary])
-  assert table.splitlines()[0].startswith('| Attack | Success (%) | Mean L2 | Median L2 | #Grads')
-  assert table.splitlines()[2] == '| Never | 0.0 | – | 5.0000 | 4 | 1.0 |'
-  assert table.splitlines()[3] == '| Found | 50.0 | 0.2500 | 2.6250 | 1 | 1.0 |'

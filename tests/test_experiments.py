@@ -10,7 +10,7 @@ import csv
 import numpy as np
 import pytest
 
-from ddn_jax import evaluation
+from ddn_jax import reports
 from experiments import (
   adversarial_training,
   attacks_targeted,
@@ -65,11 +65,16 @@ def _cw(search_steps, iterations, **grid):
   return spec
 
 
+def _norms(values):
+  """Minimal norms read back from a report: a failed attack's inf is written as null."""
+  return np.array([np.inf if v is None else v for v in values], float)
+
+
 def _check_outputs(out, stem, figures, num_rows):
   markdown = (out / f'{stem}.md').read_text()
   assert markdown.startswith('# ') and 'Command: `python -m experiments.' in markdown
   assert 'Machine: ' in markdown and 'load average' in markdown
-  report = evaluation.read_json(out / f'{stem}.json')
+  report = reports.read_json(out / f'{stem}.json')
   with open(out / f'{stem}.csv') as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == num_rows
@@ -108,7 +113,7 @@ def test_table1(model, tmp_path):
   assert len(chosen) == 1
   assert chosen[0]['median_l2'] == min(r['median_l2'] for r in search['rows'])
   assert 'DDN 10' in markdown and 'grid search chose' in markdown
-  ddn = np.asarray(report['per_example_l2']['DDN 10'], float)
+  ddn = _norms(report['per_example_l2']['DDN 10'])
   assert ddn.shape == (NUM_IMAGES,) and np.all(ddn >= 0)
 
 
@@ -126,19 +131,25 @@ def test_targeted(model, tmp_path):
   attacks_targeted.main(
     ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
   )
-  _, report, _rows = _check_outputs(
-    tmp_path, 'targeted_tiny', ['targeted_tiny_examples.png'], num_rows=2
+  _, report, rows = _check_outputs(
+    tmp_path, 'targeted_tiny', ['targeted_tiny_examples.png'], num_rows=4
   )
+  # Per attack its average and least-likely rows, in the JSON as in the CSV.
+  assert [(r['attack'], r['case']) for r in rows] == [
+    (r['attack'], r['case']) for r in report['rows']
+  ]
   pairs = report['per_pair']['DDN 10']
   # 2 images × 9 other classes, never the true class.
   assert len(pairs['target']) == 18
   labels = report['config']['images']
   assert labels['num_images'] == 2
-  row = report['rows'][1]
-  assert 0 <= row['least_likely_success'] <= row['average_success'] <= 1
+  average, least_likely = report['rows'][2:]
+  assert (average['case'], least_likely['case']) == ('average', 'least likely')
+  assert (average['num_examples'], least_likely['num_examples']) == (18, 2)
+  assert 0 <= least_likely['success_rate'] <= average['success_rate'] <= 1
   # The least-likely case takes each image's largest norm, so its mean cannot be smaller.
-  if row['least_likely_success'] == 1:
-    assert row['least_likely_mean_l2'] >= row['average_mean_l2'] - 1e-9
+  if least_likely['success_rate'] == 1:
+    assert least_likely['mean_l2'] >= average['mean_l2'] - 1e-9
 
 
 def test_defences(model, tmp_path):
@@ -163,7 +174,7 @@ def test_defences(model, tmp_path):
     num_rows=2 * 4,
   )
   for defence in ('baseline', 'ddn'):
-    norms = {k: np.asarray(v, float) for k, v in report['per_example_l2'][defence].items()}
+    norms = {k: _norms(v) for k, v in report['per_example_l2'][defence].items()}
     # All is the per-image minimum of the three attacks' norms.
     expected = np.min([norms['C&W 2×5'], norms['DeepFool 5'], norms['DDN 10']], axis=0)
     np.testing.assert_array_equal(norms['All'], expected)
@@ -208,7 +219,7 @@ def test_adversarial_training(tmp_path):
   markdown = (tmp_path / 'adversarial_training_tiny.md').read_text()
   assert 'Command: `python -m experiments.adversarial_training --config' in markdown
   assert 'Machine: ' in markdown and 'load average' in markdown
-  report = evaluation.read_json(tmp_path / 'adversarial_training_tiny.json')
+  report = reports.read_json(tmp_path / 'adversarial_training_tiny.json')
   assert report['num_train'] == 128 and report['num_test'] == 16
   assert set(report['results']) == {'baseline', 'madry', 'ddn'}
   for defence, result in report['results'].items():
@@ -237,7 +248,7 @@ def test_sweep(tmp_path):
   }
   argv = ['--config', _write_config(tmp_path / 'c.py', config), '--workdir', str(tmp_path / 'runs')]
   sweep.main([*argv, '--out', str(tmp_path)])
-  _, report, rows = _check_outputs(tmp_path, 'sweep_tiny', ['sweep_tiny.png'], num_rows=4)
+  _, report, rows = _check_outputs(tmp_path, 'sweep_tiny', ['sweep_tiny_ddn.png'], num_rows=4)
   assert report['num_images'] == NUM_IMAGES
   assert sorted((float(r['gamma']), int(r['steps'])) for r in rows) == [
     (0.05, 3),

@@ -15,7 +15,6 @@ from ddn_jax.interop._compare import (
   agreement_stats,
   compare,
   run_ddn_jax,
-  to_markdown,
 )
 from ddn_jax.interop._convert import (
   from_torch_state_dict,
@@ -38,7 +37,6 @@ __all__ = [
   'run_adv_lib',
   'run_ddn_jax',
   'save_torch_state_dict',
-  'to_markdown',
   'to_torch',
   'to_torch_state_dict',
   'torch_model',

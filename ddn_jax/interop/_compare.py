@@ -1,4 +1,7 @@
-"""ddn_jax vs adv-lib on the same weights and images: runs, agreement statistics and reports."""
+"""ddn_jax vs adv-lib on the same weights and images: runs and agreement statistics.
+
+`ddn_jax.reports.comparison_table` renders `compare`'s result.
+"""
 
 from __future__ import annotations
 
@@ -183,101 +186,3 @@ def compare(
     entry['load_average']['after'] = os.getloadavg()
     report['attacks'][attack] = entry
   return report
-
-
-def _fmt(value: Any, spec: str = '.4f') -> str:
-  return '—' if value is None else format(value, spec)
-
-
-def to_markdown(report: Mapping[str, Any]) -> str:
-  """Renders a `compare` report (optionally with ``command`` and ``machine`` keys) as markdown."""
-  lines = [
-    f'# ddn_jax vs adv-lib: {report["model"]}, {report["n"]} images',
-    '',
-  ]
-  if 'command' in report:
-    lines += ['Command:', '', '```bash', report['command'], '```', '']
-  if 'setup' in report:
-    lines += [f'Setup: {report["setup"]}', '']
-  if 'machine' in report:
-    m = report['machine']
-    lines += [
-      f'Machine: {m["cpu"]}, {m["usable_cpus"]} usable of {m["logical_cpus"]} logical CPUs, '
-      f'{m["allocator"]}, torch threads {m["torch_threads"]}, JAX devices {m["num_devices"]}; '
-      + ', '.join(f'{k} {v}' for k, v in m['versions'].items()),
-      '',
-    ]
-  acc = report['clean_accuracy']
-  lines += [
-    (
-      f'Clean accuracy: ddn_jax {acc["ddn_jax"]:.4f}, PyTorch {acc["adv_lib"]:.4f}; '
-      f'max |logits difference| {report["logits_max_abs_diff"]:.2e}.'
-    ),
-    '',
-    (
-      '| attack | success ddn_jax / adv-lib | success agreement | median L2 ddn_jax / adv-lib '
-      '(rel. diff) | mean L2 ddn_jax / adv-lib (rel. diff) | time s ddn_jax (compile) / adv-lib '
-      '| grads/example ddn_jax / adv-lib |'
-    ),
-    '|---|---|---|---|---|---|---|',
-  ]
-  ratio_rows = []
-  for name, entry in report['attacks'].items():
-    if 'skipped' in entry:
-      lines.append(f'| {name} | skipped: {entry["skipped"]} | | | | | |')
-      continue
-    s = entry['stats']
-    sr, med, mean, sec, g = (
-      s['success_rate'],
-      s['median_l2'],
-      s['mean_l2'],
-      s['seconds'],
-      s['grads_per_example'],
-    )
-    lines.append(
-      f'| {name} | {sr["ddn_jax"]:.3f} / {sr["adv_lib"]:.3f} | {s["success_agreement"]:.3f} '
-      f'| {_fmt(med["ddn_jax"])} / {_fmt(med["adv_lib"])} ({_fmt(s["median_l2_rel_diff"], "+.2%")}) '
-      f'| {_fmt(mean["ddn_jax"])} / {_fmt(mean["adv_lib"])} ({_fmt(s["mean_l2_rel_diff"], "+.2%")}) '
-      f'| {sec["ddn_jax"]:.1f} ({_fmt(s["ddn_jax_compile_seconds"], ".1f") if s["ddn_jax_compile_seconds"] is not None else "incl."}) / {sec["adv_lib"]:.1f} '
-      f'| {g["ddn_jax"]:.1f} / {g["adv_lib"]:.1f} |'
-    )
-    if s['l2_ratio_quantiles']:
-      q = s['l2_ratio_quantiles']
-      ratio_rows.append(
-        f'| {name} | {s["l2_ratio_n"]} | '
-        + ' | '.join(f'{q[str(p)]:.3f}' for p in RATIO_QUANTILES)
-        + ' |'
-      )
-  lines += [
-    '',
-    'Per-example L2 ratio ddn_jax / adv-lib (examples both broke at nonzero norm), quantiles:',
-    '',
-    '| attack | n | ' + ' | '.join(f'q{p:g}' for p in RATIO_QUANTILES) + ' |',
-    '|---|---|' + '---|' * len(RATIO_QUANTILES),
-    *ratio_rows,
-    '',
-    (
-      'Arguments: ddn_jax (with the options that reproduce adv-lib: DDN '
-      "`alpha_schedule='adv_lib'`, C&W `abort_early='batch'`, DeepFool `candidates` = all "
-      'classes) / adv-lib:'
-    ),
-    '',
-    *[
-      f'- {name}: `{entry["hparams"]}` / `{entry.get("adv_lib_kwargs", "—")}`'
-      for name, entry in report['attacks'].items()
-    ],
-  ]
-  loads = [
-    f'{name} {entry["load_average"]["before"][0]:.1f}→{entry["load_average"]["after"][0]:.1f}'
-    for name, entry in report['attacks'].items()
-    if 'load_average' in entry
-  ]
-  if loads:
-    lines += [
-      '',
-      '1-minute load average before→after each attack (wall times are only comparable on a '
-      'quiet machine): ' + ', '.join(loads) + '.',
-    ]
-  if report.get('notes'):
-    lines += ['', *report['notes']]
-  return '\n'.join(lines) + '\n'

@@ -1,24 +1,20 @@
-"""Writing evaluation results: JSON, CSV and a Table-1-style markdown table."""
+"""Writing results as strict JSON and as CSV tables."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ddn_jax.evaluation._evaluate import AttackEvaluation
-from ddn_jax.evaluation._robustness import RobustnessCurve
-from ddn_jax.evaluation._summary import AttackSummary
-from ddn_jax.evaluation._targeted import TargetedEvaluation
-
-# JSON has no NaN or infinity; they are written as these strings (JavaScript's spelling).
-_NON_FINITE = {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf}
+from ddn_jax import evaluation
 
 
 def to_dict(obj: Any) -> Any:
@@ -39,65 +35,83 @@ def to_dict(obj: Any) -> Any:
   return obj
 
 
-def _encode(obj: Any) -> Any:
+def _finite_or_none(obj: Any) -> Any:
   if isinstance(obj, float) and not math.isfinite(obj):
-    return 'NaN' if math.isnan(obj) else ('Infinity' if obj > 0 else '-Infinity')
+    return None
   if isinstance(obj, dict):
-    return {k: _encode(v) for k, v in obj.items()}
+    return {k: _finite_or_none(v) for k, v in obj.items()}
   if isinstance(obj, list):
-    return [_encode(v) for v in obj]
+    return [_finite_or_none(v) for v in obj]
   return obj
 
 
-def _decode(obj: Any) -> Any:
-  if isinstance(obj, str):
-    return _NON_FINITE.get(obj, obj)
-  if isinstance(obj, dict):
-    return {k: _decode(v) for k, v in obj.items()}
-  if isinstance(obj, list):
-    return [_decode(v) for v in obj]
-  return obj
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+  """Writes ``text`` to ``path`` atomically: a reader (or a crash) never sees half a file.
+
+  The text goes to a temporary file in the same directory, which then replaces ``path``; a
+  failure while writing leaves the previous file as it was.
+  """
+  path = pathlib.Path(path)
+  temporary = path.with_name(f'.{path.name}.tmp')
+  try:
+    temporary.write_text(text, newline='')  # no translation: CSV rows end in \r\n already
+    os.replace(temporary, path)
+  finally:
+    temporary.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-  """Writes ``to_dict(obj)`` as strict JSON.
+  """Writes ``to_dict(obj)`` as strict JSON (RFC 8259), atomically (see `write_text`).
 
-  NaN, ``inf`` and ``-inf`` (e.g. the mean L2 of an attack that never succeeded, the norm of a
-  failed example) are written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``;
-  `read_json` turns them back into floats. Mapping keys that are numbers (e.g. the ε of
-  `robust_accuracy`) become strings, as in any JSON.
+  JSON has no NaN or infinity, so NaN, ``inf`` and ``-inf`` (e.g. the mean L2 of an attack that
+  never succeeded, the minimal norm of an example the attack failed on) are written as
+  ``null``, as JavaScript's ``JSON.stringify`` does; `read_json` reads them back as None.
+  Mapping keys that are numbers (e.g. the ε of `ddn_jax.evaluation.robust_accuracy`) become
+  strings, as in any JSON.
   """
-  text = json.dumps(_encode(to_dict(obj)), indent=1, allow_nan=False)
-  with open(path, 'w') as f:
-    f.write(text + '\n')
+  text = json.dumps(_finite_or_none(to_dict(obj)), indent=1, allow_nan=False)
+  write_text(path, text + '\n')
+
+
+def _reject_constant(name: str) -> Any:
+  raise ValueError(f'{name} is not JSON: the file was not written by a strict JSON writer.')
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-  """Reads a file of `write_json`: plain dicts and lists, non-finite floats decoded."""
+  """Reads a strict JSON file, e.g. one of `write_json`, as plain dicts and lists.
+
+  A ``null`` reads as None: in a file of `write_json` it stands for None, NaN or ±inf (e.g. an
+  undefined mean L2, or the norm of a failed attack).
+
+  Raises:
+    ValueError: the file holds ``NaN`` or ``Infinity``, which are not JSON.
+  """
   with open(path) as f:
-    return _decode(json.load(f))
+    return json.load(f, parse_constant=_reject_constant)
 
 
 def _rows(obj: Any) -> list[dict[str, Any]]:
-  if isinstance(obj, AttackEvaluation):
+  if isinstance(obj, evaluation.AttackEvaluation):
     return [
       {'attack': obj.name, 'example': i, 'success': s, 'l2': l2, 'num_grads': g, 'worst_l2': w}
       for i, (s, l2, g, w) in enumerate(
         zip(*(a.tolist() for a in (obj.success, obj.l2, obj.num_grads, obj.worst_l2)))
       )
     ]
-  if isinstance(obj, TargetedEvaluation):
+  if isinstance(obj, evaluation.TargetedEvaluation):
     pairs = obj.pairs
     columns = (obj.image_index, obj.target, pairs.success, pairs.l2, pairs.num_grads)
     return [
       {'attack': pairs.name, 'image': i, 'target': t, 'success': s, 'l2': l2, 'num_grads': g}
       for i, t, s, l2, g in zip(*(a.tolist() for a in columns))
     ]
-  if isinstance(obj, RobustnessCurve):
+  if isinstance(obj, evaluation.RobustnessCurve):
     return [
       {'epsilon': e, 'robust_accuracy': a}
       for e, a in zip(obj.epsilons.tolist(), obj.accuracy.tolist())
     ]
+  if isinstance(obj, evaluation.SweepResult):
+    return [{'attack': obj.attack, **row} for row in obj.rows()]
   if (dataclasses.is_dataclass(obj) and not isinstance(obj, type)) or isinstance(obj, Mapping):
     row = to_dict(obj)
     nested = [k for k, v in row.items() if isinstance(v, (dict, list))]
@@ -118,7 +132,7 @@ def _cell(value: Any) -> str:
 
 
 def write_csv(path: str | os.PathLike[str], rows: Any) -> None:
-  """Writes results as a CSV table with a header.
+  """Writes results as a CSV table with a header, atomically (see `write_text`).
 
   ``rows`` is one result or a sequence of them (their rows are concatenated, the header is the
   union of their columns in first-seen order, a missing cell is empty):
@@ -127,42 +141,22 @@ def write_csv(path: str | os.PathLike[str], rows: Any) -> None:
   - `AttackEvaluation`: one row per example (attack, example, success, l2, num_grads,
     worst_l2);
   - `TargetedEvaluation`: one row per pair (attack, image, target, success, l2, num_grads);
-  - `RobustnessCurve`: one row per ε (epsilon, robust_accuracy).
+  - `RobustnessCurve`: one row per ε (epsilon, robust_accuracy);
+  - `SweepResult`: one row per grid point (attack, its hyperparameters, its summary).
 
   Floats are written in Python's shortest round-trip form, so ``float(cell)`` gives the value
   back, NaN and infinities as ``nan``, ``inf`` and ``-inf``; None is an empty cell and booleans
   are ``True``/``False``.
+
+  Raises:
+    ValueError: a row holds a nested value (a list or a mapping).
+    TypeError: ``rows`` is none of the above.
   """
   table = _rows(rows)
   header = list(dict.fromkeys(k for row in table for k in row))
-  with open(path, 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(header)
-    for row in table:
-      writer.writerow([_cell(row.get(k)) for k in header])
-
-
-def to_markdown(rows: Sequence[AttackSummary | AttackEvaluation]) -> str:
-  """A Table-1-style markdown table: Attack, Success, Mean L2, Median L2, #Grads, Run-time.
-
-  Success is a percentage; an undefined mean L2 (no success) or an unmeasured run-time is
-  shown as ``–``.
-
-  Args:
-    rows: summaries, or evaluations (their ``summary`` is used).
-  """
-  lines = [
-    '| Attack | Success (%) | Mean L2 | Median L2 | #Grads | Run-time (s) |',
-    '|---|---:|---:|---:|---:|---:|',
-  ]
-  for row in rows:
-    s = row.summary if isinstance(row, AttackEvaluation) else row
-    if not isinstance(s, AttackSummary):
-      raise TypeError(f'Rows must be AttackSummary or AttackEvaluation, got {type(row).__name__}.')
-    mean = '–' if math.isnan(s.mean_l2) else f'{s.mean_l2:.4f}'
-    seconds = '–' if s.seconds is None else f'{s.seconds:.1f}'
-    lines.append(
-      f'| {s.attack} | {100 * s.success_rate:.1f} | {mean} | {s.median_l2:.4f} | '
-      f'{s.mean_grads:.0f} | {seconds} |'
-    )
-  return '\n'.join(lines) + '\n'
+  text = io.StringIO(newline='')
+  writer = csv.writer(text)
+  writer.writerow(header)
+  for row in table:
+    writer.writerow([_cell(row.get(k)) for k in header])
+  write_text(path, text.getvalue())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -24,6 +25,9 @@ def cpu_model() -> str:
 def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
   """CPU, cores, JAX devices, allocator, XLA flags, PyTorch threads and package versions.
 
+  Never imports PyTorch: versions come from the installed distributions' metadata, and
+  PyTorch's thread count is read only when the caller has imported it already.
+
   Args:
     packages: distributions whose installed versions to report (None where not installed).
 
@@ -31,7 +35,7 @@ def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
     A JSON-serialisable dict: ``cpu``, ``logical_cpus``, ``usable_cpus``, ``backend``,
     ``device`` (the first device's kind), ``num_devices``, ``allocator`` (``jemalloc`` when it
     is preloaded), ``ld_preload``, ``malloc_conf``, ``xla_flags``, ``torch_threads`` (None
-    without torch), ``python``, ``platform`` and ``versions``.
+    unless torch is imported), ``python``, ``platform`` and ``versions``.
   """
   versions = {}
   for package in packages:
@@ -39,12 +43,9 @@ def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
       versions[package] = metadata.version(package)
     except metadata.PackageNotFoundError:
       versions[package] = None
-  try:
-    import torch
-
-    torch_threads = torch.get_num_threads()
-  except ImportError:
-    torch_threads = None
+  # Importing torch would take seconds and load its own thread pools into the process.
+  torch = sys.modules.get('torch')
+  torch_threads = None if torch is None else torch.get_num_threads()
   preload = os.environ.get('LD_PRELOAD', '')
   devices = jax.devices()
   return {
@@ -67,9 +68,24 @@ def machine_info(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
 
 
 def describe_machine(info: dict[str, Any] | None = None) -> str:
-  """One line for a report: CPU, cores, JAX devices and versions (``info`` from `machine_info`)."""
+  """One line for a report: CPU, cores, JAX devices and versions.
+
+  Args:
+    info: a `machine_info` dict (default ``machine_info(('jax',))``). What it holds beyond the
+      defaults is appended: usable CPUs when fewer than the logical ones, a preloaded allocator,
+      PyTorch's threads, and the versions of the other installed packages.
+  """
   m = info or machine_info(('jax',))
-  return (
+  line = (
     f'{m["cpu"]}, {m["logical_cpus"]} cores visible, {m["num_devices"]} JAX {m["backend"]} '
     f'device(s) ({m["device"]}), jax {m["versions"]["jax"]}, {m["platform"]}'
   )
+  extras = []
+  if m.get('usable_cpus') not in (None, m['logical_cpus']):
+    extras.append(f'{m["usable_cpus"]} usable CPUs')
+  if m.get('ld_preload'):
+    extras.append(f'{m["allocator"]} ({m["ld_preload"]})')
+  if m.get('torch_threads') is not None:
+    extras.append(f'torch threads {m["torch_threads"]}')
+  extras += [f'{k} {v}' for k, v in m['versions'].items() if k != 'jax' and v is not None]
+  return f'{line}; {", ".join(extras)}' if extras else line
