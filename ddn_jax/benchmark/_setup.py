@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ddn_jax import data, evaluation, models
+from ddn_jax import data, models, reports
 from ddn_jax.benchmark._presets import MODELS
 
 
 def machine_info() -> dict[str, Any]:
-  """`ddn_jax.evaluation.machine_info`, with the GPU settings when JAX runs on one."""
-  info = evaluation.machine_info()
+  """`ddn_jax.reports.machine_info`, with the GPU settings when JAX runs on one."""
+  info = reports.machine_info()
   if info['backend'] != 'cpu':
     info['gpu'] = _gpu_info()
   return info

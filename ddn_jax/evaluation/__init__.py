@@ -1,12 +1,8 @@
 """Evaluating attacks and defences as in the paper's tables: batched, sharded runs, summaries,
 the "All" row, robust accuracy over ε, the targeted protocol and hyperparameter sweeps.
 
-Writing the results (JSON, CSV, markdown tables, the machine description) is `ddn_jax.reports`;
-its `write_json`, `read_json`, `to_dict`, `write_csv`, `describe_machine`, `machine_info` and
-`attack_table` (as ``to_markdown``) are also reachable here under their old names.
+Writing the results (JSON, CSV, markdown tables, the machine description) is `ddn_jax.reports`.
 """
-
-from typing import Any
 
 from ddn_jax.evaluation._evaluate import (
   AttackEvaluation,
@@ -14,6 +10,7 @@ from ddn_jax.evaluation._evaluate import (
   evaluate_attack,
   minimal_norms,
 )
+from ddn_jax.evaluation._predict import predict
 from ddn_jax.evaluation._robustness import RobustnessCurve, robust_accuracy, robustness_curve
 from ddn_jax.evaluation._summary import AttackSummary, summarize, worst_case_l2
 from ddn_jax.evaluation._sweep import SweepResult, sweep
@@ -29,6 +26,7 @@ __all__ = [
   'evaluate_attack',
   'evaluate_targeted',
   'minimal_norms',
+  'predict',
   'robust_accuracy',
   'robustness_curve',
   'summarize',
@@ -36,23 +34,3 @@ __all__ = [
   'target_classes',
   'worst_case_l2',
 ]
-
-# Moved to `ddn_jax.reports`, which builds on this package and so is imported only when one of
-# them is used; the same objects, for callers of the old names.
-_MOVED = {
-  'describe_machine': 'describe_machine',
-  'machine_info': 'machine_info',
-  'read_json': 'read_json',
-  'to_dict': 'to_dict',
-  'to_markdown': 'attack_table',
-  'write_csv': 'write_csv',
-  'write_json': 'write_json',
-}
-
-
-def __getattr__(name: str) -> Any:
-  if name in _MOVED:
-    from ddn_jax import reports
-
-    return getattr(reports, _MOVED[name])
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

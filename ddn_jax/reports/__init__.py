@@ -2,6 +2,7 @@
 (Table 1, targeted, defences, sweeps, ddn_jax vs adv-lib), the machine they ran on, and a report
 on disk that puts them together with figures and is rewritten as results come in."""
 
+from ddn_jax.reports._attack_report import add_attack_results, add_examples_figure
 from ddn_jax.reports._io import read_json, to_dict, write_csv, write_json
 from ddn_jax.reports._machine import describe_machine, machine_info
 from ddn_jax.reports._report import Report
@@ -20,6 +21,8 @@ from ddn_jax.reports._tables import (
 
 __all__ = [
   'Report',
+  'add_attack_results',
+  'add_examples_figure',
   'attack_table',
   'comparison_table',
   'defence_rows',
