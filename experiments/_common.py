@@ -11,7 +11,6 @@ instead (`ddn_jax.models.InceptionV3`). Attacks are named by their function in `
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -114,11 +113,10 @@ def evaluation_images(spec: dict[str, Any], logits_fn=None) -> tuple[np.ndarray,
   return images[: spec['num_images']], labels[: spec['num_images']]
 
 
-def attack_fn(spec: dict[str, Any]) -> Callable[..., attacks.AttackResult]:
-  """The attack of an attack spec ``{'attack': name in ddn_jax.attacks, 'kwargs': {...}}``."""
-  if not hasattr(attacks, spec['attack']):
-    raise ValueError(f'Unknown attack {spec["attack"]!r} in {spec["name"]!r}.')
-  return getattr(attacks, spec['attack'])
+def make_attack(spec: dict[str, Any], **settings) -> attacks.Attack:
+  """The registry's attack of a spec ``{'attack': name, 'kwargs': {...}}``, with ``settings``
+  (e.g. the point a grid search chose) overriding its ``kwargs``."""
+  return attacks.make_attack(spec['attack'], **{**spec['kwargs'], **settings})
 
 
 def batch_size(config: dict[str, Any], mesh: jax.sharding.Mesh) -> int:
@@ -134,9 +132,9 @@ def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size):
   iterations) are fixed; the grid's floats run as one vmapped program (`evaluation.sweep`).
   """
   count = spec['grid_images']
-  kwargs = {k: v for k, v in spec['kwargs'].items() if k not in spec['grid']}
+  kwargs = {k: v for k, v in make_attack(spec).settings.items() if k not in spec['grid']}
   result = evaluation.sweep(
-    attack_fn(spec),
+    make_attack(spec).entry.function,
     logits_fn,
     images[:count],
     labels[:count],

@@ -14,7 +14,6 @@ per target) under ``--out``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -45,9 +44,9 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   mesh = training.data_mesh()
   evaluations, searches = [], {}
   for attack_spec in config['attacks']:
-    kwargs = dict(attack_spec['kwargs'])
+    attack = _common.make_attack(attack_spec)
     if 'grid' in attack_spec:
-      print(f'== grid search {attack_spec["name"]}', flush=True)
+      print(f'== grid search {attack.label}', flush=True)
       pair_images, targets = _pairs(
         logits_fn, images, labels, attack_spec['grid_images'], num_targets, seed
       )
@@ -60,15 +59,15 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
         mesh=mesh,
         batch_size=_common.batch_size(config, mesh),
       )
-      kwargs.update(search['best'])
-      searches[attack_spec['name']] = search
-    print(f'== {attack_spec["name"]} {kwargs}', flush=True)
+      attack = attack.replace(**search['best'])
+      searches[attack.label] = search
+    print(f'== {attack.label}', flush=True)
     result = evaluation.evaluate_targeted(
-      functools.partial(_common.attack_fn(attack_spec), **kwargs),
+      attack.function,
       logits_fn,
       images,
       labels,
-      name=attack_spec['name'],
+      name=attack.label,
       num_targets=num_targets,
       seed=seed,
       batch_size=_common.batch_size(config, mesh),

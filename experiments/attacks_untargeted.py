@@ -16,7 +16,6 @@ paper does for its short budgets. Writes, under ``--out`` (default ``experiments
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -32,9 +31,9 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False):
   mesh = training.data_mesh()
   evaluations, searches = [], {}
   for spec in config['attacks']:
-    kwargs = dict(spec['kwargs'])
+    attack = _common.make_attack(spec)
     if 'grid' in spec:
-      print(f'== grid search {spec["name"]} on {spec["grid_images"]} examples', flush=True)
+      print(f'== grid search {attack.label} on {spec["grid_images"]} examples', flush=True)
       search = _common.grid_search(
         spec,
         logits_fn,
@@ -44,17 +43,16 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False):
         mesh=mesh,
         batch_size=_common.batch_size(config, mesh),
       )
-      kwargs.update(search['best'])
-      searches[spec['name']] = search
-    print(f'== {spec["name"]} {kwargs}', flush=True)
-    attack = functools.partial(_common.attack_fn(spec), **kwargs)
+      attack = attack.replace(**search['best'])
+      searches[attack.label] = search
+    print(f'== {attack.label}', flush=True)
     evaluations.append(
       evaluation.evaluate_attack(
-        attack,
+        attack.function,
         logits_fn,
         images,
         labels,
-        name=spec['name'],
+        name=attack.label,
         batch_size=_common.batch_size(config, mesh),
         mesh=mesh,
         targeted=targeted,

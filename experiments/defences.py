@@ -17,7 +17,6 @@ under ``--out``:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -31,14 +30,15 @@ _MODULE = 'experiments.defences'
 def _evaluate(config, logits_fn, images, labels, mesh):
   evaluations = []
   for spec in config['attacks']:
-    print(f'== {spec["name"]}', flush=True)
+    attack = _common.make_attack(spec)
+    print(f'== {attack.label}', flush=True)
     evaluations.append(
       evaluation.evaluate_attack(
-        functools.partial(_common.attack_fn(spec), **spec['kwargs']),
+        attack.function,
         logits_fn,
         images,
         labels,
-        name=spec['name'],
+        name=attack.label,
         batch_size=_common.batch_size(config, mesh),
         mesh=mesh,
         keep_adv=spec['attack'] == 'ddn',

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
   for name, spec in config['sweeps'].items():
     print(f'== {name}', flush=True)
     result = evaluation.sweep(
-      getattr(attacks, spec['attack']),
+      attacks.get_attack(spec['attack']).function,
       logits_fn,
       images,
       labels,

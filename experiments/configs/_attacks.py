@@ -1,8 +1,9 @@
 """Attack specs of the paper's tables, shared by the experiment configs (plain dicts).
 
-Each spec is ``{'name', 'attack': function name in ddn_jax.attacks, 'kwargs'}``; a C&W spec with
-a ``grid`` is first grid-searched on its first ``grid_images`` examples, and run with the point
-of best median L2 (Rony et al., 2019, Section 4).
+Each spec is ``{'attack': name in ddn_jax.attacks.ATTACKS, 'kwargs'}``, its table label derived
+from the settings by the registry (`ddn_jax.attacks.attack_label`); a C&W spec with a ``grid`` is
+first grid-searched on its first ``grid_images`` examples, and run with the point of best median
+L2 (Rony et al., 2019, Section 4).
 """
 
 # Section 4: learning rates x initial constants of the grid search for the short C&W budgets.
@@ -15,17 +16,16 @@ CW_GRID = {
 def ddn(steps: int) -> dict:
   """DDN with the paper's fixed hyperparameters: ε0 = 1, γ = 0.05, α 1 -> 0.01, 256 levels."""
   kwargs = {'steps': steps, 'gamma': 0.05, 'init_norm': 1.0, 'alpha_init': 1.0}
-  return {'name': f'DDN {steps}', 'attack': 'ddn', 'kwargs': {**kwargs, 'alpha_final': 0.01}}
+  return {'attack': 'ddn', 'kwargs': {**kwargs, 'alpha_final': 0.01}}
 
 
 def carlini_wagner(search_steps: int, iterations: int, *, grid_images: int | None = None) -> dict:
   """C&W L2; Carlini's hyperparameters (lr 0.01, C0 0.01), or a grid search if ``grid_images``."""
   spec = {
-    'name': f'C&W {search_steps}×{iterations}',
-    'attack': 'carlini_wagner_l2',
+    'attack': 'cw',
     'kwargs': {
       'binary_search_steps': search_steps,
-      'max_iterations': iterations,
+      'steps': iterations,
       'learning_rate': 0.01,
       'initial_const': 0.01,
     },
@@ -38,7 +38,7 @@ def carlini_wagner(search_steps: int, iterations: int, *, grid_images: int | Non
 def deepfool(steps: int = 100) -> dict:
   """DeepFool L2 (Foolbox's defaults: overshoot 0.02, the 10 most likely classes)."""
   kwargs = {'steps': steps, 'overshoot': 0.02, 'candidates': 10}
-  return {'name': f'DeepFool {steps}', 'attack': 'deepfool', 'kwargs': kwargs}
+  return {'attack': 'deepfool', 'kwargs': kwargs}
 
 
 def table1(*, grid_images: int, cw_long: tuple[int, int] = (9, 10000), ddn_steps=(100, 300, 1000)):

@@ -27,9 +27,9 @@ def get_config() -> dict:
         'static': {'steps': [100]},
       },
       'C&W': {
-        'attack': 'carlini_wagner_l2',
+        'attack': 'cw',
         'grid': {'learning_rate': [0.01, 0.1, 0.5], 'initial_const': [0.1, 1.0, 10.0]},
-        'static': {'binary_search_steps': [1], 'max_iterations': [100]},
+        'static': {'binary_search_steps': [1], 'steps': [100]},
       },
     },
   }

@@ -28,12 +28,12 @@ def get_config() -> dict:
         'static': {'steps': [100, 300, 1000]},
       },
       'C&W': {
-        'attack': 'carlini_wagner_l2',
+        'attack': 'cw',
         'grid': {
           'learning_rate': [0.001, 0.01, 0.05, 0.1, 0.5, 1.0],
           'initial_const': [0.01, 0.1, 1.0, 10.0, 100.0],
         },
-        'static': {'binary_search_steps': [1, 4], 'max_iterations': [25, 100]},
+        'static': {'binary_search_steps': [1, 4], 'steps': [25, 100]},
       },
     },
   }
