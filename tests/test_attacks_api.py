@@ -111,6 +111,34 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
   np.testing.assert_array_equal(np.asarray(r.l2)[failed], 0)
 
 
+@pytest.mark.parametrize(
+  'name,run,extra_calls',
+  [
+    ('ddn', functools.partial(attacks.ddn, steps=7), 1),
+    ('fmn_l2', functools.partial(attacks.fmn_l2, steps=7), 1),
+    ('fgm_l2', functools.partial(attacks.fgm_l2, eps=0.3), 1),
+    ('pgd_l2', functools.partial(attacks.pgd_l2, eps=0.3, steps=7, step_size=0.1), 1),
+    (
+      'carlini_wagner_l2',
+      functools.partial(
+        attacks.carlini_wagner_l2, binary_search_steps=2, max_iterations=7, abort_early=False
+      ),
+      2,  # the clean input is checked too
+    ),
+  ],
+)
+def test_num_grads_counts_the_gradient_evaluations(problem, name, run, extra_calls):
+  """Counted in the model: one call per gradient, plus the final check of the returned point."""
+  calls = []
+
+  def counted(x):
+    jax.debug.callback(lambda: calls.append(1))
+    return problem.logits_fn(x)
+
+  r = run(counted, problem.inputs[:1], problem.labels[:1])
+  assert int(jax.block_until_ready(r.num_grads)[0]) == len(calls) - extra_calls
+
+
 @pytest.mark.parametrize('name', QUANTISING)
 def test_quantised_points_lie_on_the_grid(problem, name):
   r = ATTACKS[name](problem.logits_fn, problem.inputs, problem.labels, levels=256)

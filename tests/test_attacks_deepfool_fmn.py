@@ -56,7 +56,6 @@ def test_fmn_from_starting_points_reaches_exact_minimum(batch_size, targeted):
   assert r.success.all()
   ratio = np.asarray(r.l2) / p.min_norm
   assert (ratio > _BELOW).all() and (ratio < 1.0001).all(), ratio
-  np.testing.assert_array_equal(r.num_grads, 100)
 
 
 @pytest.mark.parametrize('targeted', [False, True])
@@ -128,7 +127,6 @@ def test_fmn_on_real_digits_matches_ddn(digits):
   success = np.asarray(r.success)
   # From a cold start, some examples creep towards the boundary without crossing it.
   assert success.mean() >= 0.8
-  np.testing.assert_array_equal(r.num_grads, 100)
   ratio = np.median(np.asarray(r.l2)[success] / ddn_l2[success])
   assert 0.95 < ratio < 1.05, ratio
 

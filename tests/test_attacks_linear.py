@@ -22,7 +22,6 @@ def test_ddn_reaches_exact_minimum(batch_size, targeted):
   assert r.success.all()
   ratio = np.asarray(r.l2) / p.min_norm
   assert (ratio > _BELOW).all() and (ratio < 1.002).all(), ratio
-  np.testing.assert_array_equal(r.num_grads, 100)
 
 
 @pytest.mark.parametrize('batch_size', [1, 3, 8])

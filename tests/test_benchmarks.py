@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from optional_deps import require
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -31,6 +32,8 @@ def _run(*args, module='benchmarks.run', timeout=900):
 
 @pytest.fixture(scope='module')
 def tiny_results(tmp_path_factory):
+  for package in ('torch', 'adv_lib', 'foolbox'):  # the three implementations side by side
+    require(package)
   out = tmp_path_factory.mktemp('bench')
   proc = _run(
     '--preset',

@@ -78,10 +78,8 @@ def test_reference_model_trains_3_epochs_to_its_recorded_accuracy(reference_mode
   images, labels = reference_model.split.held_out
   predictions = np.asarray(reference_model.logits_fn(images.astype(np.float32) / 255)).argmax(1)
   accuracy = np.mean(predictions == labels)
-  # Recorded: 0.959 on an AMD EPYC. Rounding elsewhere changes the trained weights (trained
-  # data-parallel over 8 devices: 0.946; seeds 1, 2, 3: see ACCURACY_RANGE's provenance below);
-  # the range covers those with a margin of one point, so only a changed recipe leaves it.
-  assert ACCURACY_RANGE[0] <= accuracy <= ACCURACY_RANGE[1], accuracy
-
-
-ACCURACY_RANGE = (0.93, 0.98)
+  # Recorded: 0.959 on an AMD EPYC (tests/reference_noise.py has the measurements). Other
+  # rounding gives other weights: the same recipe trained data-parallel over 8 devices reached
+  # 0.946, seeds 1, 2, 3 reached 0.963, 0.965, 0.968. The range adds about 1.5 points to that
+  # spread; a changed recipe (another learning rate, fewer epochs, a wrong split) leaves it.
+  assert 0.93 <= accuracy <= 0.98, accuracy
