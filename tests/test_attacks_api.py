@@ -1,4 +1,8 @@
-"""The attack API's contract: shapes, invariants, tracing, determinism and input errors."""
+"""The contract every attack keeps: shapes, invariants, tracing, determinism and input errors.
+
+One suite over all six attacks; what each algorithm computes is tested against exact references
+in test_attacks_linear.py, test_attacks_deepfool_fmn.py and test_attacks_steps.py.
+"""
 
 import functools
 
@@ -10,7 +14,7 @@ import pytest
 from linear_model import LinearProblem
 
 from ddn_jax import attacks
-from ddn_jax.attacks import _ddn
+from ddn_jax.attacks import _base, _ddn, _deepfool, _fmn
 
 ATTACKS = {
   'ddn': functools.partial(attacks.ddn, steps=20),
@@ -21,9 +25,16 @@ ATTACKS = {
     learning_rate=0.1,
     initial_const=1.0,
   ),
-  'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.5),
-  'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.5, steps=5, step_size=0.2),
+  'deepfool': attacks.deepfool,
+  'fmn_l2': functools.partial(attacks.fmn_l2, steps=20),
+  'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.55),
+  # No random start: the result is then a function of the example alone (see the key test).
+  'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.55, steps=5, step_size=0.2, random_start=False),
 }
+MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2']
+BOUNDED = ['fgm_l2', 'pgd_l2']
+# The attacks that quantise their points to grey levels when asked (DDN does by default).
+QUANTISING = ['ddn', 'deepfool', 'fmn_l2']
 
 
 @pytest.fixture(scope='module')
@@ -31,28 +42,108 @@ def problem():
   return LinearProblem(4, seed=21)
 
 
+def _check_result(logits_fn, x, y, r, *, minimum_norm):
+  n = len(x)
+  assert isinstance(r, attacks.AttackResult)
+  assert r.adv.shape == x.shape and r.adv.dtype == x.dtype
+  assert r.l2.shape == r.success.shape == r.num_grads.shape == (n,)
+  assert r.success.dtype == bool and r.num_grads.dtype == jnp.int32
+  adv, success = np.asarray(r.adv), np.asarray(r.success)
+  assert adv.min() >= 0 and adv.max() <= 1
+  # l2 is the norm of the returned perturbation (float32 sums of squares: about 1e-6).
+  exact = np.linalg.norm((adv.astype(np.float64) - x).reshape(n, -1), axis=1)
+  np.testing.assert_allclose(r.l2, exact, rtol=1e-5, atol=1e-7)
+  # success is what the model says about the returned point.
+  np.testing.assert_array_equal(success, np.asarray(logits_fn(r.adv)).argmax(1) != y)
+  if minimum_norm:  # a failed example comes back as the clean input
+    np.testing.assert_array_equal(adv[~success], x[~success])
+
+
 @pytest.mark.parametrize('name', list(ATTACKS))
 def test_result_invariants(problem, name):
   r = ATTACKS[name](problem.logits_fn, problem.inputs, problem.labels)
-  assert isinstance(r, attacks.AttackResult)
-  assert r.adv.shape == problem.inputs.shape and r.adv.dtype == problem.inputs.dtype
-  assert r.l2.shape == r.success.shape == r.num_grads.shape == (4,)
-  assert r.success.dtype == bool and r.num_grads.dtype == jnp.int32
-  adv = np.asarray(r.adv)
-  assert adv.min() >= 0 and adv.max() <= 1
-  # l2 is the exact norm of the returned perturbation.
-  np.testing.assert_allclose(
-    r.l2, np.linalg.norm((adv - problem.inputs).reshape(4, -1), axis=1), rtol=1e-6
+  _check_result(
+    problem.logits_fn, problem.inputs, problem.labels, r, minimum_norm=name in MINIMUM_NORM
   )
-  # success is what the model says about the returned point.
+  # Minimal norms 0.60, 0.51, 0.52, 0.50: the bounded attacks (ε = 0.55) break all but the
+  # first, the minimum-norm ones all four.
+  expected = [name in MINIMUM_NORM, True, True, True]
+  np.testing.assert_array_equal(r.success, expected)
+
+
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_success_is_rechecked_on_the_returned_point(name):
+  """A model that ignores its input: examples labelled 0 can never be broken, 1 always are.
+
+  The gradient is zero, so the attacks fall back to a random direction (or stay put): the result
+  must be finite, the unbreakable examples must fail and come back unchanged (minimum-norm
+  attacks), and the others succeed at norm 0 where the attack has nothing to do.
+  """
+
+  def flat(x):
+    return jnp.zeros((x.shape[0], 10)) + 0 * jnp.sum(x, axis=(1, 2, 3))[:, None]
+
+  x = np.full((4, 8, 8, 1), 0.5, np.float32)
+  y = np.array([0, 1, 0, 1], np.int32)  # argmax of equal logits is class 0
+  r = ATTACKS[name](flat, x, y)
+  assert np.isfinite(np.asarray(r.adv)).all() and np.isfinite(np.asarray(r.l2)).all()
+  np.testing.assert_array_equal(r.success, [False, True, False, True])
+  _check_result(flat, x, y, r, minimum_norm=name in MINIMUM_NORM)
+
+
+@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'fmn_l2'])
+def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
+  # Budgets far too small to cross a boundary of norm ~0.5: nothing succeeds. (DeepFool crosses
+  # a linear boundary in one step; the flat model above covers its failures.)
+  starved = {
+    'ddn': functools.partial(attacks.ddn, steps=1),  # evaluates the clean input only
+    'carlini_wagner_l2': functools.partial(
+      attacks.carlini_wagner_l2, binary_search_steps=1, max_iterations=3, initial_const=1e-6
+    ),
+    'fmn_l2': functools.partial(attacks.fmn_l2, steps=1),
+  }[name]
+  r = starved(problem.logits_fn, problem.inputs, problem.labels)
   pred = np.asarray(problem.logits_fn(r.adv)).argmax(1)
   np.testing.assert_array_equal(r.success, pred != problem.labels)
+  failed = ~np.asarray(r.success)
+  assert failed.any()
+  np.testing.assert_array_equal(np.asarray(r.adv)[failed], problem.inputs[failed])
+  np.testing.assert_array_equal(np.asarray(r.l2)[failed], 0)
 
 
-def test_ddn_quantised_points_lie_on_the_grid(problem):
-  r = attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=30, levels=256)
-  assert r.success.all()
-  adv = np.asarray(r.adv, np.float64) * 255
+@pytest.mark.parametrize(
+  'name,run,extra_calls',
+  [
+    ('ddn', functools.partial(attacks.ddn, steps=7), 1),
+    ('fmn_l2', functools.partial(attacks.fmn_l2, steps=7), 1),
+    ('fgm_l2', functools.partial(attacks.fgm_l2, eps=0.3), 1),
+    ('pgd_l2', functools.partial(attacks.pgd_l2, eps=0.3, steps=7, step_size=0.1), 1),
+    (
+      'carlini_wagner_l2',
+      functools.partial(
+        attacks.carlini_wagner_l2, binary_search_steps=2, max_iterations=7, abort_early=False
+      ),
+      2,  # the clean input is checked too
+    ),
+  ],
+)
+def test_num_grads_counts_the_gradient_evaluations(problem, name, run, extra_calls):
+  """Counted in the model: one call per gradient, plus the final check of the returned point."""
+  calls = []
+
+  def counted(x):
+    jax.debug.callback(lambda: calls.append(1))
+    return problem.logits_fn(x)
+
+  r = run(counted, problem.inputs[:1], problem.labels[:1])
+  assert int(jax.block_until_ready(r.num_grads)[0]) == len(calls) - extra_calls
+
+
+@pytest.mark.parametrize('name', QUANTISING)
+def test_quantised_points_lie_on_the_grid(problem, name):
+  r = ATTACKS[name](problem.logits_fn, problem.inputs, problem.labels, levels=256)
+  assert r.success.any()
+  adv = np.asarray(r.adv, np.float64)[np.asarray(r.success)] * 255
   np.testing.assert_allclose(adv, np.round(adv), atol=1e-4)
 
 
@@ -74,100 +165,97 @@ def test_ddn_max_norm_projects_into_the_ball():
   assert not r.success.any()
 
 
-def test_minimum_norm_attack_returns_clean_input_on_failure(problem):
-  # Far too few steps for C&W with a tiny constant: no example succeeds.
-  r = attacks.carlini_wagner_l2(
-    problem.logits_fn,
-    problem.inputs,
-    problem.labels,
-    binary_search_steps=1,
-    max_iterations=3,
-    initial_const=1e-6,
-  )
-  assert not r.success.any()
-  np.testing.assert_array_equal(r.adv, problem.inputs)
-  np.testing.assert_array_equal(r.l2, 0)
-
-
-@pytest.mark.parametrize(
-  'run',
-  [
-    functools.partial(attacks.ddn, steps=5),
-    functools.partial(attacks.carlini_wagner_l2, binary_search_steps=2, max_iterations=5),
-    functools.partial(attacks.deepfool, steps=5),
-    functools.partial(attacks.fmn_l2, steps=5),
-  ],
-  ids=['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2'],
-)
-def test_already_misclassified_example_is_returned_unchanged(problem, run):
+@pytest.mark.parametrize('name', MINIMUM_NORM)
+def test_already_misclassified_example_is_returned_unchanged(problem, name):
   # Norm exactly 0 (not C&W's tanh rounding), so robust accuracy at ε = 0 is the clean accuracy.
   wrong = (problem.labels + 1) % 10
-  r = run(problem.logits_fn, problem.inputs, wrong)
+  r = ATTACKS[name](problem.logits_fn, problem.inputs, wrong)
   assert r.success.all()
   np.testing.assert_array_equal(r.adv, problem.inputs)
   np.testing.assert_array_equal(r.l2, 0)
+  if name == 'deepfool':  # it stops before its first linearisation
+    np.testing.assert_array_equal(r.num_grads, 0)
 
 
-def test_zero_gradient_gives_no_nan():
-  # A model that ignores its input: zero gradient everywhere, so the random direction is used.
-  def flat(x):
-    return jnp.zeros((x.shape[0], 10)) + 0 * jnp.sum(x, axis=(1, 2, 3))[:, None]
-
-  x = np.full((3, 8, 8, 1), 0.5, np.float32)
-  y = np.ones(3, np.int32)  # argmax of equal logits is class 0: always adversarial.
-  for run in (
-    attacks.ddn,
-    functools.partial(attacks.fgm_l2, eps=1.0),
-    functools.partial(attacks.pgd_l2, eps=1.0, steps=3, step_size=0.5),
-  ):
-    r = run(flat, x, y)
-    assert np.isfinite(np.asarray(r.adv)).all() and np.isfinite(np.asarray(r.l2)).all()
-  r = attacks.ddn(flat, x, np.zeros(3, np.int32), steps=10)
-  assert not r.success.any() and np.isfinite(np.asarray(r.adv)).all()
-
-
-@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'pgd_l2'])
+@pytest.mark.parametrize('name', list(ATTACKS))
 def test_batch_equals_stacked_single_examples(problem, name):
-  attack = ATTACKS[name]
-  batch = attack(problem.logits_fn, problem.inputs, problem.labels)
+  attack = functools.partial(ATTACKS[name], problem.logits_fn)
+  batch = attack(problem.inputs, problem.labels)
   for i in range(4):
-    one = attack(problem.logits_fn, problem.inputs[i : i + 1], problem.labels[i : i + 1])
-    if name == 'pgd_l2':  # Random starts come from per-example keys split from the batch key.
-      continue
+    one = attack(problem.inputs[i : i + 1], problem.labels[i : i + 1])
     np.testing.assert_allclose(one.adv[0], batch.adv[i], atol=1e-6)
     assert one.success[0] == batch.success[i]
     assert one.num_grads[0] == batch.num_grads[i]
 
 
-@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2'])
+@pytest.mark.parametrize('name', list(ATTACKS))
 def test_jit_equals_no_jit(problem, name):
   attack = functools.partial(ATTACKS[name], problem.logits_fn)
-  jitted = attack(problem.inputs, problem.labels)
+  x, y = problem.inputs[:2], problem.labels[:2]  # Eager loops are slow: two examples suffice.
+  jitted = attack(x, y)
   with jax.disable_jit():
-    eager = attack(problem.inputs, problem.labels)
+    eager = attack(x, y)
   np.testing.assert_allclose(eager.adv, jitted.adv, atol=1e-5)
   np.testing.assert_array_equal(eager.success, jitted.success)
   np.testing.assert_array_equal(eager.num_grads, jitted.num_grads)
 
 
-def test_new_gamma_does_not_retrace(problem, monkeypatch):
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_sharded_over_8_devices_equals_one_device(name):
+  """jit partitions the vmapped attack over a batch sharded along a 'data' mesh axis."""
+  assert jax.device_count() == 8
+  p = LinearProblem(8, seed=4)
+  mesh = jax.make_mesh((8,), ('data',))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  put = lambda a: jax.device_put(a, sharding)
+  # FMN keeps the best iterate on the boundary, where the model's rounding (which differs by
+  # ~1e-7 between a batch of 8 and one example per device) can change which iterate that is; on
+  # the grey-level grid, as DDN works by default, the results are identical.
+  kwargs = {'levels': 256} if name == 'fmn_l2' else {}
+  attack = functools.partial(ATTACKS[name], p.logits_fn, **kwargs)
+  sharded, single = attack(put(p.inputs), put(p.labels)), attack(p.inputs, p.labels)
+  assert len(sharded.adv.sharding.device_set) == 8
+  assert sharded.success.any()
+  np.testing.assert_allclose(sharded.adv, single.adv, atol=1e-6)
+  np.testing.assert_array_equal(sharded.success, single.success)
+  np.testing.assert_array_equal(sharded.num_grads, single.num_grads)
+
+
+# --- tracing: traced hyperparameters, caller's jit and vmap, keys ------------------------------
+
+
+def test_new_float_hyperparameters_do_not_retrace(problem, monkeypatch):
+  x, y = problem.inputs, problem.labels
   _ddn._ddn.clear_cache()
-  counted = chex.assert_max_traces(_ddn._ddn_single, n=1)
-  monkeypatch.setattr(_ddn, '_ddn_single', counted)
+  monkeypatch.setattr(_ddn, '_ddn_single', chex.assert_max_traces(_ddn._ddn_single, n=1))
   for gamma in (0.05, 0.1, 0.2):
     attacks.ddn(
-      problem.logits_fn,
-      problem.inputs,
-      problem.labels,
-      steps=10,
-      gamma=gamma,
-      init_norm=gamma * 10,
-      alpha_init=1 + gamma,
+      problem.logits_fn, x, y, steps=10, gamma=gamma, init_norm=gamma * 10, alpha_init=1 + gamma
     )
   assert _ddn._ddn._cache_size() == 1
+  _deepfool._deepfool.clear_cache()
+  monkeypatch.setattr(
+    _deepfool, '_deepfool_batch', chex.assert_max_traces(_deepfool._deepfool_batch, n=1)
+  )
+  for overshoot in (0.0, 0.02, 0.1):
+    attacks.deepfool(problem.logits_fn, x, y, overshoot=overshoot)
+  assert _deepfool._deepfool._cache_size() == 1
+  _fmn._fmn_l2.clear_cache()
+  monkeypatch.setattr(_fmn, '_fmn_single', chex.assert_max_traces(_fmn._fmn_single, n=1))
+  for scale in (1.0, 0.5, 2.0):
+    attacks.fmn_l2(
+      problem.logits_fn,
+      x,
+      y,
+      steps=10,
+      alpha_init=scale,
+      gamma_init=0.05 * scale,
+      gamma_final=0.001 * scale,
+    )
+  assert _fmn._fmn_l2._cache_size() == 1
   with pytest.raises(AssertionError, match='trace'):
     # A static argument does recompile: the counter itself can fail.
-    attacks.ddn(problem.logits_fn, problem.inputs, problem.labels, steps=11)
+    attacks.fmn_l2(problem.logits_fn, x, y, steps=11)
 
 
 def test_vmap_over_hyperparameter_grid(problem):
@@ -192,14 +280,25 @@ def test_closed_over_inputs_are_checked_inside_a_callers_jit(problem):
     jax.jit(lambda g: attacks.ddn(problem.logits_fn, bad, problem.labels, gamma=g).l2)(0.05)
 
 
-def test_same_key_same_result_and_keys_matter(problem):
-  run = lambda key: attacks.pgd_l2(
-    problem.logits_fn, problem.inputs, problem.labels, eps=0.3, steps=2, step_size=0.1, key=key
+def test_pgd_random_start_draws_from_the_key(problem):
+  run = lambda key, **kw: attacks.pgd_l2(
+    problem.logits_fn,
+    problem.inputs,
+    problem.labels,
+    eps=0.3,
+    steps=2,
+    step_size=0.1,
+    key=key,
+    **kw,
   )
   a, b = run(jax.random.key(1)), run(jax.random.key(1))
   np.testing.assert_array_equal(a.adv, b.adv)
   c = run(jax.random.key(2))
   assert not np.allclose(a.adv, c.adv)
+  # Without a random start the key plays no part.
+  d, e = run(jax.random.key(1), random_start=False), run(jax.random.key(2), random_start=False)
+  np.testing.assert_array_equal(d.adv, e.adv)
+  assert not np.allclose(a.adv, d.adv)
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -228,54 +327,89 @@ def test_bad_inputs_get_clear_errors(problem, name):
   for inputs, labels, error, match in cases:
     with pytest.raises(error, match=match):
       attack(inputs, labels)
-
-
-def test_bad_logits_fn_and_hyperparameters(problem):
-  x, y = problem.inputs, problem.labels
   with pytest.raises(ValueError, match='logits of shape'):
-    attacks.ddn(lambda v: problem.logits_fn(v)[0], x, y)
+    ATTACKS[name](lambda v: problem.logits_fn(v)[0], x, y)
   with pytest.raises(TypeError, match='callable'):
-    attacks.ddn(None, x, y)
+    ATTACKS[name](None, x, y)
+
+
+def test_bad_hyperparameters_get_clear_errors(problem):
+  x, y, f = problem.inputs, problem.labels, problem.logits_fn
   bad = [
-    ({'gamma': 1.5}, 'gamma'),
-    ({'gamma': 0.0}, 'gamma'),
-    ({'steps': 0}, 'steps'),
-    ({'levels': 1}, 'levels'),
-    ({'init_norm': -1.0}, 'init_norm'),
-    ({'gamma': float('nan')}, 'gamma is NaN'),
+    (attacks.ddn, {'gamma': 1.5}, ValueError, 'gamma'),
+    (attacks.ddn, {'gamma': 0.0}, ValueError, 'gamma'),
+    (attacks.ddn, {'steps': 0}, ValueError, 'steps'),
+    (attacks.ddn, {'levels': 1}, ValueError, 'levels'),
+    (attacks.ddn, {'init_norm': -1.0}, ValueError, 'init_norm'),
+    (attacks.ddn, {'gamma': float('nan')}, ValueError, 'gamma is NaN'),
+    (attacks.ddn, {'steps': 10.0}, TypeError, 'steps must be a Python int'),
+    (attacks.ddn, {'alpha_schedule': 'adv-lib'}, ValueError, 'alpha_schedule'),
+    (attacks.carlini_wagner_l2, {'learning_rate': 0.0}, ValueError, 'learning_rate'),
+    (attacks.carlini_wagner_l2, {'confidence': -1.0}, ValueError, 'confidence'),
+    (attacks.carlini_wagner_l2, {'abort_early': 'always'}, ValueError, 'abort_early'),
+    (attacks.pgd_l2, {'eps': -1.0, 'steps': 3, 'step_size': 0.1}, ValueError, 'eps'),
+    (attacks.fgm_l2, {'eps': -1.0}, ValueError, 'eps'),
+    (attacks.deepfool, {'targeted': True}, ValueError, 'untargeted'),
+    (attacks.deepfool, {'candidates': 1}, ValueError, 'candidates must be >= 2'),
+    (attacks.deepfool, {'candidates': 11}, ValueError, 'candidates must be <= num_classes = 10'),
+    (attacks.deepfool, {'candidates': 3.0}, TypeError, 'candidates must be a Python int'),
+    (attacks.deepfool, {'steps': 0}, ValueError, 'steps must be >= 1'),
+    (attacks.deepfool, {'overshoot': -0.1}, ValueError, 'overshoot'),
+    (attacks.deepfool, {'levels': 1}, ValueError, 'levels'),
+    (attacks.fmn_l2, {'steps': 0}, ValueError, 'steps must be >= 1'),
+    (attacks.fmn_l2, {'binary_search_steps': 0}, ValueError, 'binary_search_steps'),
+    (attacks.fmn_l2, {'alpha_init': 0.0}, ValueError, 'alpha_init'),
+    (attacks.fmn_l2, {'alpha_final': -1.0}, ValueError, 'alpha_final'),
+    (attacks.fmn_l2, {'gamma_init': 0.0}, ValueError, 'gamma_init'),
+    (attacks.fmn_l2, {'gamma_final': 1.5}, ValueError, 'gamma_final'),
+    (attacks.fmn_l2, {'projection': 'cube'}, ValueError, 'projection'),
+    (attacks.fmn_l2, {'starting_points': x}, ValueError, r'must all be adversarial; examples \['),
+    (attacks.fmn_l2, {'starting_points': x[:2]}, ValueError, 'shape of inputs'),
+    (attacks.fmn_l2, {'starting_points': x + 0.5}, ValueError, r'pixels in \[0, 1\]'),
   ]
-  for kwargs, match in bad:
-    with pytest.raises(ValueError, match=match):
-      attacks.ddn(problem.logits_fn, x, y, **kwargs)
-  with pytest.raises(TypeError, match='steps must be a Python int'):
-    attacks.ddn(problem.logits_fn, x, y, steps=10.0)
-  with pytest.raises(ValueError, match='learning_rate'):
-    attacks.carlini_wagner_l2(problem.logits_fn, x, y, learning_rate=0.0)
-  with pytest.raises(ValueError, match='eps'):
-    attacks.pgd_l2(problem.logits_fn, x, y, eps=-1.0, steps=3, step_size=0.1)
+  for attack, kwargs, error, match in bad:
+    with pytest.raises(error, match=match):
+      attack(f, x, y, **kwargs)
 
 
-@pytest.mark.parametrize('name', ['ddn', 'pgd_l2', 'carlini_wagner_l2'])
-def test_sharded_over_8_devices_equals_one_device(name):
-  """jit partitions the vmapped attack over a batch sharded along a 'data' mesh axis."""
-  assert jax.device_count() == 8
-  p = LinearProblem(8, seed=4)
-  mesh = jax.make_mesh((8,), ('data',))
-  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  x, y = jax.device_put(p.inputs, sharding), jax.device_put(p.labels, sharding)
-  attack = functools.partial(ATTACKS[name], p.logits_fn)
-  sharded, single = attack(x, y), attack(p.inputs, p.labels)
-  assert len(sharded.adv.sharding.device_set) == 8
-  np.testing.assert_allclose(sharded.adv, single.adv, atol=1e-6)
-  np.testing.assert_array_equal(sharded.success, single.success)
-  np.testing.assert_array_equal(sharded.num_grads, single.num_grads)
+# --- helpers with a public name, and the compacting loop DeepFool and C&W run in -------------
 
 
 def test_project_l2_ball_checks_shapes_and_stays_inside(problem):
   x = np.round(problem.inputs * 255) / 255
   far = np.clip(x + 0.2, 0, 1).astype(np.float32)
   out = np.asarray(attacks.project_l2_ball(x, far, 0.7))
-  assert (np.linalg.norm((out - x).reshape(4, -1), axis=1) <= 0.7 + 1e-6).all()
+  norms = np.linalg.norm((out - x).reshape(4, -1), axis=1)
+  # Inside the ball, and no further in than the grid forces (0.2 per pixel is far outside).
+  assert (norms <= 0.7 + 1e-6).all() and (norms > 0.7 - np.sqrt(x[0].size) / 255).all()
   np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-4)
   with pytest.raises(ValueError, match='must both have shape'):
     attacks.project_l2_ball(x, far[:2], 0.7)
+
+
+def test_compacting_while_loop_equals_the_vmapped_loop_and_drops_finished_rows():
+  trips = jnp.asarray(np.random.default_rng(0).integers(1, 40, size=64), jnp.int32)
+  trips = trips.at[7].set(200)  # One slow example, as DeepFool's tail.
+  batch_sizes = []
+
+  def step(s):
+    value, count, trip = s
+    return value * 1.01 + jnp.sin(value + count), count + 1, trip
+
+  def counted_step(s):
+    jax.debug.callback(lambda v: batch_sizes.append(v.shape[0]), s[0])
+    return step(s)
+
+  running = lambda s: s[1] < s[2]
+  init = (jnp.linspace(0.0, 1.0, 64), jnp.zeros(64, jnp.int32), trips)
+  expected = jax.jit(jax.vmap(lambda s: jax.lax.while_loop(running, step, s)))(init)
+  loop = functools.partial(_base.compacting_while_loop, running, counted_step)
+  got = jax.jit(loop)(init)
+  np.testing.assert_array_equal(got[1], trips)
+  np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+  # Each stage runs until at most a quarter of its rows still run: 64, then 16, then 4 rows.
+  batch_sizes.clear()
+  jax.block_until_ready(jax.jit(loop)(init))
+  assert sorted(set(batch_sizes)) == [4, 16, 64]
+  assert batch_sizes.count(64) < 40 and batch_sizes.count(4) >= 200 - 40
+  assert sum(batch_sizes) < 64 * 60  # The vmapped loop processes 64 * 200 rows.

@@ -43,9 +43,12 @@ def test_ddn_succeeds_on_every_correct_example(correct, ddn_result):
   r = ddn_result
   assert np.asarray(r.success).all()
   _check_invariants(logits_fn, x, y, r, quantised=True)
-  np.testing.assert_array_equal(r.num_grads, 100)
-  # Sanity of scale: a real perturbation, far below the distance to a grey image.
-  assert 0.3 < np.median(r.l2) < 4
+  # Recorded on an AMD EPYC (tests/reference_noise.py): median 1.7547 on these 128 digits. Batch
+  # shape (1, 7, 32 or 128 examples) and 8 devices move it by < 1e-5 (single examples by < 0.5%);
+  # retraining the recipe under other rounding moves the model: +2.2% trained data-parallel over
+  # 8 devices, -11.0%, -8.6% and -3.6% with seeds 1 to 3. ±15% covers that spread; a DDN that
+  # lost a sixth of its strength leaves it (the FMN and adv-lib comparisons are tighter).
+  assert 1.7547 * 0.85 < np.median(r.l2) < 1.7547 * 1.15, np.median(r.l2)
 
 
 def test_ddn_beats_carlini_wagner_1x100(correct, ddn_result):

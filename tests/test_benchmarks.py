@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from optional_deps import require
 
 from ddn_jax import attacks
 
@@ -52,6 +53,8 @@ def _run(installed, *args, timeout=900):
 
 @pytest.fixture(scope='module')
 def tiny_results(installed):
+  for package in ('torch', 'adv_lib', 'foolbox'):  # the three implementations side by side
+    require(package)
   proc = _run(
     installed,
     '--preset',

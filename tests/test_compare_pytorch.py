@@ -1,16 +1,18 @@
 """ddn_jax reproduces adv-lib (the DDN authors' PyTorch library) on the same weights and images.
 
 Needs ``torch`` and ``adv-lib`` (see `ddn_jax.interop.import_adv_lib` for the torchvision/visdom
-stand-ins); skipped without them.
+stand-ins): see optional_deps.py. The interop code that needs neither is tested in
+test_interop_core.py.
 """
 
 import numpy as np
 import pytest
+from optional_deps import require
 
-pytest.importorskip('torch')
-pytest.importorskip('adv_lib')
+from ddn_jax import interop, reports
 
-from ddn_jax import interop
+require('torch')
+require('adv_lib')
 
 NUM_IMAGES = 100
 
@@ -95,44 +97,29 @@ def test_fmn_matches_adv_lib(setup):
   assert stats['grads_per_example'] == {'ddn_jax': 100, 'adv_lib': 100}
 
 
-def test_agreement_stats():  # its markdown: test_reports.py
-  side = lambda l2, success, seconds: interop.SideResult(
-    adv=np.zeros((4, 1, 1, 1)),
-    l2=np.asarray(l2),
-    success=np.asarray(success),
-    grads_per_example=10.0,
-    seconds=seconds,
+def test_compare_runs_both_sides_on_one_network(setup):
+  logits_fn, _, images, labels = setup
+  model, variables = logits_fn.func.model, logits_fn.args[0]
+  x, y = images[:16], labels[:16]
+  report = interop.compare(
+    model,
+    variables,
+    x,
+    y,
+    attacks=['ddn', 'deepfool'],
+    hparams={'ddn': {'steps': 20}, 'deepfool': {'steps': 20}},
+    warmup=False,
   )
-  ours = side([1.0, 2.0, 0.0, 0.0], [True, True, True, False], 1.0)
-  ref = side([1.0, 1.0, 0.0, 3.0], [True, True, True, True], 2.0)
-  stats = interop.agreement_stats(ours, ref)
-  assert stats['success_agreement'] == 0.75
-  assert stats['median_l2'] == {'ddn_jax': 1.0, 'adv_lib': 1.0}
-  assert stats['mean_l2_rel_diff'] == pytest.approx(1.0 / 1.25 - 1)
-  assert stats['l2_ratio_n'] == 2
-  assert stats['l2_ratio_quantiles']['0.5'] == 1.5
-
-
-def test_experiment_cli_help():
-  from experiments import compare_pytorch
-
-  with pytest.raises(SystemExit) as exit_:
-    compare_pytorch.main(['--help'])
-  assert exit_.value.code == 0
-
-
-def test_reference_options():
-  from ddn_jax import attacks
-  from ddn_jax.attacks import _base
-
-  i = np.arange(100)
-  reference = 0.01 + (1 - 0.01) * (1 + np.cos(np.pi * i / 100)) / 2  # adv-lib's line
-  np.testing.assert_allclose(_base.cosine_schedule(100, 1.0, 0.01, 'adv_lib'), reference, rtol=1e-6)
-  paper = np.asarray(_base.cosine_schedule(100, 1.0, 0.01, 'paper'))
-  assert paper[0] == 1 and paper[-1] == pytest.approx(0.01) and reference[-1] > 0.0102
-  x, y = np.zeros((1, 2, 2, 1), np.float32), np.zeros((1,), np.int32)
-  logits_fn = lambda images: images.reshape(len(images), -1)
-  with pytest.raises(ValueError, match='alpha_schedule'):
-    attacks.ddn(logits_fn, x, y, alpha_schedule='adv-lib')
-  with pytest.raises(ValueError, match='abort_early'):
-    attacks.carlini_wagner_l2(logits_fn, x, y, abort_early='always')
+  assert report['model'] == 'SmallCNN' and report['n'] == 16
+  accuracy = float(np.mean(np.asarray(logits_fn(x)).argmax(1) == y))
+  assert report['clean_accuracy'] == {'ddn_jax': accuracy, 'adv_lib': accuracy}
+  assert 0 < report['logits_max_abs_diff'] < 1e-4  # two implementations, float rounding apart
+  ddn, deepfool = report['attacks']['ddn'], report['attacks']['deepfool']
+  # The override joins the defaults that reproduce adv-lib; DeepFool linearises every class.
+  assert ddn['hparams'] == {**interop.DEFAULT_HPARAMS['ddn'], 'steps': 20}
+  assert deepfool['hparams']['candidates'] == 10
+  assert ddn['stats']['grads_per_example'] == {'ddn_jax': 20, 'adv_lib': 20}
+  assert abs(ddn['stats']['median_l2_rel_diff']) < 0.01, ddn['stats']
+  assert deepfool['stats']['success_agreement'] == 1.0
+  assert abs(deepfool['stats']['median_l2_rel_diff']) < 0.01, deepfool['stats']
+  assert '| ddn |' in reports.comparison_table(report)

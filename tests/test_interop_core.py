@@ -1,0 +1,56 @@
+"""The parts of ddn_jax.interop that need neither torch nor adv-lib: they run everywhere."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ddn_jax import interop, reports
+
+
+def test_agreement_stats_and_markdown():
+  side = lambda l2, success, seconds: interop.SideResult(
+    adv=np.zeros((4, 1, 1, 1)),
+    l2=np.asarray(l2),
+    success=np.asarray(success),
+    grads_per_example=10.0,
+    seconds=seconds,
+  )
+  ours = side([1.0, 2.0, 0.0, 0.0], [True, True, True, False], 1.0)
+  ref = side([1.0, 1.0, 0.0, 3.0], [True, True, True, True], 2.0)
+  stats = interop.agreement_stats(ours, ref)
+  assert stats['success_agreement'] == 0.75
+  assert stats['median_l2'] == {'ddn_jax': 1.0, 'adv_lib': 1.0}
+  assert stats['mean_l2_rel_diff'] == pytest.approx(1.0 / 1.25 - 1)
+  assert stats['l2_ratio_n'] == 2
+  assert stats['l2_ratio_quantiles']['0.5'] == 1.5
+  report = {
+    'model': 'SmallCNN',
+    'n': 4,
+    'clean_accuracy': {'ddn_jax': 1.0, 'adv_lib': 1.0},
+    'logits_max_abs_diff': 0.0,
+    'attacks': {
+      'ddn': {'hparams': {}, 'stats': stats},
+      'deepfool': {'hparams': {}, 'skipped': 'x'},
+    },
+  }
+  markdown = reports.comparison_table(report)
+  assert '| ddn | 0.750 / 1.000 | 0.750 |' in markdown
+  assert '| deepfool | skipped: x |' in markdown
+
+
+def test_experiment_cli_help():
+  from experiments import compare_pytorch
+
+  with pytest.raises(SystemExit) as exit_:
+    compare_pytorch.main(['--help'])
+  assert exit_.value.code == 0
+
+
+def test_core_does_not_import_torch():
+  code = (
+    'import sys, ddn_jax, ddn_jax.attacks, ddn_jax.models, ddn_jax.training, ddn_jax.data, '
+    "ddn_jax.evaluation, ddn_jax.interop; assert 'torch' not in sys.modules, 'torch imported'"
+  )
+  subprocess.run([sys.executable, '-c', code], check=True)
