@@ -14,7 +14,7 @@ def test_every_public_attack_is_registered_once():
   public = {
     getattr(attacks, n)
     for n in attacks.__all__
-    if callable(getattr(attacks, n))
+    if inspect.isfunction(getattr(attacks, n))
     and 'targeted' in inspect.signature(getattr(attacks, n)).parameters
   }
   registered = [e.function for e in attacks.ATTACKS.values()]
