@@ -2,7 +2,7 @@
 
   python -m benchmarks.compaction [--batches 16,256] [--repeats 3] [--out benchmarks/results]
 
-``_base.compacting_while_loop`` continues the few examples still running in a smaller batch;
+``attacks.compacting_while_loop`` continues the few examples still running in a smaller batch;
 with ``stages=1`` it is the plain vmapped while loop that runs every row until the last example
 finishes. Both variants are compiled ahead of time and timed alternately on the same images
 (SmallCNN trained briefly, as in `benchmarks.run`); they must return the same points.
@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks import run as bench
 from ddn_jax import attacks
-from ddn_jax.attacks import _base
+from ddn_jax.attacks import _mapping
 
 ATTACKS = {
   'DeepFool-100': functools.partial(attacks.deepfool, steps=100),
@@ -49,9 +49,9 @@ ATTACKS = {
 
 def compile_variant(attack, logits_fn, x, y, *, compact: bool):
   stages = {} if compact else {'stages': 1}
-  loop = functools.partial(_base.compacting_while_loop, **stages)
+  loop = functools.partial(_mapping.compacting_while_loop, **stages)
   jax.clear_caches()  # The attacks' inner jits would otherwise reuse the other variant's trace.
-  with mock.patch.object(_base, 'compacting_while_loop', loop):
+  with mock.patch.object(_mapping, 'compacting_while_loop', loop):
     start = time.perf_counter()
     compiled = jax.jit(lambda f, x, y: attack(f, x, y)).lower(logits_fn, x, y).compile()
     return compiled, time.perf_counter() - start
@@ -99,7 +99,7 @@ def to_markdown(result: dict) -> str:
     (
       f'Median of {result["repeats"]} alternating rounds after a warm-up. *Plain*: the vmapped '
       'while loop (every row runs until the last example stops); *compacting*: '
-      '`_base.compacting_while_loop` (batch sizes N, N/4, N/16).'
+      '`attacks.compacting_while_loop` (batch sizes N, N/4, N/16).'
     ),
     '',
     (

@@ -10,7 +10,7 @@ import pytest
 from linear_model import LinearProblem
 
 from ddn_jax import attacks
-from ddn_jax.attacks import _base, _deepfool, _fmn
+from ddn_jax.attacks import _deepfool, _fmn
 
 # No attack can beat the exact minimum; float32 rounding of the norm allows this much.
 _BELOW = 1 - 1e-5
@@ -280,7 +280,7 @@ def test_compacting_while_loop_equals_the_vmapped_loop_and_drops_finished_rows()
   running = lambda s: s[1] < s[2]
   init = (jnp.linspace(0.0, 1.0, 64), jnp.zeros(64, jnp.int32), trips)
   expected = jax.jit(jax.vmap(lambda s: jax.lax.while_loop(running, step, s)))(init)
-  loop = functools.partial(_base.compacting_while_loop, running, counted_step)
+  loop = functools.partial(attacks.compacting_while_loop, running, counted_step)
   got = jax.jit(loop)(init)
   np.testing.assert_array_equal(got[1], trips)
   np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)

@@ -128,29 +128,32 @@ def test_bounded_attacks_split_at_exact_minimum(attack):
 def test_carlini_wagner_best_const():
   """The constant reported for Fig. 2 is the one of the search step that found the point."""
   p = LinearProblem(3, seed=4)
-  kwargs = dict(learning_rate=0.1, max_iterations=100, binary_search_steps=1)  # noqa: C408
-  r, best_const = attacks.carlini_wagner_l2(
-    p.logits_fn, p.inputs, p.labels, initial_const=10.0, return_best_const=True, **kwargs
-  )
+  kwargs = dict(learning_rate=0.1, steps=100, binary_search_steps=1)  # noqa: C408
+  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, p.labels, initial_const=10.0, **kwargs)
   assert r.success.all()
-  np.testing.assert_array_equal(best_const, np.float32(10.0))
+  np.testing.assert_array_equal(r.extras['best_const'], np.float32(10.0))
+  # The deprecated flag still returns the old pair, with a warning.
+  with pytest.warns(DeprecationWarning, match='return_best_const'):
+    old, best_const = attacks.carlini_wagner_l2(
+      p.logits_fn, p.inputs, p.labels, initial_const=10.0, return_best_const=True, **kwargs
+    )
+  assert isinstance(old, attacks.AttackResult)
+  np.testing.assert_array_equal(best_const, r.extras['best_const'])
   # Far too small a constant never crosses the boundary: failures report NaN.
-  r, best_const = attacks.carlini_wagner_l2(
-    p.logits_fn, p.inputs, p.labels, initial_const=1e-9, return_best_const=True, **kwargs
-  )
+  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, p.labels, initial_const=1e-9, **kwargs)
   assert not np.asarray(r.success).any()
-  assert np.isnan(np.asarray(best_const)).all()
+  assert np.isnan(np.asarray(r.extras['best_const'])).all()
   # With a bisection, it is one of the constants some sequence of search outcomes visits.
-  r, best_const = attacks.carlini_wagner_l2(
+  r = attacks.carlini_wagner_l2(
     p.logits_fn,
     p.inputs,
     p.labels,
     initial_const=1e-3,
     learning_rate=0.1,
-    max_iterations=100,
+    steps=100,
     binary_search_steps=4,
-    return_best_const=True,
   )
+  best_const = r.extras['best_const']
   assert r.success.all()
   visited = set()
   for outcomes in itertools.product([False, True], repeat=4):

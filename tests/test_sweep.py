@@ -105,7 +105,7 @@ def test_sharded_and_batched_sweeps_equal_the_plain_one(digits):
   jaxpr = jax.make_jaxpr(
     lambda a, b: _sweep._sweep_program(
       attacks.ddn,
-      attacks._base.as_pytree_fn(logits_fn),
+      attacks.as_pytree_fn(logits_fn),
       a,
       b,
       None,

@@ -80,18 +80,40 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 def _rows(obj: Any) -> list[dict[str, Any]]:
   if isinstance(obj, AttackEvaluation):
+    columns = (obj.success, obj.l2, obj.num_grads, obj.worst_l2, obj.model_finite)
     return [
-      {'attack': obj.name, 'example': i, 'success': s, 'l2': l2, 'num_grads': g, 'worst_l2': w}
-      for i, (s, l2, g, w) in enumerate(
-        zip(*(a.tolist() for a in (obj.success, obj.l2, obj.num_grads, obj.worst_l2)))
-      )
+      {
+        'attack': obj.name,
+        'example': i,
+        'success': s,
+        'l2': l2,
+        'num_grads': g,
+        'worst_l2': w,
+        'model_finite': f,
+      }
+      for i, (s, l2, g, w, f) in enumerate(zip(*(a.tolist() for a in columns)))
     ]
   if isinstance(obj, TargetedEvaluation):
     pairs = obj.pairs
-    columns = (obj.image_index, obj.target, pairs.success, pairs.l2, pairs.num_grads)
+    columns = (
+      obj.image_index,
+      obj.target,
+      pairs.success,
+      pairs.l2,
+      pairs.num_grads,
+      pairs.model_finite,
+    )
     return [
-      {'attack': pairs.name, 'image': i, 'target': t, 'success': s, 'l2': l2, 'num_grads': g}
-      for i, t, s, l2, g in zip(*(a.tolist() for a in columns))
+      {
+        'attack': pairs.name,
+        'image': i,
+        'target': t,
+        'success': s,
+        'l2': l2,
+        'num_grads': g,
+        'model_finite': f,
+      }
+      for i, t, s, l2, g, f in zip(*(a.tolist() for a in columns))
     ]
   if isinstance(obj, RobustnessCurve):
     return [
@@ -125,8 +147,9 @@ def write_csv(path: str | os.PathLike[str], rows: Any) -> None:
 
   - `AttackSummary` (or any dataclass or mapping of scalars): one row;
   - `AttackEvaluation`: one row per example (attack, example, success, l2, num_grads,
-    worst_l2);
-  - `TargetedEvaluation`: one row per pair (attack, image, target, success, l2, num_grads);
+    worst_l2, model_finite);
+  - `TargetedEvaluation`: one row per pair (attack, image, target, success, l2, num_grads,
+    model_finite);
   - `RobustnessCurve`: one row per ε (epsilon, robust_accuracy).
 
   Floats are written in Python's shortest round-trip form, so ``float(cell)`` gives the value
@@ -146,23 +169,27 @@ def to_markdown(rows: Sequence[AttackSummary | AttackEvaluation]) -> str:
   """A Table-1-style markdown table: Attack, Success, Mean L2, Median L2, #Grads, Run-time.
 
   Success is a percentage; an undefined mean L2 (no success) or an unmeasured run-time is
-  shown as ``–``.
+  shown as ``–``. If any row has examples where the model's logits at the clean image are not
+  finite, a last column, Non-finite, counts them.
 
   Args:
     rows: summaries, or evaluations (their ``summary`` is used).
   """
-  lines = [
-    '| Attack | Success (%) | Mean L2 | Median L2 | #Grads | Run-time (s) |',
-    '|---|---:|---:|---:|---:|---:|',
-  ]
-  for row in rows:
-    s = row.summary if isinstance(row, AttackEvaluation) else row
+  summaries = [row.summary if isinstance(row, AttackEvaluation) else row for row in rows]
+  for row, s in zip(rows, summaries):
     if not isinstance(s, AttackSummary):
       raise TypeError(f'Rows must be AttackSummary or AttackEvaluation, got {type(row).__name__}.')
+  nonfinite = any(s.num_nonfinite for s in summaries)
+  lines = [
+    '| Attack | Success (%) | Mean L2 | Median L2 | #Grads | Run-time (s) |'
+    + (' Non-finite |' if nonfinite else ''),
+    '|---|---:|---:|---:|---:|---:|' + ('---:|' if nonfinite else ''),
+  ]
+  for s in summaries:
     mean = '–' if math.isnan(s.mean_l2) else f'{s.mean_l2:.4f}'
     seconds = '–' if s.seconds is None else f'{s.seconds:.1f}'
     lines.append(
       f'| {s.attack} | {100 * s.success_rate:.1f} | {mean} | {s.median_l2:.4f} | '
-      f'{s.mean_grads:.0f} | {seconds} |'
+      f'{s.mean_grads:.0f} | {seconds} |' + (f' {s.num_nonfinite} |' if nonfinite else '')
     )
   return '\n'.join(lines) + '\n'
