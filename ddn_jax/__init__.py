@@ -1,8 +1,27 @@
 """ddn_jax: JAX-native minimum-norm L2 adversarial attacks and adversarial training."""
 
 from ddn_jax import attacks
-from ddn_jax.attacks import AttackResult, carlini_wagner_l2, ddn, fgm_l2, pgd_l2
+from ddn_jax.attacks import (
+  AttackResult,
+  carlini_wagner_l2,
+  ddn,
+  deepfool,
+  fgm_l2,
+  fmn_l2,
+  pgd_l2,
+  project_l2_ball,
+)
 
 __version__ = '0.1.0'
 
-__all__ = ['AttackResult', 'attacks', 'carlini_wagner_l2', 'ddn', 'fgm_l2', 'pgd_l2']
+__all__ = [
+  'AttackResult',
+  'attacks',
+  'carlini_wagner_l2',
+  'ddn',
+  'deepfool',
+  'fgm_l2',
+  'fmn_l2',
+  'pgd_l2',
+  'project_l2_ball',
+]

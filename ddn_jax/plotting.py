@@ -202,8 +202,8 @@ def constant_histogram(
   """Histograms of the best C&W constant per example, on a log2 axis, as in Fig. 2 of the paper.
 
   Args:
-    constants: ``{model name: (M,) positive constants}``, e.g. the ``best_const`` that
-      ``carlini_wagner_l2(..., return_best_const=True)`` returns, for the examples it broke.
+    constants: ``{model name: (M,) positive constants}``, e.g. the ``extras['best_const']``
+      of a ``carlini_wagner_l2`` result, for the examples it broke.
     title: optional figure title.
 
   Returns:

@@ -1,8 +1,8 @@
 """Figure 2 of the paper: histogram of the best constant C that C&W finds per example.
 
 Runs C&W (the paper: 9×10000, initial constant 0.01) on models with and without adversarial
-training, with ``return_best_const=True`` so each example reports the constant of its
-lowest-norm adversarial example, and plots the histograms of log2 C per model. Writes
+training; each example reports the constant of its lowest-norm adversarial example (the
+result's ``extras['best_const']``), and plots the histograms of log2 C per model. Writes
 ``cw_constants_<name>.md`` / ``.json`` / ``.csv`` (per-example constants) and
 ``cw_constants_<name>.png`` under ``--out``.
 
@@ -25,21 +25,16 @@ _MODULE = 'experiments.cw_constants'
 
 def _best_constants(logits_fn, images, labels, kwargs, batch_size):
   """C&W over the images in batches: its summary and the per-example best constants."""
-  results, constants = [], []
+  results = []
   start = time.perf_counter()
   for i in range(0, len(images), batch_size):
-    result, best_const = attacks.carlini_wagner_l2(
-      logits_fn,
-      images[i : i + batch_size],
-      labels[i : i + batch_size],
-      return_best_const=True,
-      **kwargs,
+    result = attacks.carlini_wagner_l2(
+      logits_fn, images[i : i + batch_size], labels[i : i + batch_size], **kwargs
     )
     results.append(jax.device_get(result))
-    constants.append(np.asarray(best_const, np.float64))
   seconds = time.perf_counter() - start
-  result = attacks.AttackResult(*(np.concatenate(f) for f in zip(*results)))
-  return result, np.concatenate(constants), seconds
+  result = jax.tree.map(lambda *batches: np.concatenate(batches), *results)
+  return result, np.asarray(result.extras['best_const'], np.float64), seconds
 
 
 def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:

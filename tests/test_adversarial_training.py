@@ -45,7 +45,7 @@ def test_ddn_adversary_is_projected_ddn_with_the_unprojected_norm(fashion):
   adversary = training.ddn_adversary(eps=0.3, steps=5)
   result = adversary(logits_fn, x, y, key)
   unprojected = attacks.ddn(logits_fn, x, y, steps=5, key=key)
-  projected = attacks.ddn(logits_fn, x, y, steps=5, key=key, max_norm=0.3)
+  projected = attacks.ddn(logits_fn, x, y, steps=5, key=key, eps=0.3)
   assert_close(result.adv, projected.adv)
   np.testing.assert_array_equal(result.success, projected.success)
   assert_close(result.l2, unprojected.l2)

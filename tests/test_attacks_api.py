@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 from linear_model import LinearProblem
 
-from ddn_jax import attacks
-from ddn_jax.attacks import _base, _ddn, _deepfool, _fmn
+import ddn_jax
+from ddn_jax import attacks, evaluation, models
+from ddn_jax.attacks import _ddn, _deepfool, _fmn
 
 ATTACKS = {
   'ddn': functools.partial(attacks.ddn, steps=20),
   'carlini_wagner_l2': functools.partial(
     attacks.carlini_wagner_l2,
     binary_search_steps=2,
-    max_iterations=20,
+    steps=20,
     learning_rate=0.1,
     initial_const=1.0,
   ),
@@ -35,6 +36,14 @@ MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2']
 BOUNDED = ['fgm_l2', 'pgd_l2']
 # The attacks that quantise their points to grey levels when asked (DDN does by default).
 QUANTISING = ['ddn', 'deepfool', 'fmn_l2']
+
+
+# Every attack, on a small budget.
+ALL_ATTACKS = {
+  **ATTACKS,
+  'deepfool': functools.partial(attacks.deepfool, steps=5),
+  'fmn_l2': functools.partial(attacks.fmn_l2, steps=5),
+}
 
 
 @pytest.fixture(scope='module')
@@ -57,6 +66,7 @@ def _check_result(logits_fn, x, y, r, *, minimum_norm):
   np.testing.assert_array_equal(success, np.asarray(logits_fn(r.adv)).argmax(1) != y)
   if minimum_norm:  # a failed example comes back as the clean input
     np.testing.assert_array_equal(adv[~success], x[~success])
+  np.testing.assert_array_equal(r.model_finite, np.isfinite(np.asarray(logits_fn(x))).all(1))
 
 
 @pytest.mark.parametrize('name', list(ATTACKS))
@@ -98,7 +108,7 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
   starved = {
     'ddn': functools.partial(attacks.ddn, steps=1),  # evaluates the clean input only
     'carlini_wagner_l2': functools.partial(
-      attacks.carlini_wagner_l2, binary_search_steps=1, max_iterations=3, initial_const=1e-6
+      attacks.carlini_wagner_l2, binary_search_steps=1, steps=3, initial_const=1e-6
     ),
     'fmn_l2': functools.partial(attacks.fmn_l2, steps=1),
   }[name]
@@ -121,7 +131,7 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
     (
       'carlini_wagner_l2',
       functools.partial(
-        attacks.carlini_wagner_l2, binary_search_steps=2, max_iterations=7, abort_early=False
+        attacks.carlini_wagner_l2, binary_search_steps=2, steps=7, abort_early=False
       ),
       2,  # the clean input is checked too
     ),
@@ -152,7 +162,7 @@ def test_ddn_max_norm_projects_into_the_ball():
   x = np.round(p.inputs * 255) / 255  # Images on the grid, as real images are.
   free = attacks.ddn(p.logits_fn, x, p.labels, steps=30)
   max_norm = float(p.min_norm.min()) * 0.5
-  r = attacks.ddn(p.logits_fn, x, p.labels, steps=30, max_norm=max_norm)
+  r = attacks.ddn(p.logits_fn, x, p.labels, steps=30, eps=max_norm)
   assert (np.asarray(r.l2) <= max_norm + 1e-6).all()
   adv = np.asarray(r.adv, np.float64) * 255
   np.testing.assert_allclose(adv, np.round(adv), atol=1e-4)
@@ -337,6 +347,7 @@ def test_bad_hyperparameters_get_clear_errors(problem):
   x, y, f = problem.inputs, problem.labels, problem.logits_fn
   bad = [
     (attacks.ddn, {'gamma': 1.5}, ValueError, 'gamma'),
+    (attacks.ddn, {'gamma': 1.0}, ValueError, 'gamma must be < 1'),
     (attacks.ddn, {'gamma': 0.0}, ValueError, 'gamma'),
     (attacks.ddn, {'steps': 0}, ValueError, 'steps'),
     (attacks.ddn, {'levels': 1}, ValueError, 'levels'),
@@ -403,7 +414,7 @@ def test_compacting_while_loop_equals_the_vmapped_loop_and_drops_finished_rows()
   running = lambda s: s[1] < s[2]
   init = (jnp.linspace(0.0, 1.0, 64), jnp.zeros(64, jnp.int32), trips)
   expected = jax.jit(jax.vmap(lambda s: jax.lax.while_loop(running, step, s)))(init)
-  loop = functools.partial(_base.compacting_while_loop, running, counted_step)
+  loop = functools.partial(attacks.compacting_while_loop, running, counted_step)
   got = jax.jit(loop)(init)
   np.testing.assert_array_equal(got[1], trips)
   np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
@@ -413,3 +424,155 @@ def test_compacting_while_loop_equals_the_vmapped_loop_and_drops_finished_rows()
   assert sorted(set(batch_sizes)) == [4, 16, 64]
   assert batch_sizes.count(64) < 40 and batch_sizes.count(4) >= 200 - 40
   assert sum(batch_sizes) < 64 * 60  # The vmapped loop processes 64 * 200 rows.
+
+
+def test_project_l2_ball_rejects_bad_radius_and_levels(problem):
+  x = problem.inputs
+  with pytest.raises(ValueError, match='eps must be >= 0'):
+    attacks.project_l2_ball(x, x, -0.1)
+  with pytest.raises(ValueError, match='levels must be >= 2'):
+    attacks.project_l2_ball(x, x, 0.5, levels=1)
+  with pytest.raises(ValueError, match='eps must be >= 0'):
+    attacks.ddn(problem.logits_fn, x, problem.labels, steps=2, eps=-1.0)
+
+
+@pytest.mark.parametrize('eps', [0.0, 0.01, 0.1, 0.7])
+def test_project_l2_ball_stays_inside_for_clean_images_off_the_grid(problem, eps):
+  x = problem.inputs  # uniform random pixels: off the 256-level grid
+  assert not np.allclose(x * 255, np.round(x * 255))
+  far = np.clip(x + np.random.default_rng(0).normal(0, 0.05, x.shape), 0, 1).astype(np.float32)
+  out = np.asarray(attacks.project_l2_ball(x, far, eps))
+  norms = np.linalg.norm((out.astype(np.float64) - x).reshape(len(x), -1), axis=1)
+  assert (norms <= eps + 1e-6).all(), norms
+  assert out.min() >= 0 and out.max() <= 1
+  if eps == 0:
+    np.testing.assert_array_equal(out, x)
+  # DDN in the ball does the same (it once returned L2 0.062 for eps = 0).
+  r = attacks.ddn(problem.logits_fn, x, problem.labels, steps=5, eps=eps)
+  assert (np.asarray(r.l2) <= eps + 1e-6).all(), r.l2
+
+
+@pytest.mark.parametrize('dtype', [np.float16, jnp.bfloat16], ids=['float16', 'bfloat16'])
+@pytest.mark.parametrize('name', list(ALL_ATTACKS))
+def test_half_precision_images_are_attacked_in_float32(problem, name, dtype):
+  low = problem.inputs.astype(dtype)
+  r = ALL_ATTACKS[name](problem.logits_fn, low, problem.labels)
+  assert r.adv.dtype == jnp.float32
+  same = ALL_ATTACKS[name](problem.logits_fn, low.astype(np.float32), problem.labels)
+  for field in ('adv', 'l2', 'success', 'num_grads'):
+    np.testing.assert_array_equal(getattr(r, field), getattr(same, field))
+
+
+@pytest.fixture(scope='module')
+def small_cnn():
+  model = models.SmallCNN()
+  return models.make_logits_fn(model, model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1))))
+
+
+@pytest.mark.parametrize('name', list(ALL_ATTACKS))
+def test_empty_batch_gives_an_empty_result(small_cnn, name):
+  # The library's models reshape to (N, -1), which fails for N = 0: the model is not called.
+  x, y = np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32)
+  r = ALL_ATTACKS[name](small_cnn, x, y)
+  assert isinstance(r, attacks.AttackResult)
+  assert r.adv.shape == x.shape and r.adv.dtype == jnp.float32
+  assert r.l2.shape == r.success.shape == r.num_grads.shape == r.model_finite.shape == (0,)
+  assert r.success.dtype == bool and r.num_grads.dtype == jnp.int32
+  assert {k: v.shape for k, v in r.extras.items()} == (
+    {'best_const': (0,)} if name == 'carlini_wagner_l2' else {}
+  )
+
+
+@pytest.mark.parametrize('name', ['ddn', 'pgd_l2'])
+def test_bad_keys_get_a_type_error_naming_key(problem, name):
+  attack = functools.partial(ALL_ATTACKS[name], problem.logits_fn, problem.inputs, problem.labels)
+  bad = [
+    0,
+    np.uint32([1, 2, 3]),
+    np.float32([0, 1]),
+    jax.random.split(jax.random.key(0), 2),
+    jax.random.split(jax.random.PRNGKey(0), 2),
+  ]
+  for key in bad:
+    with pytest.raises(
+      TypeError, match=r'key must be a single PRNG key, e.g\. key=jax\.random\.key'
+    ):
+      attack(key=key)
+  # A raw uint32 key is the same key as a typed one.
+  typed, raw = attack(key=jax.random.key(3)), attack(key=jax.random.PRNGKey(3))
+  np.testing.assert_array_equal(typed.adv, raw.adv)
+
+
+# --- one API across the attacks --------------------------------------------------------------
+
+
+def test_every_attack_is_exported_from_the_package():
+  names = ['AttackResult', 'project_l2_ball'] + list(ALL_ATTACKS)
+  for name in names:
+    assert name in ddn_jax.__all__ and getattr(ddn_jax, name) is getattr(attacks, name)
+  for name in ('LogitsFn', 'validate_inputs', 'check_count', 'check_hyperparameter'):
+    assert name in attacks.__all__
+  for name in ('as_pytree_fn', 'default_key', 'compacting_while_loop'):
+    assert name in attacks.__all__
+
+
+def test_carlini_wagner_result_feeds_evaluate_attack(problem):
+  cw = functools.partial(
+    attacks.carlini_wagner_l2, binary_search_steps=1, steps=20, learning_rate=0.1, initial_const=1.0
+  )
+  ev = evaluation.evaluate_attack(cw, problem.logits_fn, problem.inputs, problem.labels, name='cw')
+  r = cw(problem.logits_fn, problem.inputs, problem.labels)
+  np.testing.assert_array_equal(ev.success, r.success)
+  np.testing.assert_allclose(ev.l2, r.l2)
+
+
+@pytest.mark.parametrize(
+  'attack, old, new',
+  [
+    (
+      functools.partial(attacks.carlini_wagner_l2, binary_search_steps=1, learning_rate=0.1),
+      'max_iterations',
+      'steps',
+    ),
+    (functools.partial(attacks.ddn, steps=10), 'max_norm', 'eps'),
+  ],
+  ids=['carlini_wagner_l2', 'ddn'],
+)
+def test_renamed_arguments_keep_their_old_names(problem, attack, old, new):
+  value = 7 if new == 'steps' else float(problem.min_norm.min()) * 0.5
+  run = functools.partial(attack, problem.logits_fn, problem.inputs, problem.labels)
+  a, b = run(**{new: value}), run(**{old: value})
+  for field in ('adv', 'l2', 'success', 'num_grads'):
+    np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+  if new == 'steps':
+    assert int(np.max(a.num_grads)) <= 7
+  else:
+    assert (np.asarray(a.l2) <= value + 1e-6).all()
+  with pytest.raises(TypeError, match=f'Give {new} only'):
+    run(**{new: value, old: value})
+
+
+def test_deepfool_default_candidates_adapt_to_few_classes():
+  p = LinearProblem(3, num_classes=5, seed=3)
+  r = attacks.deepfool(p.logits_fn, p.inputs, p.labels)
+  assert r.success.all()
+  # All 5 classes linearised: 4 backward passes per step.
+  np.testing.assert_array_equal(r.num_grads, 4)
+  same = attacks.deepfool(p.logits_fn, p.inputs, p.labels, candidates=5)
+  np.testing.assert_array_equal(r.adv, same.adv)
+
+
+def test_attack_result_is_a_pytree(problem):
+  r = ATTACKS['carlini_wagner_l2'](problem.logits_fn, problem.inputs, problem.labels)
+  leaves, tree = jax.tree.flatten(r)
+  assert len(leaves) == 6  # four fields, model_finite and extras['best_const']
+  assert jax.tree.unflatten(tree, leaves).extras.keys() == {'best_const'}
+  # Results of an attack vmapped over a hyperparameter, extras included.
+  swept = jax.vmap(
+    lambda c: attacks.carlini_wagner_l2(
+      problem.logits_fn, problem.inputs, problem.labels, steps=5, initial_const=c
+    )
+  )(jnp.array([0.1, 1.0]))
+  assert swept.extras['best_const'].shape == swept.model_finite.shape == (2, 4)
+  # The first four fields still build a result by position.
+  assert attacks.AttackResult(*leaves[:4]).model_finite is None

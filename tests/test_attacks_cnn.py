@@ -55,7 +55,7 @@ def test_ddn_beats_carlini_wagner_1x100(correct, ddn_result):
   """The paper's Table 1 finding: with 100 gradients DDN finds smaller perturbations."""
   logits_fn, x, y = correct
   cw = attacks.carlini_wagner_l2(
-    logits_fn, x, y, learning_rate=0.1, initial_const=1.0, binary_search_steps=1, max_iterations=100
+    logits_fn, x, y, learning_rate=0.1, initial_const=1.0, binary_search_steps=1, steps=100
   )
   _check_invariants(logits_fn, x, y, cw, quantised=False)
   assert np.asarray(cw.success).mean() > 0.8

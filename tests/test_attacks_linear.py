@@ -30,7 +30,7 @@ def test_carlini_wagner_reaches_exact_minimum(batch_size, targeted):
   p = LinearProblem(batch_size, seed=batch_size)
   labels = p.near if targeted else p.labels
   r = attacks.carlini_wagner_l2(
-    p.logits_fn, p.inputs, labels, targeted=targeted, binary_search_steps=9, max_iterations=10000
+    p.logits_fn, p.inputs, labels, targeted=targeted, binary_search_steps=9, steps=10000
   )
   assert r.success.all()
   ratio = np.asarray(r.l2) / p.min_norm
@@ -49,7 +49,7 @@ def test_carlini_wagner_without_abort_spends_full_budget():
     learning_rate=0.1,
     initial_const=10.0,
     binary_search_steps=2,
-    max_iterations=50,
+    steps=50,
     abort_early=False,
   )
   np.testing.assert_array_equal(r.num_grads, 2 * 50)
@@ -75,7 +75,7 @@ def test_carlini_wagner_abort_stops_the_loop_at_the_check(abort_early):
       p.labels,
       initial_const=1e-9,  # The distance term dominates: the loss stalls at the first check.
       binary_search_steps=1,
-      max_iterations=max_iterations,
+      steps=max_iterations,
       abort_early=abort,
     )
     return int(jax.block_until_ready(r.num_grads)[0]), len(evaluations)
@@ -99,7 +99,7 @@ def test_carlini_wagner_repeat_search_at_upper_bound():
     learning_rate=0.05,
     initial_const=1.0,
     binary_search_steps=10,
-    max_iterations=100,
+    steps=100,
   )
   assert r.success.all()
   ratio = np.asarray(r.l2) / p.min_norm
@@ -127,29 +127,32 @@ def test_bounded_attacks_split_at_exact_minimum(attack):
 def test_carlini_wagner_best_const():
   """The constant reported for Fig. 2 is the one of the search step that found the point."""
   p = LinearProblem(3, seed=4)
-  kwargs = dict(learning_rate=0.1, max_iterations=100, binary_search_steps=1)  # noqa: C408
-  r, best_const = attacks.carlini_wagner_l2(
-    p.logits_fn, p.inputs, p.labels, initial_const=10.0, return_best_const=True, **kwargs
-  )
+  kwargs = dict(learning_rate=0.1, steps=100, binary_search_steps=1)  # noqa: C408
+  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, p.labels, initial_const=10.0, **kwargs)
   assert r.success.all()
-  np.testing.assert_array_equal(best_const, np.float32(10.0))
+  np.testing.assert_array_equal(r.extras['best_const'], np.float32(10.0))
+  # The deprecated flag still returns the old pair, with a warning.
+  with pytest.warns(DeprecationWarning, match='return_best_const'):
+    old, best_const = attacks.carlini_wagner_l2(
+      p.logits_fn, p.inputs, p.labels, initial_const=10.0, return_best_const=True, **kwargs
+    )
+  assert isinstance(old, attacks.AttackResult)
+  np.testing.assert_array_equal(best_const, r.extras['best_const'])
   # Far too small a constant never crosses the boundary: failures report NaN.
-  r, best_const = attacks.carlini_wagner_l2(
-    p.logits_fn, p.inputs, p.labels, initial_const=1e-9, return_best_const=True, **kwargs
-  )
+  r = attacks.carlini_wagner_l2(p.logits_fn, p.inputs, p.labels, initial_const=1e-9, **kwargs)
   assert not np.asarray(r.success).any()
-  assert np.isnan(np.asarray(best_const)).all()
+  assert np.isnan(np.asarray(r.extras['best_const'])).all()
   # With a bisection, it is one of the constants some sequence of search outcomes visits.
-  r, best_const = attacks.carlini_wagner_l2(
+  r = attacks.carlini_wagner_l2(
     p.logits_fn,
     p.inputs,
     p.labels,
     initial_const=1e-3,
     learning_rate=0.1,
-    max_iterations=100,
+    steps=100,
     binary_search_steps=4,
-    return_best_const=True,
   )
+  best_const = r.extras['best_const']
   assert r.success.all()
   visited = set()
   for outcomes in itertools.product([False, True], repeat=4):
@@ -175,7 +178,7 @@ def test_carlini_wagner_confidence_buys_exactly_that_margin():
       learning_rate=0.01,
       initial_const=1.0,
       binary_search_steps=9,
-      max_iterations=1000,
+      steps=1000,
     )
     assert r.success.all()
     ratio = np.asarray(r.l2) / ((p.min_norm * normal + kappa) / normal)
@@ -204,7 +207,7 @@ def test_carlini_wagner_adam_steps_are_the_learning_rate():
       learning_rate=learning_rate,
       initial_const=100.0,
       binary_search_steps=1,
-      max_iterations=100,
+      steps=100,
       abort_early=False,
     )
 

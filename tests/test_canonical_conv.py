@@ -57,7 +57,7 @@ def _compilers(model, shape, wrap=lambda f: f):
   runs = {
     'ddn': lambda f, x, y: attacks.ddn(f, x, y, steps=2),
     'carlini_wagner_l2': lambda f, x, y: attacks.carlini_wagner_l2(
-      f, x, y, binary_search_steps=1, max_iterations=10
+      f, x, y, binary_search_steps=1, steps=10
     ),
     'pgd_l2': lambda f, x, y: attacks.pgd_l2(f, x, y, eps=1.0, steps=2, step_size=0.1),
     'deepfool': lambda f, x, y: attacks.deepfool(f, x, y, steps=2),

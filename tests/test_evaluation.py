@@ -69,8 +69,8 @@ def test_robustness_curve_and_its_area():
     evaluation.robustness_curve(norms, [0.0, 1.0, 1.0])
   with pytest.raises(ValueError, match='strictly increasing'):
     evaluation.robustness_curve(norms, [1.0])
-  with pytest.raises(ValueError, match='NaN or negative'):
-    evaluation.robustness_curve([0.1, np.nan], [0.0, 1.0])
+  with pytest.raises(ValueError, match='got negative values'):
+    evaluation.robustness_curve([0.1, -1.0], [0.0, 1.0])
   with pytest.raises(ValueError, match='finite and >= 0'):
     evaluation.robust_accuracy(norms, [-1.0])
 

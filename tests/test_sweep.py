@@ -75,7 +75,7 @@ def test_ddn_sweep_equals_each_point_alone(digits):
 
 def test_carlini_wagner_sweep_equals_each_point_alone(digits):
   logits_fn, x, y = digits
-  static = {'binary_search_steps': [1], 'max_iterations': [20]}
+  static = {'binary_search_steps': [1], 'steps': [20]}
   grid = {'learning_rate': [0.1, 0.5], 'initial_const': [1.0, 100.0]}
   result = evaluation.sweep(attacks.carlini_wagner_l2, logits_fn, x, y, grid=grid, static=static)
   for p, point in enumerate(result.points):
@@ -105,7 +105,7 @@ def test_sharded_and_batched_sweeps_equal_the_plain_one(digits):
   jaxpr = jax.make_jaxpr(
     lambda a, b: _sweep._sweep_program(
       attacks.ddn,
-      attacks._base.as_pytree_fn(logits_fn),
+      attacks.as_pytree_fn(logits_fn),
       a,
       b,
       None,

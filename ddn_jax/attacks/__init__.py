@@ -3,16 +3,25 @@
 All attacks share one signature, ``attack(logits_fn, inputs, labels, *, targeted=False, ...)``,
 and return an :class:`AttackResult`. `ATTACKS` is the table of them all (defaults, labels,
 adv-lib counterparts), and `parse_attack` reads the ``NAME:KEY=VALUE,...`` specs of the command
-line and the experiments.
+line and the experiments. The checks, the compacting loop and the convolution rewrite the attacks
+are built from are public too, for the evaluation code, the benchmark and new attacks.
 """
 
-from ddn_jax.attacks._base import AttackResult
 from ddn_jax.attacks._canonical_conv import canonicalize_convolutions
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
+from ddn_jax.attacks._checks import (
+  as_pytree_fn,
+  check_count,
+  check_hyperparameter,
+  default_key,
+  validate_inputs,
+)
 from ddn_jax.attacks._ddn import ddn
 from ddn_jax.attacks._deepfool import deepfool
 from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
+from ddn_jax.attacks._mapping import compacting_while_loop
+from ddn_jax.attacks._numerics import LogitsFn
 from ddn_jax.attacks._pgd import pgd_l2
 from ddn_jax.attacks._projection import project_l2_ball
 from ddn_jax.attacks._registry import (
@@ -26,18 +35,25 @@ from ddn_jax.attacks._registry import (
   parse_attack,
   parse_value,
 )
+from ddn_jax.attacks._result import AttackResult
 
 __all__ = [
   'ATTACKS',
   'Attack',
   'AttackEntry',
   'AttackResult',
+  'LogitsFn',
+  'as_pytree_fn',
   'attack_help',
   'attack_label',
   'canonicalize_convolutions',
   'carlini_wagner_l2',
+  'check_count',
+  'check_hyperparameter',
+  'compacting_while_loop',
   'ddn',
   'deepfool',
+  'default_key',
   'fgm_l2',
   'fmn_l2',
   'get_attack',
@@ -46,4 +62,5 @@ __all__ = [
   'parse_value',
   'pgd_l2',
   'project_l2_ball',
+  'validate_inputs',
 ]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from ddn_jax.attacks import _base, _canonical_conv
+from ddn_jax.attacks import _canonical_conv, _checks, _mapping, _numerics, _result
 
+# Adam steps per search step when neither steps nor max_iterations is given (the original's).
+_DEFAULT_STEPS = 10000
 # Bounds of the per-example bisection on the constant, as in the original code.
 _UPPER_BOUND_INIT = 1e10
 _UPPER_BOUND_KNOWN = 1e9
@@ -70,10 +73,10 @@ def _cw_batch(
   """C&W L2 on a batch ``(N, H, W, C)``; ``abort_early`` is None, 'example' or 'batch'.
 
   The per-example code is vmapped; with the per-example abort rule, the optimisation loop drops
-  the examples that have stopped (`_base.compacting_while_loop`).
+  the examples that have stopped (`compacting_while_loop`).
   """
   one = jax.ShapeDtypeStruct(inputs.shape[1:], inputs.dtype)
-  num_classes = jax.eval_shape(_base.single_logits, logits_fn, one).shape[-1]
+  num_classes = jax.eval_shape(_numerics.single_logits, logits_fn, one).shape[-1]
   optimizer = optax.adam(learning_rate)
   check_every = max(1, max_iterations // 10)
   # After iteration 0 the loop runs whole chunks, each ending on an abort check (its last
@@ -84,12 +87,12 @@ def _cw_batch(
   def loss_fn(modifier, row):
     x_adv = (jnp.tanh(row.tanh_x + modifier) + 1) / 2
     l2_sq = jnp.sum(jnp.square(x_adv - row.x))
-    logits = _base.single_logits(logits_fn, x_adv)
+    logits = _numerics.single_logits(logits_fn, x_adv)
     onehot = jax.nn.one_hot(row.y, num_classes, dtype=row.x.dtype)
     loss = l2_sq + row.const * jnp.maximum(_margin(logits, onehot, targeted) + confidence, 0)
     # Adversarial with the confidence margin, as the original's `compare`.
     shifted = logits - confidence * onehot if targeted else logits + confidence * onehot
-    return loss, (x_adv, jnp.sqrt(l2_sq), _base.is_adversarial(shifted, row.y, targeted))
+    return loss, (x_adv, jnp.sqrt(l2_sq), _numerics.is_adversarial(shifted, row.y, targeted))
 
   grad_fn = _canonical_conv.canonicalize_convolutions(jax.value_and_grad(loss_fn, has_aux=True))
 
@@ -100,16 +103,19 @@ def _cw_batch(
     # The point was evaluated, so it counts for the best result even if the search stops here.
     adv_seen = running & adv
     better = adv_seen & (l2 < s.best_l2)
-    stepping, aborted, prev_loss = running, s.aborted, s.prev_loss
+    # A non-finite loss or gradient gives no step, and the next iteration would see the same
+    # point: the search step stops here, whatever abort_early says.
+    broken = running & ~(jnp.isfinite(loss) & _numerics.all_finite(grad))
+    stepping, aborted, prev_loss = running & ~broken, s.aborted | broken, s.prev_loss
     if abort_early:
       check = running & (s.iteration % check_every == 0)
       stall = loss > prev_loss * 0.9999
-      if abort_early == 'batch':  # Stop only when every example of the batch stalls.
-        stall = jax.lax.pmin(stall.astype(jnp.int32), _BATCH_AXIS) > 0
+      if abort_early == 'batch':  # Stop only when every example still stepping stalls.
+        stall = jax.lax.pmin((stall | ~stepping).astype(jnp.int32), _BATCH_AXIS) > 0
       stall = check & stall
       prev_loss = jnp.where(check, loss, prev_loss)
       aborted = aborted | stall
-      stepping = running & ~stall
+      stepping = stepping & ~stall
     updates, opt_state = optimizer.update(grad, s.opt_state, s.modifier)
     keep = lambda new, old: jnp.where(stepping, new, old)
     s = _SearchState(
@@ -137,7 +143,7 @@ def _cw_batch(
     rows = run(1)(rows)
     if abort_early == 'batch':  # Every example stops at the same check: nothing to drop.
       return jax.lax.while_loop(lambda r: jnp.any(running(r)), run(chunk), rows)
-    return _base.compacting_while_loop(running, run(chunk), rows)
+    return _mapping.compacting_while_loop(running, run(chunk), rows)
 
   def restart(s: _SearchState) -> _SearchState:
     """The per-example state at the start of a search step (fresh Adam, no abort)."""
@@ -217,19 +223,19 @@ def _carlini_wagner_l2(
   if abort_early == 'batch':  # The examples share the abort decision: the whole batch at once.
     adv, num_grads, best_const = batch(inputs, labels, *shared)
   else:
-    adv, num_grads, best_const = _base.map_batches(batch, (inputs, labels), shared)
+    adv, num_grads, best_const = _mapping.map_batches(batch, (inputs, labels), shared)
   # The tanh box moves even an unmodified image by ~1e-6: where the clean input is already
   # adversarial, return it exactly (norm 0, as every other minimum-norm attack does).
-  clean_adv = _base.is_adversarial(logits_fn(inputs), labels, targeted)
+  clean_adv = _numerics.is_adversarial(logits_fn(inputs), labels, targeted)
   adv = jnp.where(clean_adv[:, None, None, None], inputs, adv)
-  result = _base.finalize(
+  result = _result.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
   )
-  return result, jnp.where(result.success, best_const, jnp.nan)
+  return result._replace(extras={'best_const': jnp.where(result.success, best_const, jnp.nan)})
 
 
 def carlini_wagner_l2(
-  logits_fn: _base.LogitsFn,
+  logits_fn: _numerics.LogitsFn,
   inputs: jax.Array,
   labels: jax.Array,
   *,
@@ -238,27 +244,29 @@ def carlini_wagner_l2(
   learning_rate: float = 0.01,
   initial_const: float = 1e-3,
   binary_search_steps: int = 9,
-  max_iterations: int = 10000,
+  steps: int | None = None,
   abort_early: bool | str = True,
+  max_iterations: int | None = None,
   return_best_const: bool = False,
-) -> _base.AttackResult | tuple[_base.AttackResult, jax.Array]:
+) -> _result.AttackResult | tuple[_result.AttackResult, jax.Array]:
   """Carlini–Wagner L2 attack: minimises ``||x' - x||² + c·max(margin + κ, 0)``.
 
   The image is parametrised as ``x' = (tanh(arctanh(2x - 1) + w) + 1) / 2`` so it stays in the
-  box; ``w`` is optimised with Adam (reset at every binary-search step) for up to
-  ``max_iterations`` steps. The constant ``c`` is bisected per example: it is lowered when an
+  box; ``w`` is optimised with Adam (reset at every binary-search step) for up to ``steps``
+  steps. The constant ``c`` is bisected per example: it is lowered when an
   adversarial point was found and raised (×10 while no upper bound is known) otherwise. With
   ``abort_early``, an example stops a search step when its loss has not decreased by 0.01% since
-  the last check (every ``max_iterations // 10`` iterations), and once few examples are still
-  running they go on in a smaller batch (`_base.compacting_while_loop`), so the stopped ones cost
+  the last check (every ``steps // 10`` iterations), and once few examples are still
+  running they go on in a smaller batch (`compacting_while_loop`), so the stopped ones cost
   nothing; with ``abort_early='batch'`` the whole batch stops only when every example has stalled
   at the same check (until then all keep stepping), the rule of the original code and of
   adv-lib, so results depend on the batch. The lowest-norm adversarial point over all search
   steps is returned. With ``binary_search_steps >= 10`` the last step repeats the search at the
-  upper bound, as the original does.
+  upper bound, as the original does. A search step stops where the loss or its gradient is not
+  finite (no Adam step is taken from there), and only finite logits count as adversarial.
 
   Float hyperparameters are traced (no recompilation, ``vmap``-able); ``targeted``,
-  ``binary_search_steps``, ``max_iterations`` and ``abort_early`` are static.
+  ``binary_search_steps``, ``steps`` and ``abort_early`` are static.
 
   Args:
     logits_fn: pure function from images ``(N, H, W, C)`` in [0, 1] to logits
@@ -270,39 +278,56 @@ def carlini_wagner_l2(
     learning_rate: Adam learning rate.
     initial_const: initial trade-off constant ``c``.
     binary_search_steps: number of bisection steps on ``c``.
-    max_iterations: Adam steps per bisection step.
+    steps: Adam steps per bisection step (None: 10000, the original's).
     abort_early: ``True`` or ``'example'``: stop an example's search step when its loss stalls;
       ``'batch'``: stop the batch's search step when every example's loss stalls (the reference
-      rule); ``False``: always run ``max_iterations``.
-    return_best_const: also return, per example, the constant ``c`` of the search step that
-      found the returned point (NaN where the attack failed), as in Fig. 2 of Rony et al.
+      rule); ``False``: always run ``steps``.
+    max_iterations: the older name of ``steps``, still accepted.
+    return_best_const: deprecated; returns the pair ``(result, result.extras['best_const'])``.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` counts the Adam steps each example took. With
-    ``return_best_const``, the pair ``(result, best_const)`` with ``best_const`` ``(N,)``.
+    An :class:`AttackResult`; ``num_grads`` counts the Adam steps each example took, and
+    ``extras['best_const']`` ``(N,)`` is the constant ``c`` of the search step that found the
+    returned point (NaN where the attack failed), as in Fig. 2 of Rony et al.
+
+  Raises:
+    ValueError / TypeError: bad inputs or hyperparameters, or both ``steps`` and
+      ``max_iterations``.
 
   References:
     Carlini & Wagner, `Towards Evaluating the Robustness of Neural Networks
     <https://arxiv.org/abs/1608.04644>`_, IEEE S&P 2017.
   """
-  binary_search_steps = _base.check_count('binary_search_steps', binary_search_steps)
-  max_iterations = _base.check_count('max_iterations', max_iterations)
-  _base.check_hyperparameter('confidence', confidence, low=0)
-  _base.check_hyperparameter('learning_rate', learning_rate, low=0, low_inclusive=False)
-  _base.check_hyperparameter('initial_const', initial_const, low=0, low_inclusive=False)
+  binary_search_steps = _checks.check_count('binary_search_steps', binary_search_steps)
+  steps = _checks.renamed('steps', steps, 'max_iterations', max_iterations, _DEFAULT_STEPS)
+  steps = _checks.check_count('steps', steps)
+  _checks.check_hyperparameter('confidence', confidence, low=0)
+  _checks.check_hyperparameter('learning_rate', learning_rate, low=0, low_inclusive=False)
+  _checks.check_hyperparameter('initial_const', initial_const, low=0, low_inclusive=False)
   if not isinstance(abort_early, (bool, str)) or abort_early not in ABORT_EARLY:
     raise ValueError(f"abort_early must be True, False, 'example' or 'batch', got {abort_early!r}.")
-  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  result, best_const = _carlini_wagner_l2(
-    _base.as_pytree_fn(logits_fn),
-    inputs,
-    labels,
-    learning_rate,
-    initial_const,
-    confidence,
-    targeted=bool(targeted),
-    binary_search_steps=binary_search_steps,
-    max_iterations=max_iterations,
-    abort_early=ABORT_EARLY[abort_early],
-  )
-  return (result, best_const) if return_best_const else result
+  inputs, labels = _checks.validate_inputs(logits_fn, inputs, labels)
+  if not inputs.shape[0]:
+    result = _result.empty_result(inputs, extras=('best_const',))
+  else:
+    result = _carlini_wagner_l2(
+      _checks.as_pytree_fn(logits_fn),
+      inputs,
+      labels,
+      learning_rate,
+      initial_const,
+      confidence,
+      targeted=bool(targeted),
+      binary_search_steps=binary_search_steps,
+      max_iterations=steps,
+      abort_early=ABORT_EARLY[abort_early],
+    )
+  if return_best_const:
+    warnings.warn(
+      'carlini_wagner_l2(return_best_const=True) is deprecated: the constants are in the '
+      "result's extras['best_const'].",
+      DeprecationWarning,
+      stacklevel=2,
+    )
+    return result, result.extras['best_const']
+  return result

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ddn_jax.attacks import _base, _canonical_conv
+from ddn_jax.attacks import _canonical_conv, _checks, _mapping, _numerics, _result
 
 # Floor on a boundary normal's norm (a flat logit difference would divide by zero), and the extra
 # distance every step adds to move past the linearised boundary, as in the original code.
@@ -25,18 +25,18 @@ class _State(NamedTuple):
   x_adv: jax.Array  # (H, W, C) current point
   r_total: jax.Array  # (H, W, C) sum of the minimal steps, before overshoot and clipping
   others: jax.Array  # (candidates - 1,) int32, competing classes, fixed at the clean input
-  done: jax.Array  # bool, the current point is adversarial
+  done: jax.Array  # bool, the current point is adversarial, or no finite step leaves it
 
 
 def _step(s: _State, logits_fn, overshoot, *, candidates, levels) -> _State:
   """One DeepFool step of one example (a finished example's step is discarded by the loop)."""
-  num_classes = jax.eval_shape(_base.single_logits, logits_fn, s.x).shape[-1]
+  num_classes = jax.eval_shape(_numerics.single_logits, logits_fn, s.x).shape[-1]
   onehot_y = jax.nn.one_hot(s.y, num_classes, dtype=s.x.dtype)
 
   def linearise(x_adv, others, first):
     # One forward pass, then one backward pass per competing class (a vmapped VJP): rows are the
     # gradients of z_k - z_y, the normals of the linearised boundaries.
-    logits, vjp = jax.vjp(functools.partial(_base.single_logits, logits_fn), x_adv)
+    logits, vjp = jax.vjp(functools.partial(_numerics.single_logits, logits_fn), x_adv)
     # The competing classes are the most likely ones at the clean input (the first call).
     top = jax.lax.top_k(jnp.where(onehot_y > 0, -jnp.inf, logits), candidates - 1)[1]
     others = jnp.where(first, top, others)
@@ -46,20 +46,23 @@ def _step(s: _State, logits_fn, overshoot, *, candidates, levels) -> _State:
 
   linearise = _canonical_conv.canonicalize_convolutions(linearise)
   logits, others, diffs, normals = linearise(s.x_adv, s.others, s.steps_taken == 0)
-  adv = _base.is_adversarial(logits, s.y, False)
-  norms = jnp.maximum(jax.vmap(_base.l2_norm)(normals), _MIN_NORM)
+  adv = _numerics.is_adversarial(logits, s.y, False)
+  norms = jnp.maximum(jax.vmap(_numerics.l2_norm)(normals), _MIN_NORM)
   # Distance to each linearised boundary (diffs < 0 while not adversarial); cross the nearest.
   distances = jnp.abs(diffs) / norms + _PAST_BOUNDARY
   k = jnp.argmin(distances)
   r_total = s.r_total + (distances[k] / norms[k]) * normals[k]
-  x_new = _base.quantize(jnp.clip(s.x + (1 + overshoot) * r_total, 0, 1), levels)
-  keep = lambda new, old: jnp.where(adv, old, new)
+  x_new = _numerics.quantize(jnp.clip(s.x + (1 + overshoot) * r_total, 0, 1), levels)
+  # Non-finite logits or gradients give no step; the next one would see the same point, so the
+  # example stops there (its backward passes are counted).
+  stuck = ~adv & ~(_numerics.all_finite(logits) & _numerics.all_finite(r_total))
+  keep = lambda new, old: jnp.where(adv | stuck, old, new)
   return s._replace(
     steps_taken=s.steps_taken + jnp.where(adv, 0, 1),
     x_adv=keep(x_new, s.x_adv),
     r_total=keep(r_total, s.r_total),
     others=others,
-    done=adv,
+    done=adv | stuck,
   )
 
 
@@ -78,31 +81,31 @@ def _deepfool_batch(inputs, labels, logits_fn, overshoot, *, steps, candidates, 
   body = lambda s: jax.vmap(step, in_axes=(0, None, None))(s, logits_fn, overshoot)
   running = lambda s: ~s.done & (s.steps_taken < steps)
   # Examples need from one to ``steps`` steps: the few slow ones run in a smaller batch.
-  s = _base.compacting_while_loop(running, body, init)
+  s = _mapping.compacting_while_loop(running, body, init)
   return s.x_adv, s.steps_taken
 
 
 @functools.partial(jax.jit, static_argnames=('steps', 'candidates', 'levels'))
 def _deepfool(logits_fn, inputs, labels, overshoot, *, steps, candidates, levels):
   batch = functools.partial(_deepfool_batch, steps=steps, candidates=candidates, levels=levels)
-  adv, steps_taken = _base.map_batches(batch, (inputs, labels), (logits_fn, overshoot))
+  adv, steps_taken = _mapping.map_batches(batch, (inputs, labels), (logits_fn, overshoot))
   num_grads = steps_taken * (candidates - 1)
-  return _base.finalize(
+  return _result.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=False, keep_failed=False
   )
 
 
 def deepfool(
-  logits_fn: _base.LogitsFn,
+  logits_fn: _numerics.LogitsFn,
   inputs: jax.Array,
   labels: jax.Array,
   *,
   targeted: bool = False,
   steps: int = 100,
   overshoot: float = 0.02,
-  candidates: int = 10,
+  candidates: int | None = None,
   levels: int | None = None,
-) -> _base.AttackResult:
+) -> _result.AttackResult:
   """DeepFool L2 attack: repeatedly crosses the nearest boundary of a linearised model.
 
   The competing classes are the ``candidates - 1`` most likely classes other than the label at
@@ -112,7 +115,8 @@ def deepfool(
   ``r`` and the current point is ``clip(x + (1 + overshoot) r, 0, 1)`` (quantised to ``levels``
   grey levels if set). An example stops as soon as it is misclassified, or after ``steps`` steps;
   once few examples are still running they continue in a smaller batch
-  (`_base.compacting_while_loop`), so slow examples do not keep the whole batch busy.
+  (`compacting_while_loop`), so slow examples do not keep the whole batch busy. An example
+  whose logits or step are not finite stops where it is.
 
   ``overshoot`` is traced (new values do not recompile); ``steps``, ``candidates`` and
   ``levels`` are static.
@@ -127,6 +131,7 @@ def deepfool(
     steps: maximum number of linearisation steps per example.
     overshoot: relative overshoot of the summed perturbation past the linearised boundary.
     candidates: number of classes linearised, the label included; in ``[2, num_classes]``.
+      None (the default) means ``min(10, num_classes)``.
     levels: number of grey levels to quantise every point to; None (the original's behaviour)
       disables quantisation.
 
@@ -146,20 +151,26 @@ def deepfool(
   """
   if targeted:
     raise ValueError('deepfool is an untargeted attack; targeted=True is not supported.')
-  steps = _base.check_count('steps', steps)
-  candidates = _base.check_count('candidates', candidates, minimum=2)
+  steps = _checks.check_count('steps', steps)
+  if candidates is not None:
+    candidates = _checks.check_count('candidates', candidates, minimum=2)
   if levels is not None:
-    levels = _base.check_count('levels', levels, minimum=2)
-  _base.check_hyperparameter('overshoot', overshoot, low=0)
-  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  num_classes = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct(inputs.shape, inputs.dtype)).shape[1]
+    levels = _checks.check_count('levels', levels, minimum=2)
+  _checks.check_hyperparameter('overshoot', overshoot, low=0)
+  inputs, labels = _checks.validate_inputs(logits_fn, inputs, labels)
+  one = jax.ShapeDtypeStruct((1, *inputs.shape[1:]), inputs.dtype)
+  num_classes = jax.eval_shape(logits_fn, one).shape[1]
+  if candidates is None:
+    candidates = min(10, num_classes)
   if candidates > num_classes:
     raise ValueError(
       f'candidates must be <= num_classes = {num_classes} (the label and the classes competing '
       f'with it), got {candidates}.'
     )
+  if not inputs.shape[0]:
+    return _result.empty_result(inputs)
   return _deepfool(
-    _base.as_pytree_fn(logits_fn),
+    _checks.as_pytree_fn(logits_fn),
     inputs,
     labels,
     overshoot,

@@ -7,33 +7,33 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ddn_jax.attacks import _base
+from ddn_jax.attacks import _checks, _mapping, _numerics, _result
 
 
 def _fgm_single(x, y, logits_fn, eps, *, targeted):
-  _, g = _base.loss_and_grad_fn(logits_fn, targeted)(x, y)
-  # A zero gradient gives no direction: the example stays where it is.
-  return jnp.clip(x + eps * _base.normalize(g, jnp.zeros_like(g)), 0, 1)
+  _, g = _numerics.loss_and_grad_fn(logits_fn, targeted)(x, y)
+  # A zero or non-finite gradient gives no direction: the example stays where it is.
+  return jnp.clip(x + eps * _numerics.normalize(g, jnp.zeros_like(g)), 0, 1)
 
 
 @functools.partial(jax.jit, static_argnames=('targeted',))
 def _fgm_l2(logits_fn, inputs, labels, eps, *, targeted):
   single = functools.partial(_fgm_single, targeted=targeted)
-  adv = _base.map_examples(single, (inputs, labels), (logits_fn, eps))
+  adv = _mapping.map_examples(single, (inputs, labels), (logits_fn, eps))
   num_grads = jnp.ones(inputs.shape[:1], jnp.int32)
-  return _base.finalize(
+  return _result.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
   )
 
 
 def fgm_l2(
-  logits_fn: _base.LogitsFn,
+  logits_fn: _numerics.LogitsFn,
   inputs: jax.Array,
   labels: jax.Array,
   *,
   eps: float,
   targeted: bool = False,
-) -> _base.AttackResult:
+) -> _result.AttackResult:
   """One step of size ``eps`` along the L2-normalised gradient of the cross-entropy, clipped.
 
   ``x' = clip(x + ε ∇J / ||∇J||, 0, 1)`` (the paper's Eq. 4); targeted attacks step against the
@@ -49,12 +49,15 @@ def fgm_l2(
     targeted: make the model predict ``labels``.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is 1.
+    An :class:`AttackResult`; ``num_grads`` is 1. Where the gradient is zero or not finite the
+    example stays at its clean input.
 
   References:
     Goodfellow et al., `Explaining and Harnessing Adversarial Examples
     <https://arxiv.org/abs/1412.6572>`_, ICLR 2015; the L2 form is Eq. 4 of Rony et al. 2019.
   """
-  _base.check_hyperparameter('eps', eps, low=0)
-  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
-  return _fgm_l2(_base.as_pytree_fn(logits_fn), inputs, labels, eps, targeted=bool(targeted))
+  _checks.check_hyperparameter('eps', eps, low=0)
+  inputs, labels = _checks.validate_inputs(logits_fn, inputs, labels)
+  if not inputs.shape[0]:
+    return _result.empty_result(inputs)
+  return _fgm_l2(_checks.as_pytree_fn(logits_fn), inputs, labels, eps, targeted=bool(targeted))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddn_jax.attacks import _base, _canonical_conv
+from ddn_jax.attacks import _canonical_conv, _checks, _mapping, _numerics, _result
 
 # Floor on the gradient norm, which divides both the step and the boundary-distance estimate.
 _MIN_GRAD_NORM = 1e-12
@@ -32,14 +32,14 @@ def _fmn_single(
 
   ``start`` is None (start from ``x``) or an adversarial point to search the boundary towards.
   """
-  num_classes = jax.eval_shape(_base.single_logits, logits_fn, x).shape[-1]
+  num_classes = jax.eval_shape(_numerics.single_logits, logits_fn, x).shape[-1]
   onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
   # The loss is increased towards the boundary: the best other logit minus the label's one when
   # untargeted, the target's logit minus the best other one when targeted.
   sign = 1.0 if targeted else -1.0
 
   def loss(x_adv):
-    logits = _base.single_logits(logits_fn, x_adv)
+    logits = _numerics.single_logits(logits_fn, x_adv)
     margin = jnp.sum(logits * onehot) - jnp.max(jnp.where(onehot > 0, -jnp.inf, logits))
     return sign * margin, logits
 
@@ -51,39 +51,45 @@ def _fmn_single(
     def bisect(bounds, _):
       lower, upper = bounds
       mid = (lower + upper) / 2
-      adv = _base.is_adversarial(_base.single_logits(logits_fn, x + mid * (start - x)), y, targeted)
+      adv = _numerics.is_adversarial(
+        _numerics.single_logits(logits_fn, x + mid * (start - x)), y, targeted
+      )
       return (jnp.where(adv, lower, mid), jnp.where(adv, mid, upper)), None
 
     bounds = (jnp.zeros((), x.dtype), jnp.ones((), x.dtype))
     (_, upper), _ = jax.lax.scan(bisect, bounds, None, length=binary_search_steps)
     x_adv = x + upper * (start - x)
 
-  worst_l2 = _base.l2_norm(jnp.maximum(x, 1 - x))
+  worst_l2 = _numerics.l2_norm(jnp.maximum(x, 1 - x))
 
   def step(s: _State, schedule) -> tuple[_State, None]:
     alpha, gamma = schedule
     (value, logits), g = loss_and_grad(s.x_adv)
-    l2 = _base.l2_norm(s.x_adv - x)
-    adv = _base.is_adversarial(logits, y, targeted)
+    l2 = _numerics.l2_norm(s.x_adv - x)
+    adv = _numerics.is_adversarial(logits, y, targeted)
     better = adv & (l2 < s.best_l2)
     adv_found = s.adv_found | adv
     best_l2 = jnp.where(better, l2, s.best_l2)
-    g_norm = jnp.maximum(_base.l2_norm(g), _MIN_GRAD_NORM)
+    # A gradient that is not finite gives no step, as a zero one.
+    g = jnp.where(_numerics.all_finite(g), g, 0)
+    g_norm = jnp.maximum(_numerics.l2_norm(g), _MIN_GRAD_NORM)
     # Shrink ε while adversarial; before the first adversarial point, jump to the boundary of the
-    # loss's linearisation; after it, grow ε geometrically.
+    # loss's linearisation; after it, grow ε geometrically. Where the logits are not finite
+    # (e.g. far from the input), retreat: ε shrinks below the current norm.
     eps = jnp.where(
       adv,
       jnp.minimum(s.eps * (1 - gamma), best_l2),
       jnp.where(adv_found, s.eps * (1 + gamma), l2 + jnp.abs(value) / g_norm),
     )
+    eps = jnp.where(_numerics.all_finite(logits), eps, jnp.minimum(s.eps, l2) * (1 - gamma))
     eps = jnp.minimum(eps, worst_l2)
     delta = s.x_adv - x + alpha * g / g_norm
     if projection == 'ball':
-      delta = _base.project_ball(delta, eps)
+      delta = _numerics.project_ball(delta, eps)
     else:  # adv-lib 0.2.8 rescales onto the sphere, enlarging a short δ too.
-      delta = delta * (eps / jnp.maximum(_base.l2_norm(delta), 1e-12))
+      delta = delta * (eps / jnp.maximum(_numerics.l2_norm(delta), 1e-12))
     return _State(
-      x_adv=_base.quantize(jnp.clip(x + delta, 0, 1), levels),
+      x_adv=_numerics.quantize(jnp.clip(x + delta, 0, 1), levels),
       eps=eps,
       adv_found=adv_found,
       best_l2=best_l2,
@@ -121,8 +127,8 @@ def _fmn_l2(
   projection,
 ):
   # FMN's code anneals with t = i / steps: its last step stops short of the final value.
-  alphas = _base.cosine_schedule(steps, alpha_init, alpha_final, 'adv_lib')
-  gammas = _base.cosine_schedule(steps, gamma_init, gamma_final, 'adv_lib')
+  alphas = _numerics.cosine_schedule(steps, alpha_init, alpha_final, 'adv_lib')
+  gammas = _numerics.cosine_schedule(steps, gamma_init, gamma_final, 'adv_lib')
   single = functools.partial(
     _fmn_single,
     targeted=targeted,
@@ -130,9 +136,11 @@ def _fmn_l2(
     levels=levels,
     projection=projection,
   )
-  adv = _base.map_examples(single, (inputs, labels, starting_points), (logits_fn, alphas, gammas))
+  adv = _mapping.map_examples(
+    single, (inputs, labels, starting_points), (logits_fn, alphas, gammas)
+  )
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
-  return _base.finalize(
+  return _result.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
   )
 
@@ -149,15 +157,15 @@ def _check_starting_points(logits_fn, inputs, labels, starting_points, targeted)
       f'{starting_points.shape} {starting_points.dtype}.'
     )
   starting_points = jnp.asarray(starting_points, inputs.dtype)
-  if _base._is_concrete(starting_points) and _base._is_concrete(labels) and inputs.size:
+  if _checks.is_concrete(starting_points) and _checks.is_concrete(labels) and inputs.size:
     with jax.ensure_compile_time_eval():  # eagerly, even inside a caller's trace
-      stats = _base._input_stats(starting_points, labels)
-      adv = _base.is_adversarial(logits_fn(starting_points), labels, targeted)
+      stats = _checks.input_stats(starting_points, labels)
+      adv = _numerics.is_adversarial(logits_fn(starting_points), labels, targeted)
     lo, hi, has_nan, _, _ = jax.device_get(stats)
     if has_nan or lo < 0 or hi > 1:
       raise ValueError(f'starting_points must have pixels in [0, 1], got [{lo:g}, {hi:g}].')
     # The model's parameters may be traced (a caller's jit over them): then only the pixels.
-    if _base._is_concrete(adv) and not np.asarray(adv).all():
+    if _checks.is_concrete(adv) and not np.asarray(adv).all():
       adv = np.asarray(adv)
       raise ValueError(
         f'starting_points must all be adversarial; examples {np.flatnonzero(~adv).tolist()} '
@@ -167,7 +175,7 @@ def _check_starting_points(logits_fn, inputs, labels, starting_points, targeted)
 
 
 def fmn_l2(
-  logits_fn: _base.LogitsFn,
+  logits_fn: _numerics.LogitsFn,
   inputs: jax.Array,
   labels: jax.Array,
   *,
@@ -181,7 +189,7 @@ def fmn_l2(
   binary_search_steps: int = 10,
   levels: int | None = None,
   projection: str = 'ball',
-) -> _base.AttackResult:
+) -> _result.AttackResult:
   """Fast Minimum-Norm L2 attack: gradient steps on a logit margin inside an adaptive ε-ball.
 
   Each of the ``steps`` iterations takes one forward+backward pass of the logit margin (the best
@@ -193,7 +201,8 @@ def fmn_l2(
   of L2 size α along the normalised gradient, is projected onto the ε-ball, and ``x + δ`` is
   clipped to [0, 1] (and quantised to ``levels`` grey levels if set). α and γ are
   cosine-annealed from their initial towards their final values. The lowest-norm adversarial
-  point seen is returned.
+  point seen is returned. Where the model's logits are not finite the point is not adversarial
+  and ε shrinks below its norm; a gradient that is not finite gives no step.
 
   With ``starting_points`` (adversarial images, e.g. from another attack), the attack first
   bisects the segment from each input to its starting point for ``binary_search_steps`` steps
@@ -234,25 +243,27 @@ def fmn_l2(
     Pintor et al., `Fast Minimum-norm Adversarial Attacks through Adaptive Norm Constraints
     <https://arxiv.org/abs/2102.12827>`_, NeurIPS 2021 (Algorithm 1).
   """
-  steps = _base.check_count('steps', steps)
-  binary_search_steps = _base.check_count('binary_search_steps', binary_search_steps)
+  steps = _checks.check_count('steps', steps)
+  binary_search_steps = _checks.check_count('binary_search_steps', binary_search_steps)
   if levels is not None:
-    levels = _base.check_count('levels', levels, minimum=2)
+    levels = _checks.check_count('levels', levels, minimum=2)
   if alpha_final is None:
     alpha_final = alpha_init / 100
-  _base.check_hyperparameter('alpha_init', alpha_init, low=0, low_inclusive=False)
-  _base.check_hyperparameter('alpha_final', alpha_final, low=0)
-  _base.check_hyperparameter('gamma_init', gamma_init, low=0, high=1, low_inclusive=False)
-  _base.check_hyperparameter('gamma_final', gamma_final, low=0, high=1)
+  _checks.check_hyperparameter('alpha_init', alpha_init, low=0, low_inclusive=False)
+  _checks.check_hyperparameter('alpha_final', alpha_final, low=0)
+  _checks.check_hyperparameter('gamma_init', gamma_init, low=0, high=1, low_inclusive=False)
+  _checks.check_hyperparameter('gamma_final', gamma_final, low=0, high=1)
   if projection not in ('ball', 'sphere'):
     raise ValueError(f"projection must be 'ball' or 'sphere', got {projection!r}.")
-  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
+  inputs, labels = _checks.validate_inputs(logits_fn, inputs, labels)
+  if not inputs.shape[0]:
+    return _result.empty_result(inputs)
   if starting_points is not None:
     starting_points = _check_starting_points(
       logits_fn, inputs, labels, starting_points, bool(targeted)
     )
   return _fmn_l2(
-    _base.as_pytree_fn(logits_fn),
+    _checks.as_pytree_fn(logits_fn),
     inputs,
     labels,
     starting_points,

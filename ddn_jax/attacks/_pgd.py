@@ -7,25 +7,26 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ddn_jax.attacks import _base
+from ddn_jax.attacks import _checks, _mapping, _numerics, _result
 
 
 def _random_in_ball(key, x, eps):
   """A point uniformly distributed in the L2 ball of radius ``eps`` around 0."""
   direction_key, radius_key = jax.random.split(key)
   radius = eps * jax.random.uniform(radius_key, dtype=x.dtype) ** (1 / x.size)
-  return radius * _base.random_unit(direction_key, x)
+  return radius * _numerics.random_unit(direction_key, x)
 
 
 def _pgd_single(x, y, key, logits_fn, eps, step_size, *, targeted, steps, random_start):
-  loss_and_grad = _base.loss_and_grad_fn(logits_fn, targeted)
+  loss_and_grad = _numerics.loss_and_grad_fn(logits_fn, targeted)
   zero = jnp.zeros_like(x)
   start = jnp.clip(x + _random_in_ball(key, x, eps), 0, 1) if random_start else x
 
   def step(x_adv, _):
     _, g = loss_and_grad(x_adv, y)
-    x_adv = x_adv + step_size * _base.normalize(g, zero)
-    return jnp.clip(x + _base.project_ball(x_adv - x, eps), 0, 1), None
+    # A zero or non-finite gradient gives no step.
+    x_adv = x_adv + step_size * _numerics.normalize(g, zero)
+    return jnp.clip(x + _numerics.project_ball(x_adv - x, eps), 0, 1), None
 
   return jax.lax.scan(step, start, None, length=steps)[0]
 
@@ -34,15 +35,15 @@ def _pgd_single(x, y, key, logits_fn, eps, step_size, *, targeted, steps, random
 def _pgd_l2(logits_fn, inputs, labels, key, eps, step_size, *, targeted, steps, random_start):
   single = functools.partial(_pgd_single, targeted=targeted, steps=steps, random_start=random_start)
   keys = jax.random.split(key, inputs.shape[0])
-  adv = _base.map_examples(single, (inputs, labels, keys), (logits_fn, eps, step_size))
+  adv = _mapping.map_examples(single, (inputs, labels, keys), (logits_fn, eps, step_size))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
-  return _base.finalize(
+  return _result.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
   )
 
 
 def pgd_l2(
-  logits_fn: _base.LogitsFn,
+  logits_fn: _numerics.LogitsFn,
   inputs: jax.Array,
   labels: jax.Array,
   *,
@@ -52,13 +53,14 @@ def pgd_l2(
   random_start: bool = True,
   key: jax.Array | None = None,
   targeted: bool = False,
-) -> _base.AttackResult:
+) -> _result.AttackResult:
   """Projected gradient ascent of the cross-entropy inside the L2 ball of radius ``eps``.
 
   Starts from a point drawn uniformly in the ball (``random_start``) or from the input, then
   takes ``steps`` steps of L2 size ``step_size`` along the normalised gradient, each followed by
   projection onto the ball and clipping to [0, 1]. A bounded attack: the last iterate is
-  returned whether or not it is adversarial, and ``success`` says which ones are.
+  returned whether or not it is adversarial (the clean input if the model's logits there are
+  not finite), and ``success`` says which ones are. A zero or non-finite gradient gives no step.
 
   Args:
     logits_fn: pure function from images ``(N, H, W, C)`` in [0, 1] to logits
@@ -69,7 +71,7 @@ def pgd_l2(
     steps: number of gradient steps (static).
     step_size: L2 length of each step (traced).
     random_start: start from a uniform random point in the ball.
-    key: PRNG key for the random start.
+    key: PRNG key (``jax.random.key``) for the random start.
     targeted: make the model predict ``labels``.
 
   Returns:
@@ -79,15 +81,18 @@ def pgd_l2(
     Madry et al., `Towards Deep Learning Models Resistant to Adversarial Attacks
     <https://arxiv.org/abs/1706.06083>`_, ICLR 2018.
   """
-  steps = _base.check_count('steps', steps)
-  _base.check_hyperparameter('eps', eps, low=0)
-  _base.check_hyperparameter('step_size', step_size, low=0)
-  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
+  steps = _checks.check_count('steps', steps)
+  _checks.check_hyperparameter('eps', eps, low=0)
+  _checks.check_hyperparameter('step_size', step_size, low=0)
+  key = _checks.default_key(key)
+  inputs, labels = _checks.validate_inputs(logits_fn, inputs, labels)
+  if not inputs.shape[0]:
+    return _result.empty_result(inputs)
   return _pgd_l2(
-    _base.as_pytree_fn(logits_fn),
+    _checks.as_pytree_fn(logits_fn),
     inputs,
     labels,
-    _base.default_key(key),
+    key,
     eps,
     step_size,
     targeted=bool(targeted),

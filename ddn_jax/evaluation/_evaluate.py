@@ -29,7 +29,8 @@ class AttackEvaluation:
 
   Attributes:
     name: the attack's name (the row label).
-    success: ``(N,)`` bool, whether the example was made adversarial.
+    success: ``(N,)`` bool, whether the example was made adversarial; always False where
+      ``model_finite`` is (set so on construction).
     l2: ``(N,)`` float64 norm of the returned perturbation (for a failure: whatever the attack
       returned, e.g. 0 for a minimum-norm attack that resets to the clean image).
     num_grads: ``(N,)`` int64 gradient evaluations spent on the example.
@@ -41,6 +42,10 @@ class AttackEvaluation:
     batch_size: examples per attack call.
     num_devices: devices each batch was split over (1 without a mesh).
     adv: ``(N, H, W, C)`` float32 adversarial images, if kept.
+    model_finite: ``(N,)`` bool, whether the model's logits at the clean image are all finite
+      (`ddn_jax.attacks.AttackResult.model_finite`; None when constructing: all finite).
+      Where they are not, the example is neither a success nor robust (its ``norms`` is NaN),
+      and the summary counts it in ``num_nonfinite``.
     summary: the :class:`AttackSummary` of these arrays (computed, not passed).
   """
 
@@ -54,24 +59,32 @@ class AttackEvaluation:
   batch_size: int
   num_devices: int
   adv: np.ndarray | None = None
+  model_finite: np.ndarray | None = None
   summary: AttackSummary = dataclasses.field(init=False)
 
   def __post_init__(self):
+    success = np.asarray(self.success, bool)
+    finite = np.ones_like(success) if self.model_finite is None else self.model_finite
     summary = summary_from_arrays(
-      self.success,
+      success,
       self.l2,
       self.worst_l2,
       self.num_grads,
       attack=self.name,
       seconds=self.seconds,
       first_batch_seconds=self.first_batch_seconds,
+      model_finite=finite,
     )
+    finite = np.asarray(finite, bool)
+    object.__setattr__(self, 'model_finite', finite)
+    object.__setattr__(self, 'success', success & finite)
     object.__setattr__(self, 'summary', summary)
 
   @property
   def norms(self) -> np.ndarray:
-    """``(N,)`` minimal adversarial norms: ``l2`` where successful, ``inf`` where not."""
-    return np.where(self.success, self.l2, np.inf)
+    """``(N,)`` minimal adversarial norms: ``l2`` where successful, ``inf`` where not, NaN
+    where the model's logits at the clean image are not finite (there is no norm to give)."""
+    return np.where(self.model_finite, np.where(self.success, self.l2, np.inf), np.nan)
 
 
 def _bound_keywords(attack: Attack) -> dict[str, Any]:
@@ -112,7 +125,7 @@ def check_dataset(images: Any, labels: Any, batch_size: Any) -> tuple[np.ndarray
     )
   if not len(images):
     raise ValueError('Cannot evaluate an attack on 0 images.')
-  attacks._base.check_count('batch_size', batch_size)
+  attacks.check_count('batch_size', batch_size)
   return images, labels
 
 
@@ -142,7 +155,7 @@ def run_batches(
     if isinstance(logits_fn, jax.tree_util.Partial):  # parameters on every device of the mesh
       logits_fn = replicate(logits_fn, mesh)
   n = len(image_index)
-  outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': []}
+  outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': [], 'finite': []}
   start_time = time.perf_counter()
   first_batch_seconds = None
   with tqdm.tqdm(total=n, desc=name, unit='example', disable=not progress) as bar:
@@ -162,6 +175,10 @@ def run_batches(
       values = jax.device_get(tuple(getattr(result, f) for f in fields))
       for field, value in zip(fields, values):
         outputs[field].append(np.asarray(value)[:count])
+      finite = getattr(result, 'model_finite', None)  # None: a result built by hand
+      outputs['finite'].append(
+        np.ones(count, bool) if finite is None else np.asarray(finite)[:count]
+      )
       outputs['worst_l2'].append(worst_case_l2(images[image_index[rows[:count]]]))
       if first_batch_seconds is None:
         first_batch_seconds = time.perf_counter() - start_time
@@ -178,6 +195,7 @@ def run_batches(
     batch_size=batch_size,
     num_devices=num_devices,
     adv=np.concatenate(outputs['adv']) if keep_adv else None,
+    model_finite=np.concatenate(outputs['finite']).astype(bool),
   )
 
 
@@ -229,7 +247,9 @@ def evaluate_attack(
     progress: show a progress bar.
 
   Returns:
-    An :class:`AttackEvaluation`.
+    An :class:`AttackEvaluation`. Examples where the model's logits at the clean image are
+    not finite count as failures, never as successes, and are counted in
+    ``summary.num_nonfinite``.
 
   Raises:
     ValueError: mismatched lengths, no images, a batch size that does not split over the
@@ -261,7 +281,7 @@ def combine_best(evaluations: Sequence[AttackEvaluation], *, name: str = 'All') 
 
   An example succeeds if any attack succeeded on it; its ``l2`` (and ``adv``) are those of the
   successful attack with the smallest norm, the first attack's where all failed (ties go to
-  the earlier attack). ``num_grads``, ``seconds`` and ``first_batch_seconds`` are the sums
+  the earlier attack). The model is non-finite at an example if any evaluation says so. ``num_grads``, ``seconds`` and ``first_batch_seconds`` are the sums
   over the attacks, the cost of running them all.
 
   Args:
@@ -292,7 +312,9 @@ def combine_best(evaluations: Sequence[AttackEvaluation], *, name: str = 'All') 
         f'Evaluations {first.name!r} and {e.name!r} were run on different images (their '
         'distances to the grey image differ).'
       )
+  # NaN norms (a non-finite model) are failures here; model_finite marks those examples.
   norms = np.stack([e.norms for e in evaluations])
+  norms = np.where(np.isnan(norms), np.inf, norms)
   best = np.argmin(norms, axis=0)  # the first attack where every one failed (all inf)
   examples = np.arange(len(best))
 
@@ -311,6 +333,7 @@ def combine_best(evaluations: Sequence[AttackEvaluation], *, name: str = 'All') 
     batch_size=first.batch_size,
     num_devices=first.num_devices,
     adv=pick('adv') if keep_adv else None,
+    model_finite=np.all([e.model_finite for e in evaluations], axis=0),
   )
 
 
@@ -341,7 +364,7 @@ def minimal_norms(
 
   Returns:
     ``(N,)`` float64 norms: 0 where the clean image is misclassified, ``inf`` where DDN found
-    no adversarial example.
+    no adversarial example, NaN where the model's logits at the clean image are not finite.
 
   References:
     Rony et al., 2019, Section 6.

@@ -22,20 +22,27 @@ class RobustnessCurve:
       in [0, 1] and independent of the grid points in between (not a trapezoid over them). It
       is the mean over examples of ``(clip(norm, e0, e1) - e0) / (e1 - e0)``.
     num_examples: ``N``.
+    num_nonfinite: examples with a NaN norm (the model's logits at the clean image are not
+      finite): never robust, not even at ε = 0, where the curve is the clean accuracy; they
+      count 0 in the area.
   """
 
   epsilons: np.ndarray
   accuracy: np.ndarray
   area: float
   num_examples: int
+  num_nonfinite: int = 0
 
 
 def _check_norms(norms: Any) -> np.ndarray:
   norms = np.asarray(norms, np.float64)
   if norms.ndim != 1 or not len(norms):
     raise ValueError(f'norms must have shape (N,) with N >= 1, got shape {norms.shape}.')
-  if np.isnan(norms).any() or (norms < 0).any():
-    raise ValueError('norms must be >= 0 (inf for a failed attack), got NaN or negative values.')
+  if (norms < 0).any():
+    raise ValueError(
+      'norms must be >= 0 (inf for a failed attack, NaN for a non-finite model), got negative '
+      'values.'
+    )
   return norms
 
 
@@ -49,7 +56,7 @@ def _check_epsilons(epsilons: Any) -> np.ndarray:
 
 
 def _accuracy(norms: np.ndarray, epsilons: np.ndarray) -> np.ndarray:
-  # An adversarial example at exactly ε is within the budget.
+  # An adversarial example at exactly ε is within the budget; a NaN norm is never robust.
   return np.mean(norms[None, :] > epsilons[:, None], axis=1)
 
 
@@ -61,7 +68,8 @@ def robust_accuracy(norms: Any, epsilons: Sequence[float]) -> dict[float, float]
 
   Args:
     norms: ``(N,)`` minimal adversarial norms (0 for a misclassified example, ``inf`` where the
-      attack failed), e.g. from `minimal_norms` or ``AttackEvaluation.norms``.
+      attack failed, NaN where the model's logits at the clean image are not finite: never
+      robust), e.g. from `minimal_norms` or ``AttackEvaluation.norms``.
     epsilons: the budgets ε.
 
   Returns:
@@ -79,7 +87,8 @@ def robustness_curve(norms: Any, epsilons: Sequence[float]) -> RobustnessCurve:
   """Robust accuracy over a grid of ε and its normalised area (see `RobustnessCurve`).
 
   Args:
-    norms: ``(N,)`` minimal adversarial norms, e.g. ``combine_best(...).norms``.
+    norms: ``(N,)`` minimal adversarial norms, e.g. ``combine_best(...).norms``; NaN (a
+      non-finite model) is never robust and is counted in ``num_nonfinite``.
     epsilons: at least two strictly increasing budgets; the area is over their range.
 
   Returns:
@@ -94,10 +103,12 @@ def robustness_curve(norms: Any, epsilons: Sequence[float]) -> RobustnessCurve:
       f'epsilons must be at least two strictly increasing budgets, got {epsilons.tolist()}.'
     )
   low, high = epsilons[0], epsilons[-1]
-  area = float(np.mean((np.clip(norms, low, high) - low) / (high - low)))
+  nonfinite = np.isnan(norms)
+  area = float(np.mean((np.clip(np.where(nonfinite, low, norms), low, high) - low) / (high - low)))
   return RobustnessCurve(
     epsilons=epsilons,
     accuracy=_accuracy(norms, epsilons),
     area=area,
     num_examples=len(norms),
+    num_nonfinite=int(nonfinite.sum()),
   )

@@ -15,13 +15,16 @@ class AttackSummary:
   Attributes:
     attack: the attack's name.
     num_examples: examples attacked.
-    success_rate: fraction of examples made adversarial.
+    success_rate: fraction of examples made adversarial; an example where the model's logits
+      at the clean image are not finite never is (it counts as a failure).
     mean_l2: mean L2 norm over the successful examples (NaN if none).
     median_l2: median L2 over all examples, a failure counting as the worst case: the
       distance from the image to a uniform grey image.
     mean_grads: mean gradient evaluations per example.
     seconds: total wall time of the attack, if measured.
     first_batch_seconds: wall time of the first batch, compilation included, if measured.
+    num_nonfinite: examples where the model's logits at the clean image are not finite
+      (`AttackResult.model_finite`); a broken model shows here, not as a success.
   """
 
   attack: str
@@ -32,6 +35,7 @@ class AttackSummary:
   mean_grads: float
   seconds: float | None = None
   first_batch_seconds: float | None = None
+  num_nonfinite: int = 0
 
 
 def worst_case_l2(images: Any) -> np.ndarray:
@@ -56,7 +60,7 @@ def summarize(
 
   Args:
     result: anything with per-example ``success``, ``l2`` and ``num_grads`` ``(N,)``, e.g. an
-      `ddn_jax.attacks.AttackResult`.
+      `ddn_jax.attacks.AttackResult` (its ``model_finite`` is used if set).
     inputs: the attacked images, uint8 or float in [0, 1]; they set the worst case.
     attack: the row's name.
     seconds: wall time, if measured.
@@ -71,6 +75,7 @@ def summarize(
     result.num_grads,
     attack=attack,
     seconds=seconds,
+    model_finite=getattr(result, 'model_finite', None),
   )
 
 
@@ -83,20 +88,28 @@ def summary_from_arrays(
   attack: str,
   seconds: float | None = None,
   first_batch_seconds: float | None = None,
+  model_finite: Any = None,
 ) -> AttackSummary:
-  """The summary of per-example ``(N,)`` arrays; ``worst_l2`` replaces ``l2`` for failures."""
+  """The summary of per-example ``(N,)`` arrays; ``worst_l2`` replaces ``l2`` for failures.
+
+  ``model_finite`` (None: all True) says where the model's logits at the clean image are
+  finite; elsewhere an example counts as a failure, and as one of ``num_nonfinite``.
+  """
   success = np.asarray(success, bool)
   l2 = np.asarray(l2, np.float64)
   worst_l2 = np.asarray(worst_l2, np.float64)
   num_grads = np.asarray(num_grads)
-  shapes = {a.shape for a in (success, l2, worst_l2, num_grads)}
+  model_finite = np.ones_like(success) if model_finite is None else np.asarray(model_finite, bool)
+  shapes = {a.shape for a in (success, l2, worst_l2, num_grads, model_finite)}
   if len(shapes) != 1 or len(success.shape) != 1:
     raise ValueError(
-      'success, l2, worst_l2 and num_grads must all have shape (N,), got shapes '
-      f'{success.shape}, {l2.shape}, {worst_l2.shape} and {num_grads.shape}.'
+      'success, l2, worst_l2, num_grads and model_finite must all have shape (N,), got shapes '
+      f'{success.shape}, {l2.shape}, {worst_l2.shape}, {num_grads.shape} and '
+      f'{model_finite.shape}.'
     )
   if not len(success):
     raise ValueError(f'Cannot summarise {attack!r} over 0 examples.')
+  success = success & model_finite
   return AttackSummary(
     attack=attack,
     num_examples=len(success),
@@ -106,4 +119,5 @@ def summary_from_arrays(
     mean_grads=float(num_grads.mean()),
     seconds=None if seconds is None else float(seconds),
     first_batch_seconds=None if first_batch_seconds is None else float(first_batch_seconds),
+    num_nonfinite=int(np.sum(~model_finite)),
   )

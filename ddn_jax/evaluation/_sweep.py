@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ddn_jax.attacks import _base
+from ddn_jax import attacks
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
 from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
@@ -39,10 +40,13 @@ class SweepResult:
     attack: the attack's name.
     points: ``P`` dicts, the hyperparameters of each point (grid and static ones).
     l2: ``(P, N)`` L2 norm of each example's perturbation at each point.
-    success: ``(P, N)`` bool, whether the example was made adversarial.
+    success: ``(P, N)`` bool, whether the example was made adversarial; never where the
+      model's logits at the clean image are not finite.
     num_grads: ``(P, N)`` int, gradient evaluations spent on the example.
-    summaries: ``P`` :class:`AttackSummary` (success rate, mean and median L2, gradients).
+    summaries: ``P`` :class:`AttackSummary` (success rate, mean and median L2, gradients,
+      non-finite examples).
     seconds: wall time of the whole sweep, compilation included.
+    model_finite: ``(P, N)`` bool, whether the model's logits at the clean image are finite.
   """
 
   attack: str
@@ -52,6 +56,7 @@ class SweepResult:
   num_grads: np.ndarray
   summaries: tuple[AttackSummary, ...]
   seconds: float
+  model_finite: np.ndarray | None = None
 
   def rows(self) -> list[dict[str, Any]]:
     """One dict per point for a results table: its hyperparameters, then its summary."""
@@ -62,6 +67,7 @@ class SweepResult:
         'mean_l2': s.mean_l2,
         'median_l2': s.median_l2,
         'mean_grads': s.mean_grads,
+        'num_nonfinite': s.num_nonfinite,
       }
       for point, s in zip(self.points, self.summaries)
     ]
@@ -121,7 +127,9 @@ def _grid_by_examples(attack, static, targeted, logits_fn, inputs, labels, keys,
   def one(point, x, y, key):
     kwargs = {**static, **point} if key is None else {**static, **point, 'key': key}
     result = attack(logits_fn, x[None], y[None], targeted=targeted, **kwargs)
-    return result.l2[0], result.success[0], result.num_grads[0]
+    finite = getattr(result, 'model_finite', None)  # None: a result built by hand
+    finite = jnp.ones((), bool) if finite is None else finite[0]
+    return result.l2[0], result.success[0], result.num_grads[0], finite
 
   per_example = jax.vmap(one, in_axes=(None, 0, 0, 0))
   return jax.vmap(per_example, in_axes=(0, None, None, None))(grid, inputs, labels, keys)
@@ -153,8 +161,8 @@ def _chunks(num_examples: int, batch_size: int | None, multiple: int) -> tuple[i
 
 
 def sweep(
-  attack: Callable[..., _base.AttackResult],
-  logits_fn: _base.LogitsFn,
+  attack: Callable[..., attacks.AttackResult],
+  logits_fn: attacks.LogitsFn,
   inputs: Any,
   labels: Any,
   *,
@@ -199,8 +207,8 @@ def sweep(
 
   Raises:
     ValueError / TypeError: an unknown hyperparameter, a static one in ``grid``, an empty or
-      non-sequence list of values, a value the attack rejects, bad inputs, or a mesh without a
-      ``'data'`` axis.
+      non-sequence list of values, a value the attack rejects, bad inputs (or none), or a mesh
+      without a ``'data'`` axis.
 
   References:
     Rony et al., CVPR 2019, Section 4 (the grid search over C&W's learning rate and constant).
@@ -212,13 +220,15 @@ def sweep(
   grid_values = {name: _values('grid', name, v) for name, v in grid.items()}
   static_values = {name: _values('static', name, v) for name, v in static.items()}
   if batch_size is not None:
-    batch_size = _base.check_count('batch_size', batch_size)
+    batch_size = attacks.check_count('batch_size', batch_size)
   takes_key = 'key' in inspect.signature(attack).parameters
   if key is not None and not takes_key:
     raise ValueError(f'{attack_name} takes no key.')
-  inputs, labels = _base.validate_inputs(logits_fn, inputs, labels)
+  inputs, labels = attacks.validate_inputs(logits_fn, inputs, labels)
+  if not len(inputs):
+    raise ValueError(f'Cannot sweep {attack_name} over 0 examples.')
   inputs, labels = np.asarray(inputs), np.asarray(labels)
-  logits_fn = _base.as_pytree_fn(logits_fn)
+  logits_fn = attacks.as_pytree_fn(logits_fn)
 
   grid_points = [dict(zip(grid_values, v)) for v in itertools.product(*grid_values.values())]
   static_points = [dict(zip(static_values, v)) for v in itertools.product(*static_values.values())]
@@ -245,7 +255,7 @@ def sweep(
   }
   keys = None
   if takes_key:  # per example, so neither batching nor sharding changes any example's result
-    base_key = _base.default_key(key)
+    base_key = attacks.default_key(key)
     keys = jax.vmap(functools.partial(jax.random.fold_in, base_key))(np.arange(len(inputs)))
 
   start = time.perf_counter()
@@ -270,11 +280,14 @@ def sweep(
     outputs.append([np.concatenate(a, axis=1)[:, : len(inputs)] for a in zip(*per_call)])
   seconds = time.perf_counter() - start
 
-  l2, success, num_grads = (np.concatenate(a) for a in zip(*outputs))
+  l2, success, num_grads, finite = (np.concatenate(a) for a in zip(*outputs))
   points = tuple({**s, **g} for s in static_points for g in grid_points)
   worst_l2 = worst_case_l2(inputs)
   summaries = tuple(
-    summary_from_arrays(success[p], l2[p], worst_l2, num_grads[p], attack=attack_name)
+    summary_from_arrays(
+      success[p], l2[p], worst_l2, num_grads[p], attack=attack_name, model_finite=finite[p]
+    )
     for p in range(len(points))
   )
-  return SweepResult(attack_name, points, l2, success, num_grads, summaries, seconds)
+  success = success & finite
+  return SweepResult(attack_name, points, l2, success, num_grads, summaries, seconds, finite)

@@ -29,7 +29,8 @@ class TargetedEvaluation:
     pairs: the :class:`AttackEvaluation` over all pairs; its summary is the average case.
     least_likely: an :class:`AttackEvaluation` over the ``N`` images: per image, its worst
       pair, i.e. the first target the attack failed on if any, else the target with the
-      largest norm; it succeeds only if every target of the image succeeded. Its arrays
+      largest norm; it succeeds only if every target of the image succeeded (never where the
+      model's logits at the image are not finite). Its arrays
       (``l2``, ``num_grads``, ``adv``) are those of that pair, and its times those of all pairs;
       its summary is the least-likely case.
     least_likely_target: ``(N,)`` the target class of each image's worst pair.
@@ -61,7 +62,7 @@ def target_classes(
     Rony et al., 2019, Section 4, after Carlini and Wagner, 2017.
   """
   labels = np.asarray(labels)
-  num_classes = attacks._base.check_count('num_classes', num_classes, minimum=2)
+  num_classes = attacks.check_count('num_classes', num_classes, minimum=2)
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
     raise ValueError(f'labels must be (N,) integers, got shape {labels.shape}.')
   if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
@@ -71,7 +72,7 @@ def target_classes(
   others = np.arange(num_classes)[None, :] != labels[:, None]
   if num_targets is None:
     return np.nonzero(others)[1].reshape(len(labels), num_classes - 1)
-  num_targets = attacks._base.check_count('num_targets', num_targets)
+  num_targets = attacks.check_count('num_targets', num_targets)
   if num_targets > num_classes - 1:
     raise ValueError(
       f'num_targets must be at most num_classes - 1 = {num_classes - 1}, got {num_targets}.'
@@ -145,7 +146,8 @@ def evaluate_targeted(
     keep_adv=keep_adv,
     progress=progress,
   )
-  # Per image the worst pair: a failure (inf) first, then the largest norm.
+  # Per image the worst pair: a non-finite model (NaN) or a failure (inf) first, then the
+  # largest norm.
   worst = np.argmax(pairs.norms.reshape(num_images, per_image), axis=1)
   chosen = np.arange(num_images) * per_image + worst
   least_likely = AttackEvaluation(
@@ -159,6 +161,7 @@ def evaluate_targeted(
     batch_size=pairs.batch_size,
     num_devices=pairs.num_devices,
     adv=None if pairs.adv is None else pairs.adv[chosen],
+    model_finite=pairs.model_finite.reshape(num_images, per_image).all(axis=1),
   )
   return TargetedEvaluation(
     image_index=image_index,

@@ -92,18 +92,40 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 def _rows(obj: Any) -> list[dict[str, Any]]:
   if isinstance(obj, evaluation.AttackEvaluation):
+    columns = (obj.success, obj.l2, obj.num_grads, obj.worst_l2, obj.model_finite)
     return [
-      {'attack': obj.name, 'example': i, 'success': s, 'l2': l2, 'num_grads': g, 'worst_l2': w}
-      for i, (s, l2, g, w) in enumerate(
-        zip(*(a.tolist() for a in (obj.success, obj.l2, obj.num_grads, obj.worst_l2)))
-      )
+      {
+        'attack': obj.name,
+        'example': i,
+        'success': s,
+        'l2': l2,
+        'num_grads': g,
+        'worst_l2': w,
+        'model_finite': f,
+      }
+      for i, (s, l2, g, w, f) in enumerate(zip(*(a.tolist() for a in columns)))
     ]
   if isinstance(obj, evaluation.TargetedEvaluation):
     pairs = obj.pairs
-    columns = (obj.image_index, obj.target, pairs.success, pairs.l2, pairs.num_grads)
+    columns = (
+      obj.image_index,
+      obj.target,
+      pairs.success,
+      pairs.l2,
+      pairs.num_grads,
+      pairs.model_finite,
+    )
     return [
-      {'attack': pairs.name, 'image': i, 'target': t, 'success': s, 'l2': l2, 'num_grads': g}
-      for i, t, s, l2, g in zip(*(a.tolist() for a in columns))
+      {
+        'attack': pairs.name,
+        'image': i,
+        'target': t,
+        'success': s,
+        'l2': l2,
+        'num_grads': g,
+        'model_finite': f,
+      }
+      for i, t, s, l2, g, f in zip(*(a.tolist() for a in columns))
     ]
   if isinstance(obj, evaluation.RobustnessCurve):
     return [
@@ -139,8 +161,9 @@ def write_csv(path: str | os.PathLike[str], rows: Any) -> None:
 
   - `AttackSummary` (or any dataclass or mapping of scalars): one row;
   - `AttackEvaluation`: one row per example (attack, example, success, l2, num_grads,
-    worst_l2);
-  - `TargetedEvaluation`: one row per pair (attack, image, target, success, l2, num_grads);
+    worst_l2, model_finite);
+  - `TargetedEvaluation`: one row per pair (attack, image, target, success, l2, num_grads,
+    model_finite);
   - `RobustnessCurve`: one row per ε (epsilon, robust_accuracy);
   - `SweepResult`: one row per grid point (attack, its hyperparameters, its summary).
 

@@ -88,7 +88,9 @@ def attack_table(rows: Sequence[evaluation.AttackSummary | evaluation.AttackEval
   """Table 1 of the paper: Attack, Success (%), Mean L2, Median L2, #Grads, Run-time (s).
 
   An undefined mean L2 (no success) or an unmeasured run-time is shown as ``–``. Give the
-  "All" row as a row of its own (`ddn_jax.evaluation.combine_best`).
+  "All" row as a row of its own (`ddn_jax.evaluation.combine_best`). If any row has examples
+  where the model's logits at the clean image are not finite (never counted as successes), a
+  last column, Non-finite, counts them.
 
   Args:
     rows: summaries, or evaluations (their ``summary`` is used).
@@ -97,8 +99,10 @@ def attack_table(rows: Sequence[evaluation.AttackSummary | evaluation.AttackEval
     Rony et al., 2019, Table 1.
   """
   summaries = [_summary(row) for row in rows]
+  nonfinite = any(s.num_nonfinite for s in summaries)
   return markdown_table(
-    ['Attack', *_SUMMARY_HEADER], [[s.attack, *_summary_cells(s)] for s in summaries]
+    ['Attack', *_SUMMARY_HEADER, *(['Non-finite'] if nonfinite else [])],
+    [[s.attack, *_summary_cells(s), *([s.num_nonfinite] if nonfinite else [])] for s in summaries],
   )
 
 

@@ -40,7 +40,7 @@ Adversary = Callable[[LogitsFn, jax.Array, jax.Array, jax.Array], AdversaryResul
 
 
 def _ddn_adversary(logits_fn, images, labels, key, *, eps, levels, **ddn_kwargs) -> AdversaryResult:
-  # Unprojected, so that the minimal norm can be logged; then projected as `ddn(max_norm=eps)`
+  # Unprojected, so that the minimal norm can be logged; then projected as `ddn(eps=eps)`
   # does, with the same rounding onto the grey-level grid.
   result = attacks.ddn(logits_fn, images, labels, levels=levels, key=key, **ddn_kwargs)
   adv = attacks.project_l2_ball(images, result.adv, eps, levels=levels)

@@ -1,0 +1,98 @@
+"""What every attack returns, and the final check that assembles it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ddn_jax.attacks._numerics import LogitsFn, all_finite, batch_l2_norm, is_adversarial
+
+
+class AttackResult(NamedTuple):
+  """What every attack returns; all fields are batched along the first axis.
+
+  Attributes:
+    adv: ``(N, H, W, C)`` adversarial images, finite and in ``[0, 1]``. Minimum-norm attacks
+      return the clean input for an example they failed on. Bounded attacks (FGM, PGD, DDN with
+      ``eps``) return their point in the ε-ball whether or not it is adversarial, since that
+      point is what adversarial training uses, except where the model's logits there are not
+      finite: then the clean input. ``success`` says which ones are adversarial.
+    l2: ``(N,)`` L2 norm of ``adv - inputs``, computed from the returned ``adv``.
+    success: ``(N,)`` bool, whether ``logits_fn(adv)`` is adversarial (all logits finite, and
+      misclassified, or classified as the target when ``targeted``), re-checked on the returned
+      ``adv``.
+    num_grads: ``(N,)`` int32, gradient evaluations (forward+backward passes) the algorithm
+      spent on each example.
+    model_finite: ``(N,)`` bool, whether the model's logits at the clean input are all finite
+      (None for a result built by hand: taken as all finite). Where they are not, the model
+      has no prediction to attack: evaluations report these examples and count none of them
+      as a success, nor as correct.
+    extras: attack-specific ``(N,)`` outputs by name, e.g. C&W's ``'best_const'``; empty for
+      most attacks.
+  """
+
+  adv: jax.Array
+  l2: jax.Array
+  success: jax.Array
+  num_grads: jax.Array
+  model_finite: jax.Array | None = None
+  extras: dict[str, jax.Array] = {}  # noqa: RUF012 (never mutated; attacks pass their own)
+
+
+def finalize(
+  logits_fn: LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  adv: jax.Array,
+  num_grads: jax.Array,
+  *,
+  targeted: bool,
+  keep_failed: bool,
+  extras: dict[str, jax.Array] | None = None,
+) -> AttackResult:
+  """Re-checks ``adv`` on the model and assembles the batched :class:`AttackResult`.
+
+  A non-finite image is replaced by the clean input before the check, so no attack returns
+  one, and success needs finite logits (`is_adversarial`).
+
+  Args:
+    keep_failed: bounded attacks keep a non-adversarial point (not one where the model's
+      logits are non-finite); minimum-norm attacks reset a failed example to its clean input.
+    extras: attack-specific per-example outputs for `AttackResult.extras`.
+  """
+  clean_logits = logits_fn(inputs)
+  adv_logits = logits_fn(adv)
+  l2 = batch_l2_norm(adv - inputs)
+  finite_image = jnp.isfinite(l2)  # a non-finite pixel makes the norm non-finite
+  success = finite_image & is_adversarial(adv_logits, labels, targeted)
+  if keep_failed:
+    keep = finite_image & all_finite(adv_logits, axis=-1)
+    success = jnp.where(keep, success, is_adversarial(clean_logits, labels, targeted))
+  else:
+    keep = success
+  # The clean input where the attack's point is not kept: its norm is exactly 0.
+  adv = jnp.where(keep[:, None, None, None], adv, inputs)
+  return AttackResult(
+    adv=adv,
+    l2=jnp.where(keep, l2, 0),
+    success=success,
+    num_grads=num_grads.astype(jnp.int32),
+    model_finite=all_finite(clean_logits, axis=-1),
+    extras={} if extras is None else extras,
+  )
+
+
+def empty_result(inputs: jax.Array, extras: Sequence[str] = ()) -> AttackResult:
+  """The result of an attack on an empty batch ``(0, H, W, C)``: no model call at all."""
+  zeros = lambda dtype: jnp.zeros((0,), dtype)
+  return AttackResult(
+    adv=inputs,
+    l2=zeros(inputs.dtype),
+    success=zeros(bool),
+    num_grads=zeros(jnp.int32),
+    model_finite=zeros(bool),
+    extras={name: zeros(inputs.dtype) for name in extras},
+  )
