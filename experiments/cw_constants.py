@@ -17,20 +17,18 @@ from typing import Any
 import jax
 import numpy as np
 
-from ddn_jax import attacks, evaluation, plotting, reports
+from ddn_jax import evaluation, plotting, reports
 from experiments import _common, _report
 
 _MODULE = 'experiments.cw_constants'
 
 
-def _best_constants(logits_fn, images, labels, kwargs, batch_size):
+def _best_constants(logits_fn, images, labels, attack, batch_size):
   """C&W over the images in batches: its summary and the per-example best constants."""
   results = []
   start = time.perf_counter()
   for i in range(0, len(images), batch_size):
-    result = attacks.carlini_wagner_l2(
-      logits_fn, images[i : i + batch_size], labels[i : i + batch_size], **kwargs
-    )
+    result = attack(logits_fn, images[i : i + batch_size], labels[i : i + batch_size])
     results.append(jax.device_get(result))
   seconds = time.perf_counter() - start
   result = jax.tree.map(lambda *batches: np.concatenate(batches), *results)
@@ -45,14 +43,14 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   defences = config['defences']
   logits_fns = _common.load_models(config['model'], list(defences))
   images, labels = _common.evaluation_images(config['images'])
-  spec = config['attack']
+  attack = _common.make_attack(config['attack'])
   rows, constants = [], {}
   for defence, title in defences.items():
-    print(f'== {title}: {spec["name"]}', flush=True)
+    print(f'== {title}: {attack.label}', flush=True)
     result, best_const, seconds = _best_constants(
-      logits_fns[defence], images, labels, spec['kwargs'], config['batch_size']
+      logits_fns[defence], images, labels, attack, config['batch_size']
     )
-    summary = evaluation.summarize(result, images, attack=spec['name'], seconds=seconds)
+    summary = evaluation.summarize(result, images, attack=attack.label, seconds=seconds)
     # Examples misclassified from the start need no constant (C&W's point there is the clean
     # image up to its tanh round trip, with a norm of about 1e-6 rather than 0).
     correct = np.asarray(logits_fns[defence](images)).argmax(-1) == labels
@@ -93,7 +91,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   )
   report.add_table(table, rows)
   report.add_figure(
-    plotting.constant_histogram(constants, title=f'{config["title"]}: best C of {spec["name"]}'),
+    plotting.constant_histogram(constants, title=f'{config["title"]}: best C of {attack.label}'),
     f'{stem}.png',
     caption='Histogram of log2 C per model',
   )
