@@ -124,21 +124,22 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
 @pytest.mark.parametrize(
   'name,run,extra_calls',
   [
-    ('ddn', functools.partial(attacks.ddn, steps=7), 1),
-    ('fmn_l2', functools.partial(attacks.fmn_l2, steps=7), 1),
-    ('fgm_l2', functools.partial(attacks.fgm_l2, eps=0.3), 1),
-    ('pgd_l2', functools.partial(attacks.pgd_l2, eps=0.3, steps=7, step_size=0.1), 1),
+    ('ddn', functools.partial(attacks.ddn, steps=7), 2),
+    ('fmn_l2', functools.partial(attacks.fmn_l2, steps=7), 2),
+    ('fgm_l2', functools.partial(attacks.fgm_l2, eps=0.3), 2),
+    ('pgd_l2', functools.partial(attacks.pgd_l2, eps=0.3, steps=7, step_size=0.1), 2),
     (
       'carlini_wagner_l2',
       functools.partial(
         attacks.carlini_wagner_l2, binary_search_steps=2, steps=7, abort_early=False
       ),
-      2,  # the clean input is checked too
+      3,  # C&W also checks whether the clean input is already adversarial
     ),
   ],
 )
 def test_num_grads_counts_the_gradient_evaluations(problem, name, run, extra_calls):
-  """Counted in the model: one call per gradient, plus the final check of the returned point."""
+  """Counted in the model: one call per gradient, plus two forward passes: the check of the
+  returned point and the finiteness of the logits at the clean input (`model_finite`)."""
   calls = []
 
   def counted(x):

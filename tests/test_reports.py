@@ -219,6 +219,7 @@ def _targeted(name, success, l2, targets_per_image):
     l2=pairs.l2[chosen],
     num_grads=pairs.num_grads[chosen],
     worst_l2=pairs.worst_l2[chosen],
+    model_finite=pairs.model_finite[chosen],
   )
   return evaluation.TargetedEvaluation(
     image_index=np.repeat(np.arange(num_images), targets_per_image),

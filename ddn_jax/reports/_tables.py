@@ -240,8 +240,9 @@ def sweep_table(rows: evaluation.SweepResult | Sequence[Mapping[str, Any]]) -> s
 
   Args:
     rows: a `ddn_jax.evaluation.SweepResult`, or its ``rows()`` (e.g. read back from JSON).
-      Every column other than ``success_rate``, ``mean_l2``, ``median_l2``, ``mean_grads``
-      (and the labels ``sweep`` and ``attack``) is a hyperparameter.
+      Every column other than ``success_rate``, ``mean_l2``, ``median_l2``, ``mean_grads``,
+      ``num_nonfinite`` (a last column when not all zero) and the labels ``sweep`` and
+      ``attack`` is a hyperparameter.
 
   Raises:
     ValueError: no rows, or a row without one of the four summary columns.
@@ -257,9 +258,11 @@ def sweep_table(rows: evaluation.SweepResult | Sequence[Mapping[str, Any]]) -> s
   names = [
     k
     for k in dict.fromkeys(k for row in rows for k in row)
-    if k not in _SWEEP_METRICS and k not in _SWEEP_LABELS
+    if k not in _SWEEP_METRICS and k not in _SWEEP_LABELS and k != 'num_nonfinite'
   ]
+  nonfinite = any(row.get('num_nonfinite') for row in rows)
   header = [*names, 'Success (%)', 'Mean L2', 'Median L2', '#Grads']
+  header += ['Non-finite'] if nonfinite else []
   lines = [
     [
       *(_hyperparameter_cell(row.get(n, '')) for n in names),
@@ -267,6 +270,7 @@ def sweep_table(rows: evaluation.SweepResult | Sequence[Mapping[str, Any]]) -> s
       format_cell(row['mean_l2']),
       format_cell(row['median_l2']),
       f'{row["mean_grads"]:.1f}',
+      *([row.get('num_nonfinite', 0)] if nonfinite else []),
     ]
     for row in rows
   ]
