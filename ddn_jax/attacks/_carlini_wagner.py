@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 import warnings
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -232,6 +233,42 @@ def _carlini_wagner_l2(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
   )
   return result._replace(extras={'best_const': jnp.where(result.success, best_const, jnp.nan)})
+
+
+@typing.overload
+def carlini_wagner_l2(
+  logits_fn: _numerics.LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  *,
+  targeted: bool = ...,
+  confidence: float = ...,
+  learning_rate: float = ...,
+  initial_const: float = ...,
+  binary_search_steps: int = ...,
+  steps: int | None = ...,
+  abort_early: bool | str = ...,
+  max_iterations: int | None = ...,
+  return_best_const: Literal[False] = ...,
+) -> _result.AttackResult: ...
+
+
+@typing.overload  # the deprecated pair
+def carlini_wagner_l2(
+  logits_fn: _numerics.LogitsFn,
+  inputs: jax.Array,
+  labels: jax.Array,
+  *,
+  targeted: bool = ...,
+  confidence: float = ...,
+  learning_rate: float = ...,
+  initial_const: float = ...,
+  binary_search_steps: int = ...,
+  steps: int | None = ...,
+  abort_early: bool | str = ...,
+  max_iterations: int | None = ...,
+  return_best_const: Literal[True],
+) -> tuple[_result.AttackResult, jax.Array]: ...
 
 
 def carlini_wagner_l2(
