@@ -236,11 +236,25 @@ def _select(num: int, size: int, seed: int, *, tail: bool):
   return order[-num:] if tail else order[:num]
 
 
-def _load_images(args: argparse.Namespace, dataset: str):
-  from ddn_jax import data  # pylint: disable=g-import-not-at-top
+def _load_images(args: argparse.Namespace, info: dict[str, Any]):
+  import warnings  # pylint: disable=g-import-not-at-top
 
-  images, labels = data.load(dataset, args.split, source=args.source)
-  index = _select(min(args.num_images, len(images)), len(images), args.seed, tail=True)
+  from ddn_jax import data, models  # pylint: disable=g-import-not-at-top
+
+  images, labels = data.load(info['dataset'], args.split, source=args.source)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    index = models.held_out_indices(
+      info['model_info'],
+      images,
+      labels,
+      dataset=info['dataset'],
+      split=args.split,
+      num=args.num_images,
+      seed=args.seed,
+    )
+  for warning in caught:
+    print(f'ddn-jax: warning: {warning.message}', file=sys.stderr)
   return images[index], labels[index]
 
 
@@ -251,7 +265,13 @@ def _load_model(args: argparse.Namespace):
   if bool(args.checkpoint) == bool(args.state_dict):
     raise CommandError('give exactly one of --checkpoint DIR and --state-dict FILE')
   if args.checkpoint:
-    saved = models.load_model(args.checkpoint)
+    import warnings  # pylint: disable=g-import-not-at-top
+
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
+      saved = models.load_model(args.checkpoint)
+    for warning in caught:
+      print(f'ddn-jax: warning: {warning.message}', file=sys.stderr)
     info = saved.info
     model, variables = saved.model, saved.variables
   else:
@@ -263,7 +283,7 @@ def _load_model(args: argparse.Namespace):
   dataset = args.dataset or info.get('dataset')
   if dataset is None:
     raise CommandError('--dataset is required with --state-dict')
-  return models.make_logits_fn(model, variables), {**info, 'dataset': dataset}
+  return models.make_logits_fn(model, variables), {**info, 'dataset': dataset, 'model_info': info}
 
 
 def _check_shape(info: dict[str, Any], images) -> None:
@@ -409,7 +429,7 @@ def _attack(args: argparse.Namespace, argv) -> None:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   logits_fn, info = _load_model(args)
-  images, labels = _load_images(args, info['dataset'])
+  images, labels = _load_images(args, info)
   _check_shape(info, images)
   out = _out_dir(args)
   (evaluation,) = _run_attacks(args, [args.attack], logits_fn, images, labels, keep_adv=True)
@@ -446,7 +466,7 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
   from ddn_jax import evaluation  # pylint: disable=g-import-not-at-top
 
   logits_fn, info = _load_model(args)
-  images, labels = _load_images(args, info['dataset'])
+  images, labels = _load_images(args, info)
   _check_shape(info, images)
   out = _out_dir(args)
   header = {'command': _command_line(argv), 'model': info['model'], 'dataset': info['dataset']}
@@ -510,6 +530,7 @@ def _train(args: argparse.Namespace, argv) -> None:
 
   from ddn_jax import data, models, training  # pylint: disable=g-import-not-at-top
 
+  out = training.make_output_dir(args.out)
   images, labels = data.load(args.dataset, args.split, source=args.source)
   num_train = len(images) if args.num_train is None else args.num_train
   if num_train + args.num_eval > len(images):
@@ -527,13 +548,15 @@ def _train(args: argparse.Namespace, argv) -> None:
     optimizer = optax.adam(args.learning_rate)
   else:
     optimizer = training.paper_recipe(args.optimizer, num_train_examples=num_train).optimizer
-  adversary = None
+  adversary, settings = None, {}
   if args.adversary == 'ddn':
     adversary = training.ddn_adversary(eps=args.eps, steps=args.attack_steps, gamma=args.gamma)
+    settings = {'eps': args.eps, 'attack_steps': args.attack_steps, 'gamma': args.gamma}
   elif args.adversary == 'madry':
     step_size = args.step_size or 2.5 * args.eps / args.attack_steps
     adversary = training.madry_adversary(eps=args.eps, steps=args.attack_steps, step_size=step_size)
-  out = _out_dir(args)
+    settings = {'eps': args.eps, 'attack_steps': args.attack_steps, 'step_size': step_size}
+  # Recorded, and compared when rerun in the same --out: only --epochs may change (to continue).
   models.save_model_info(
     out,
     model,
@@ -543,7 +566,13 @@ def _train(args: argparse.Namespace, argv) -> None:
     split=args.split,
     num_train=num_train,
     seed=args.seed,
+    split_fingerprint=data.fingerprint(images, labels),
+    batch_size=args.batch_size,
+    optimizer=args.optimizer,
+    learning_rate=args.learning_rate if args.optimizer == 'adam' else None,
     adversary=args.adversary,
+    **settings,
+    clean_weight=args.clean_weight,
     command=_command_line(argv),
   )
   state = training.create_train_state(
