@@ -523,7 +523,8 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
 def _train(args: argparse.Namespace, argv) -> None:
   """Trains a model (plain, DDN or Madry adversarial training) with orbax checkpoints in --out.
 
-  Rerunning the same command resumes from the latest checkpoint.
+  Rerunning it in the same --out resumes from the newest usable checkpoint, with the same
+  settings only: a larger --epochs continues the run, other changes are refused.
   """
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top

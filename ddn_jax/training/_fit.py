@@ -80,16 +80,18 @@ def _check_run(workdir: pathlib.Path, record: dict[str, Any], *, resuming: bool)
   if resuming and path.exists():
     try:
       recorded = json.loads(path.read_text())
-      differences = [
-        f'{k} {_shown(recorded[k])} then, {_shown(v)} now'
-        for k, v in record.items()
-        if k in recorded and recorded[k] != v
-      ]
-    except (ValueError, TypeError) as e:  # not JSON, or not a JSON object
+    except ValueError:  # not JSON
+      recorded = None
+    if not isinstance(recorded, dict):
       raise ValueError(
-        f'{path} is not a record of fit ({type(e).__name__}: {e}); delete it to resume without '
-        'checking that the run is the same.'
-      ) from e
+        f'{path} is not a record of fit; delete it to resume without checking that the run is '
+        'the same.'
+      )
+    differences = [
+      f'{k} {_shown(recorded[k])} then, {_shown(v)} now'
+      for k, v in record.items()
+      if k in recorded and recorded[k] != v
+    ]
     if differences:
       raise ValueError(
         f'{workdir} holds the checkpoints of another run: {"; ".join(differences)}. Resume it '
@@ -236,7 +238,10 @@ def fit(
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _arrays(state))
         checkpoint, problems = _checkpoints.newest_usable(manager, target=target)
         state = _with_arrays(state, checkpoint.state)
-        history, sums = checkpoint.progress['history'], checkpoint.progress['sums']
+        history = [
+          {k: _finite_or_none(v) for k, v in row.items()} for row in checkpoint.progress['history']
+        ]
+        sums = checkpoint.progress['sums']
         skipped = checkpoint.progress.get('non_finite_steps', 0)
         if problems:
           moved = _checkpoints.set_aside(manager, sorted(problems)) if is_chief else []
@@ -253,16 +258,20 @@ def fit(
       raise
 
   step = int(state.step)
+  checked: dict[int, dict[str, int]] = {}  # the checksums of the last state checked, by step
 
   def check_state(when: str) -> dict[str, int]:
     """Raises if the state is not finite; returns its checksums."""
-    non_finite, checksums = _checkpoints.inspect(_arrays(state))
-    if non_finite:
-      raise ValueError(
-        f'Training diverged: non-finite values in {_checkpoints.few(non_finite)} after step '
-        f'{step} (epoch {step // steps_per_epoch + 1}), found {when}; {kept()}.'
-      )
-    return checksums
+    if step not in checked:
+      non_finite, checksums = _checkpoints.inspect(_arrays(state))
+      if non_finite:
+        raise ValueError(
+          f'Training diverged: non-finite values in {_checkpoints.few(non_finite)} after step '
+          f'{step} (epoch {(step - 1) // steps_per_epoch + 1}), found {when}; {kept()}.'
+        )
+      checked.clear()
+      checked[step] = checksums
+    return checked[step]
 
   def kept() -> str:
     latest = manager.latest_step() if manager is not None else None
@@ -289,8 +298,8 @@ def fit(
 
   if workdir is not None and step >= num_epochs * steps_per_epoch and progress:
     tqdm.tqdm.write(
-      f'{workdir} holds a run trained for {step // steps_per_epoch} epochs ({step} steps): '
-      f'nothing to train for num_epochs={num_epochs}; pass more to continue it.'
+      f'{workdir} holds a run already trained for {step // steps_per_epoch} epoch(s) ({step} '
+      f'steps): nothing to train for num_epochs={num_epochs}; pass more epochs to continue it.'
     )
   epoch_bar = tqdm.trange(
     step // steps_per_epoch,
