@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import pathlib
 import shlex
 import sys
@@ -177,8 +176,10 @@ def _select(num: int, size: int, seed: int, *, tail: bool):
 
 
 def _load_images(args: argparse.Namespace, info: dict[str, Any]):
-  """The images to attack: the last --num-images of a --seed permutation of the split."""
-  from ddn_jax import data  # pylint: disable=g-import-not-at-top
+  """The images to attack: never the model's training images (`models.held_out_indices`)."""
+  import warnings  # pylint: disable=g-import-not-at-top
+
+  from ddn_jax import data, models  # pylint: disable=g-import-not-at-top
 
   images, labels = data.load(info['dataset'], args.split, source=args.source)
   expected = info.get('input_shape')
@@ -187,7 +188,19 @@ def _load_images(args: argparse.Namespace, info: dict[str, Any]):
       f'the model takes images of shape {tuple(expected)} but {info["dataset"]!r} has '
       f'{tuple(images.shape[1:])}'
     )
-  index = _select(min(args.num_images, len(images)), len(images), args.seed, tail=True)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    index = models.held_out_indices(
+      info['model_info'],
+      images,
+      labels,
+      dataset=info['dataset'],
+      split=args.split,
+      num=args.num_images,
+      seed=args.seed,
+    )
+  for warning in caught:
+    print(f'ddn-jax: warning: {warning.message}', file=sys.stderr)
   return images[index], labels[index]
 
 
@@ -198,7 +211,13 @@ def _load_model(args: argparse.Namespace):
   if bool(args.checkpoint) == bool(args.state_dict):
     raise CommandError('give exactly one of --checkpoint DIR and --state-dict FILE')
   if args.checkpoint:
-    saved = models.load_model(args.checkpoint)
+    import warnings  # pylint: disable=g-import-not-at-top
+
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
+      saved = models.load_model(args.checkpoint)
+    for warning in caught:
+      print(f'ddn-jax: warning: {warning.message}', file=sys.stderr)
     info = saved.info
     model, variables = saved.model, saved.variables
   else:
@@ -210,21 +229,14 @@ def _load_model(args: argparse.Namespace):
   dataset = args.dataset or info.get('dataset')
   if dataset is None:
     raise CommandError('--dataset is required with --state-dict')
-  return models.make_logits_fn(model, variables), {**info, 'dataset': dataset}
+  return models.make_logits_fn(model, variables), {**info, 'dataset': dataset, 'model_info': info}
 
 
 def _out_dir(args: argparse.Namespace) -> pathlib.Path:
-  """``--out``, created if needed; checked before any work, so that no result is lost."""
-  out = pathlib.Path(args.out)
-  if out.exists() and not out.is_dir():
-    raise CommandError(f'--out {out} is a file, not a directory; give a directory')
-  try:
-    out.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    raise CommandError(f'cannot create --out {out}: {e.strerror or e}') from None
-  if not os.access(out, os.W_OK | os.X_OK):
-    raise CommandError(f'--out {out} is not writable; give a directory you can write to')
-  return out
+  """``--out``, created if needed and checked writable before any work, so nothing is lost."""
+  from ddn_jax import training  # pylint: disable=g-import-not-at-top
+
+  return training.make_output_dir(args.out)
 
 
 def _attacks(specs: Sequence[str], **kwargs):
@@ -362,13 +374,15 @@ def _evaluate_targeted(args, attack_list, logits_fn, images, labels, report) -> 
 def _train(args: argparse.Namespace, argv) -> None:
   """Trains a model (plain, DDN or Madry adversarial training) with orbax checkpoints in --out.
 
-  Rerunning the same command resumes from the latest checkpoint.
+  Rerunning it in the same --out resumes from the newest usable checkpoint, with the same
+  settings only: a larger --epochs continues the run, other changes are refused.
   """
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
   from ddn_jax import data, models, training  # pylint: disable=g-import-not-at-top
 
+  out = training.make_output_dir(args.out)
   images, labels = data.load(args.dataset, args.split, source=args.source)
   num_train = len(images) if args.num_train is None else args.num_train
   if num_train + args.num_eval > len(images):
@@ -386,13 +400,15 @@ def _train(args: argparse.Namespace, argv) -> None:
     optimizer = optax.adam(args.learning_rate)
   else:
     optimizer = training.paper_recipe(args.optimizer, num_train_examples=num_train).optimizer
-  adversary = None
+  adversary, settings = None, {}
   if args.adversary == 'ddn':
     adversary = training.ddn_adversary(eps=args.eps, steps=args.attack_steps, gamma=args.gamma)
+    settings = {'eps': args.eps, 'attack_steps': args.attack_steps, 'gamma': args.gamma}
   elif args.adversary == 'madry':
     step_size = args.step_size or 2.5 * args.eps / args.attack_steps
     adversary = training.madry_adversary(eps=args.eps, steps=args.attack_steps, step_size=step_size)
-  out = _out_dir(args)
+    settings = {'eps': args.eps, 'attack_steps': args.attack_steps, 'step_size': step_size}
+  # Recorded, and compared when rerun in the same --out: only --epochs may change (to continue).
   models.save_model_info(
     out,
     model,
@@ -402,7 +418,13 @@ def _train(args: argparse.Namespace, argv) -> None:
     split=args.split,
     num_train=num_train,
     seed=args.seed,
+    split_fingerprint=data.fingerprint(images, labels),
+    batch_size=args.batch_size,
+    optimizer=args.optimizer,
+    learning_rate=args.learning_rate if args.optimizer == 'adam' else None,
     adversary=args.adversary,
+    **settings,
+    clean_weight=args.clean_weight,
     command=_command_line(argv),
   )
   state = training.create_train_state(

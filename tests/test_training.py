@@ -2,13 +2,18 @@
 
 import csv
 import functools
+import gc
 import json
+import pathlib
 import shutil
+import tempfile
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 from optional_deps import require
 
@@ -245,3 +250,305 @@ def test_fit_resumes_to_the_same_state(cifar20, tmp_path):
   # A finished run resumes to itself without training.
   again, _ = run(tmp_path / 'resumed')
   assert int(again.step) == 10
+
+
+# Safe training: divergence, checkpoints, resuming only the same run. Tiny runs of one epoch
+# of 8 steps on 256 digits.
+
+
+@pytest.fixture(scope='module')
+def digits256(mnist_5k):
+  (images, labels), _ = mnist_5k
+  index = np.random.default_rng(0).permutation(len(images))[:256]
+  return images[index], labels[index]
+
+
+@functools.cache
+def _initial_state():
+  return _small_cnn_state()
+
+
+def _fit_digits(digits, workdir, *, state=None, **kwargs):
+  kwargs = {'num_epochs': 1, 'batch_size': 32, 'seed': 0, 'progress': False, **kwargs}
+  return training.fit(state or _initial_state(), digits, workdir=workdir, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def finished_run(digits256, tmp_path_factory):
+  """A finished one-epoch run with checkpoints of steps 3, 6 and 8, and its model.json."""
+  workdir = tmp_path_factory.mktemp('finished') / 'run'
+  with jax.threefry_partitionable(False):  # as in the tests (the autouse fixture comes later)
+    state, _ = _fit_digits(digits256, workdir, checkpoint_every_steps=3)
+  models.save_model_info(
+    workdir, state.model, input_shape=(28, 28, 1), dataset='mnist', batch_size=32
+  )
+  return workdir, state
+
+
+def _copy(workdir, tmp_path):
+  shutil.copytree(workdir, tmp_path / 'run')
+  return tmp_path / 'run'
+
+
+def _steps(workdir):
+  return sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
+
+
+def _files(directory):
+  return {
+    str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob('*') if p.is_file()
+  }
+
+
+def _strict_json(text):
+  def refuse(constant):
+    raise ValueError(f'{constant} is not JSON')
+
+  return json.loads(text, parse_constant=refuse)
+
+
+def test_fit_stops_at_the_first_non_finite_loss_and_names_its_step(digits256, tmp_path):
+  images, labels = digits256
+  images = images.astype(np.float32) / 255
+  # Poison the 101st digit of the first epoch's order: the loss of step 4 (batches of 32).
+  images[data.epoch_permutation(len(images), seed=0, epoch=0)[100]] = np.nan
+  with pytest.raises(ValueError, match=r'the loss of step 4 \(epoch 1\) is nan; not saved, the '):
+    _fit_digits((images, labels), tmp_path / 'stop', num_epochs=2, checkpoint_every_steps=1)
+  assert _steps(tmp_path / 'stop') == [1, 2, 3]
+  assert training.load_checkpoint(tmp_path / 'stop').step == 3
+
+  # Tolerated with an optimizer that skips non-finite updates: one such step per epoch.
+  state = training.create_train_state(
+    models.SmallCNN(),
+    rng=jax.random.key(0),
+    input_shape=(1, 28, 28, 1),
+    optimizer=optax.apply_if_finite(optax.adam(1e-3), max_consecutive_errors=2),
+  )
+  state, history = _fit_digits(
+    (images, labels), tmp_path / 'skip', state=state, num_epochs=2, allow_non_finite_loss=True
+  )
+  assert [row['non_finite_steps'] for row in history] == [1, 1]
+  assert all(np.isfinite(row['train_loss']) for row in history)
+  assert int(state.opt_state.total_notfinite) == 2
+  assert training.load_checkpoint(tmp_path / 'skip').step == 16
+
+
+def test_fit_never_saves_a_non_finite_state(digits256, tmp_path):
+  def poisoned_step(state, batch):
+    # Finite losses, but the parameters after step 5 are NaN.
+    state, metrics = training.train_step(state, batch)
+    params = jax.tree.map(lambda p: jnp.where(state.step == 5, jnp.nan, p), state.params)
+    return state.replace(params=params), metrics
+
+  with pytest.raises(
+    ValueError,
+    match=r'non-finite values in params/.* after step 5 \(epoch 1\), found before saving it; not '
+    r'saved, the checkpoint of step 4 ',
+  ):
+    _fit_digits(
+      digits256, tmp_path, step_fn=poisoned_step, checkpoint_every_steps=1, max_checkpoints=2
+    )
+  # The rotation kept the two newest good checkpoints.
+  assert _steps(tmp_path) == [3, 4]
+  assert training.load_checkpoint(tmp_path).step == 4
+  with pytest.raises(ValueError, match='max_checkpoints must be at least 1'):
+    _fit_digits(digits256, tmp_path / 'none', max_checkpoints=0)
+
+
+def test_fit_writes_strict_json_metrics(digits256, tmp_path):
+  def step_with_an_infinite_metric(state, batch):
+    state, metrics = training.train_step(state, batch)
+    return state, {**metrics, 'ratio': jnp.float32(jnp.inf)}
+
+  _, history = _fit_digits(digits256, tmp_path, step_fn=step_with_an_infinite_metric)
+  assert history[0]['train_ratio'] is None and np.isfinite(history[0]['train_loss'])
+  assert _strict_json((tmp_path / 'metrics.json').read_text()) == history
+
+
+def _flip_a_bit(folder):
+  # Orbax keeps no checksums: the flip changes values without any read error.
+  path = max(
+    (p for p in (folder / 'state').rglob('*') if p.is_file()), key=lambda p: p.stat().st_size
+  )
+  content = bytearray(path.read_bytes())
+  content[len(content) // 2] ^= 1
+  path.write_bytes(bytes(content))
+
+
+def _nan_without_checksums(folder):
+  # Rewritten as a version that checked nothing would have saved a diverged state: with NaN
+  # parameters and no checksums, so that only the finiteness check can tell.
+  checkpoint = training.load_checkpoint(folder.parent.parent, step=int(folder.name))
+  state = {
+    **checkpoint.state,
+    'params': jax.tree.map(lambda a: a * np.nan, checkpoint.state['params']),
+  }
+  shutil.rmtree(folder)
+  with ocp.CheckpointManager(folder.parent.absolute(), item_names=('state', 'progress')) as manager:
+    manager.save(
+      checkpoint.step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave({'history': checkpoint.progress['history'], 'sums': {}}),
+      ),
+    )
+
+
+def _truncate(folder):
+  path = max(
+    (p for p in (folder / 'state').rglob('*') if p.is_file()), key=lambda p: p.stat().st_size
+  )
+  path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+# Damage to a checkpoint folder -> the reason given for skipping it.
+DAMAGE = {
+  'flipped_bit': (_flip_a_bit, 'do not match their checksums'),
+  'nan_without_checksums': (_nan_without_checksums, 'non-finite values in'),
+  'truncated': (_truncate, 'cannot read the arrays in state/'),
+  'no_metadata': (lambda folder: (folder / 'state' / '_METADATA').unlink(), '_METADATA is missing'),
+  'no_progress': (lambda folder: shutil.rmtree(folder / 'progress'), 'progress/ is missing'),
+  'empty_progress': (
+    lambda folder: (folder / 'progress' / 'metadata').write_text(''),
+    'cannot read progress/',
+  ),
+}
+
+
+# Orbax leaves the reads of other arrays of a truncated file to be garbage-collected.
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+@pytest.mark.parametrize('damage', list(DAMAGE))
+def test_loading_skips_a_damaged_newest_checkpoint(finished_run, tmp_path, damage):
+  workdir = _copy(finished_run[0], tmp_path)
+  damage_fn, reason = DAMAGE[damage]
+  damage_fn(workdir / 'checkpoints' / '8')
+  before = _files(workdir)
+  with pytest.warns(UserWarning, match=f'checkpoints/8 \\(.*{reason}.*\\); using step 6'):
+    assert training.load_checkpoint(workdir).step == 6
+  with pytest.warns(UserWarning, match='checkpoints/8'):
+    assert models.load_model(workdir).info['step'] == 6
+  with pytest.raises(ValueError, match=f'checkpoints/8: .*{reason}'):
+    training.load_checkpoint(workdir, step=8)  # no fallback from a given step
+  assert _files(workdir) == before  # reading changes nothing
+  gc.collect()
+
+
+def test_fit_resumes_from_the_newest_usable_checkpoint(finished_run, digits256, tmp_path):
+  workdir, finished = finished_run
+  workdir = _copy(workdir, tmp_path)
+  _flip_a_bit(workdir / 'checkpoints' / '8')
+  with pytest.warns(
+    UserWarning, match=r'step 8 is unusable .* moved it to .* and resumed from step 6'
+  ):
+    state, history = _fit_digits(digits256, workdir)
+  assert (workdir / 'unusable_checkpoints' / '8' / 'state').is_dir()
+  assert _steps(workdir) == [3, 6, 8] and len(history) == 1
+  # Steps 7 and 8 again give the uninterrupted run's state.
+  jax.tree.map(
+    functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
+    (state.params, state.opt_state),
+    (finished.params, finished.opt_state),
+  )
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    assert training.load_checkpoint(workdir).step == 8
+
+
+def test_no_usable_checkpoint_is_one_error_naming_each(finished_run, digits256, tmp_path):
+  workdir = _copy(finished_run[0], tmp_path)
+  for step in (3, 6, 8):
+    (workdir / 'checkpoints' / str(step) / 'state' / '_METADATA').unlink()
+  before = _files(workdir)
+  for load in (
+    lambda: training.load_checkpoint(workdir),
+    lambda: models.load_model(workdir),
+    lambda: _fit_digits(digits256, workdir),
+  ):
+    with pytest.raises(ValueError) as error:
+      load()
+    message = str(error.value)
+    assert (
+      message.startswith(f'No usable checkpoint in {workdir / "checkpoints"}')
+      and '\n' not in message
+    )
+    for step in (3, 6, 8):
+      assert f'checkpoints/{step}: state/_METADATA is missing' in message
+  assert _files(workdir) == before
+
+
+def test_model_json_errors_name_the_file(tmp_path):
+  path = tmp_path / 'model.json'
+  for content, expected in [
+    ('', 'model.json is empty'),
+    ('{"model": ', 'model.json is not valid JSON'),
+    ('[1, 2]', 'model.json does not describe a model'),
+  ]:
+    path.write_text(content)
+    with pytest.raises(ValueError, match=expected):
+      models.load_model(tmp_path)
+
+
+def test_fit_resumes_only_the_same_run(finished_run, digits256, tmp_path, capsys):
+  workdir = _copy(finished_run[0], tmp_path)
+  before = _files(workdir)
+  images, labels = digits256
+  for kwargs, expected in [
+    ({'batch_size': 16}, 'batch_size 32 then, 16 now'),
+    ({'seed': 1}, 'seed 0 then, 1 now'),
+    ({'digits': (images[:128], labels[:128])}, 'num_examples 256 then, 128 now; data_fingerprint'),
+    ({'digits': (images[::-1], labels[::-1])}, r'holds the checkpoints of another run: data_fin'),
+  ]:
+    digits = kwargs.pop('digits', digits256)
+    with pytest.raises(ValueError, match=expected):
+      _fit_digits(digits, workdir, **kwargs)
+  # model.json of another run is refused too; a different command alone is not.
+  with pytest.raises(ValueError, match='batch_size 32 then, 64 now'):
+    models.save_model_info(
+      workdir, models.SmallCNN(), input_shape=(28, 28, 1), dataset='mnist', batch_size=64
+    )
+  # Another optimizer: the checkpoints are intact but of another structure; nothing is moved.
+  sgd_state = training.create_train_state(
+    models.SmallCNN(), rng=jax.random.key(0), input_shape=(1, 28, 28, 1), optimizer=WRN_SGD
+  )
+  with pytest.raises(ValueError, match='were saved for another model or optimizer .missing opt'):
+    _fit_digits(digits256, workdir, state=sgd_state)
+  assert _files(workdir) == before
+
+  # As many epochs as done: nothing to train, nothing written.
+  state, history = _fit_digits(digits256, workdir, progress=True)
+  assert 'nothing to train for num_epochs=1' in capsys.readouterr().out
+  assert int(state.step) == 8 and len(history) == 1 and _files(workdir) == before
+  # More epochs continue the run.
+  state, history = _fit_digits(digits256, workdir, num_epochs=2)
+  assert int(state.step) == 16 and [row['epoch'] for row in history] == [1, 2]
+  models.save_model_info(
+    workdir, models.SmallCNN(), input_shape=(28, 28, 1), dataset='mnist', batch_size=32, command='x'
+  )
+
+
+def _unwritable_directory(tmp_path):
+  directory = tmp_path / 'read_only'
+  directory.mkdir()
+  directory.chmod(0o555)
+  for candidate in (directory, pathlib.Path('/sys')):  # root writes anywhere but in /sys
+    try:
+      with tempfile.TemporaryFile(dir=candidate):
+        pass
+    except OSError:
+      return candidate
+  pytest.skip('no unwritable directory')
+
+
+def test_output_directories_and_batch_sizes_are_checked(digits256, tmp_path):
+  with pytest.raises(ValueError, match='batch_size=512 is larger than the 256 training examples'):
+    _fit_digits(digits256, None, batch_size=512)
+  file = tmp_path / 'file'
+  file.write_text('')
+  with pytest.raises(ValueError, match='file is a file, not a directory'):
+    _fit_digits(digits256, file)
+  with pytest.raises(ValueError, match='Cannot create the output directory'):
+    training.make_output_dir(file / 'sub')
+  with pytest.raises(ValueError, match='Cannot write in the output directory'):
+    training.make_output_dir(_unwritable_directory(tmp_path))
+  assert training.make_output_dir(tmp_path / 'a' / 'b').is_dir()
+  assert file.read_text() == ''

@@ -1,5 +1,6 @@
 """Datasets as in-memory NumPy arrays, and seeded resumable batches."""
 
+from ddn_jax.data._fingerprint import fingerprint
 from ddn_jax.data._iterator import batches, epoch_permutation, steps_per_epoch
 from ddn_jax.data._load import load
 from ddn_jax.data._offline import FASHION_MNIST_DIR_ENV, MNIST_DIR_ENV
@@ -12,6 +13,7 @@ __all__ = (
   'SPLITS',
   'batches',
   'epoch_permutation',
+  'fingerprint',
   'load',
   'resize_and_center_crop',
   'steps_per_epoch',

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -320,6 +321,9 @@ def from_torch_state_dict(
   Raises:
     ValueError: naming each key that is missing, unexpected or of the wrong shape.
   """
+  not_arrays = [k for k, v in state_dict.items() if not _is_array(v)]
+  if not_arrays:
+    raise ValueError(f'PyTorch state_dict entries {not_arrays[:3]} are not tensors or arrays.')
   model = flax_model(model)
   shapes = _flax_shapes(model, _input_shape(model, input_shape))
   expected = _torch_shapes(model, shapes['input_shape'], aux_logits=True)
@@ -362,21 +366,70 @@ def save_torch_state_dict(
   torch.save(to_torch_state_dict(model, variables, input_shape=input_shape), path)
 
 
+def _is_array(value: Any) -> bool:
+  return hasattr(value, 'shape') and hasattr(value, 'dtype')
+
+
+def _unwrap(loaded: Any, path: str) -> Mapping[str, Any]:
+  """The state_dict in what ``torch.load`` read: itself, or the only one nested in a dict."""
+  if not isinstance(loaded, Mapping):
+    raise ValueError(  # noqa: TRY004 (a file with the wrong content, not a wrong argument)
+      f'{path} holds a {type(loaded).__name__}, not a state_dict.'
+    )
+  if any(_is_array(v) for v in loaded.values()):
+    return loaded
+  # A training checkpoint, e.g. {'state_dict': ..., 'optimizer': ..., 'epoch': ...}.
+  nested = [
+    k
+    for k, v in loaded.items()
+    if isinstance(v, Mapping) and v and all(_is_array(x) for x in v.values())
+  ]
+  if len(nested) == 1:
+    return loaded[nested[0]]
+  if nested:
+    raise ValueError(
+      f'{path} holds several state_dicts, under the keys {nested}: save the one to use alone, '
+      f"e.g. torch.save(torch.load(path)[{nested[0]!r}], 'model.pt')."
+    )
+  raise ValueError(
+    f'{path} holds a dict of {sorted({type(v).__name__ for v in loaded.values()})}, not a '
+    'state_dict of tensors.'
+  )
+
+
 def load_torch_state_dict(
   model: ModelLike, path: str | os.PathLike, *, input_shape: Sequence[int] | None = None
 ) -> dict[str, Any]:
   """Reads a PyTorch ``state_dict`` file as Flax variables of ``model``.
 
-  The file is read with ``torch.load(..., weights_only=True)``, which refuses pickled code.
+  The file is read with ``torch.load(..., weights_only=True)``, which refuses pickled code. A
+  training checkpoint holding one ``state_dict`` among other entries (e.g. ``{'state_dict':
+  ..., 'optimizer': ..., 'epoch': ...}``) is accepted too.
 
   Raises:
-    ValueError: if the file holds no ``state_dict`` of ``model``'s architecture.
+    FileNotFoundError: no file at ``path``.
+    ValueError: if the file is empty, truncated or corrupted, holds pickled objects other than
+      tensors, or holds no (or several) ``state_dict`` of ``model``'s architecture; one line
+      naming the file.
   """
   import torch
 
-  state_dict = torch.load(path, map_location='cpu', weights_only=True)
-  if not isinstance(state_dict, Mapping):
-    raise ValueError(  # noqa: TRY004 (a file with the wrong content, not a wrong argument)
-      f'{os.fspath(path)} holds a {type(state_dict).__name__}, not a state_dict.'
-    )
-  return from_torch_state_dict(model, state_dict, input_shape=input_shape)
+  path = os.fspath(path)
+  if os.path.isfile(path) and os.path.getsize(path) == 0:
+    raise ValueError(f'{path} is empty: expected a PyTorch state_dict file (torch.save).')
+  try:
+    loaded = torch.load(path, map_location='cpu', weights_only=True)
+  except FileNotFoundError:
+    raise
+  except pickle.UnpicklingError as e:
+    raise ValueError(
+      f'{path} holds pickled objects other than tensors, which weights_only loading refuses '
+      '(they could run code): save the weights alone, torch.save(model.state_dict(), path).'
+    ) from e
+  except Exception as e:  # torch.load raises anything on a damaged file, even a KeyError
+    first_line = str(e).strip().split('\n')[0].split('. ')[0][:200]
+    raise ValueError(
+      f'{path} is not a readable PyTorch file, e.g. truncated or corrupted '
+      f'({type(e).__name__}: {first_line}).'
+    ) from e
+  return from_torch_state_dict(model, _unwrap(loaded, path), input_shape=input_shape)

@@ -3,7 +3,13 @@
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
-from ddn_jax.models._saved import SavedModel, build_model, load_model, save_model_info
+from ddn_jax.models._saved import (
+  SavedModel,
+  build_model,
+  held_out_indices,
+  load_model,
+  save_model_info,
+)
 from ddn_jax.models._small_cnn import SmallCNN
 from ddn_jax.models._wide_resnet import CIFAR10_MEAN, CIFAR10_STD, WideResNet
 
@@ -16,6 +22,7 @@ __all__ = (
   'SmallCNN',
   'WideResNet',
   'build_model',
+  'held_out_indices',
   'load_model',
   'make_logits_fn',
   'save_model_info',

@@ -13,8 +13,10 @@ from ddn_jax.training._adversarial import (
   ddn_adversary,
   madry_adversary,
 )
+from ddn_jax.training._checkpoints import Checkpoint, load_checkpoint
 from ddn_jax.training._fit import fit
 from ddn_jax.training._optimizers import Recipe, paper_recipe, sgd, step_schedule
+from ddn_jax.training._output import make_output_dir
 from ddn_jax.training._state import TrainState, create_train_state
 from ddn_jax.training._step import evaluate, evaluate_state, train_step
 
@@ -22,6 +24,7 @@ __all__ = (
   'DATA_AXIS',
   'Adversary',
   'AdversaryResult',
+  'Checkpoint',
   'Recipe',
   'TrainState',
   'adversarial_train_step',
@@ -31,7 +34,9 @@ __all__ = (
   'evaluate',
   'evaluate_state',
   'fit',
+  'load_checkpoint',
   'madry_adversary',
+  'make_output_dir',
   'paper_recipe',
   'replicate',
   'sgd',
