@@ -101,6 +101,26 @@ def test_success_is_rechecked_on_the_returned_point(name):
   _check_result(flat, x, y, r, minimum_norm=name in MINIMUM_NORM)
 
 
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_a_boundary_outside_the_box_is_never_reached(name):
+  """Class 1 needs a mean pixel above 1.1: the gradient pushes every pixel to the box's edge,
+  where nothing is adversarial. Minimum-norm attacks return the clean input, bounded ones their
+  point in the ball; no attack may report a success."""
+
+  def beyond_the_box(x):
+    score = 10 * jnp.mean(x, axis=(1, 2, 3)) - 11
+    return jnp.stack([jnp.zeros_like(score), score], axis=1)
+
+  x = np.full((2, 8, 8, 1), 0.9, np.float32)
+  y = np.zeros(2, np.int32)
+  kwargs = {'candidates': 2} if name == 'deepfool' else {}
+  r = ATTACKS[name](beyond_the_box, x, y, **kwargs)
+  assert not np.asarray(r.success).any()
+  _check_result(beyond_the_box, x, y, r, minimum_norm=name in MINIMUM_NORM)
+  if name in BOUNDED:  # they did move, towards the edge
+    assert (np.asarray(r.adv) > x).any()
+
+
 @pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'fmn_l2'])
 def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
   # Budgets far too small to cross a boundary of norm ~0.5: nothing succeeds. (DeepFool crosses

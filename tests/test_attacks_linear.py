@@ -154,13 +154,7 @@ def test_carlini_wagner_best_const():
   )
   best_const = r.extras['best_const']
   assert r.success.all()
-  visited = set()
-  for outcomes in itertools.product([False, True], repeat=4):
-    const, lower, upper = 1e-3, 0.0, 1e10
-    for found in outcomes:
-      visited.add(np.float32(const))
-      upper, lower = (min(upper, const), lower) if found else (upper, max(lower, const))
-      const = (lower + upper) / 2 if upper < 1e9 else (const if found else const * 10)
+  visited = _visited_constants(1e-3, 4)
   assert all(np.float32(c) in visited for c in np.asarray(best_const)), best_const
 
 
@@ -175,7 +169,10 @@ def test_carlini_wagner_confidence_buys_exactly_that_margin():
       p.inputs,
       p.labels,
       confidence=kappa,
-      learning_rate=0.01,
+      # Small steps approach the optimum without overshooting it: only a loss with κ in it
+      # leads there (at a rate of 0.01, Adam's oscillation also visits points κ past the
+      # boundary).
+      learning_rate=0.001,
       initial_const=1.0,
       binary_search_steps=9,
       steps=1000,
@@ -230,3 +227,37 @@ def test_pgd_without_random_start_and_one_full_step_is_fgm():
   # A random start lands elsewhere in the ball.
   randomised = attacks.pgd_l2(p.logits_fn, p.inputs, p.labels, eps=eps, steps=1, step_size=eps)
   assert np.abs(np.asarray(randomised.adv) - np.asarray(fgm.adv)).max() > 1e-3
+
+
+def _visited_constants(initial_const, search_steps):
+  """Every constant the bisection (×10 until an upper bound is known) can try, in float32."""
+  visited = set()
+  for outcomes in itertools.product([False, True], repeat=search_steps):
+    const, lower, upper = np.float32(initial_const), np.float32(0), np.float32(1e10)
+    for found in outcomes:
+      visited.add(const)
+      upper, lower = (min(upper, const), lower) if found else (upper, max(lower, const))
+      const = (lower + upper) / 2 if upper < 1e9 else (const if found else const * 10)
+  return visited
+
+
+def test_carlini_wagner_raises_a_constant_too_small_to_succeed():
+  """At rate 2e-3 and 100 steps the constants 1e-4 to 1e-2 cannot cross (measured): the search
+  must raise the constant tenfold per step, then bisect, to find the minimum."""
+  p = LinearProblem(4, seed=6)
+  r, best_const = attacks.carlini_wagner_l2(
+    p.logits_fn,
+    p.inputs,
+    p.labels,
+    learning_rate=2e-3,
+    initial_const=1e-4,
+    binary_search_steps=9,
+    max_iterations=100,
+    return_best_const=True,
+  )
+  assert r.success.all()
+  assert (np.asarray(best_const) > 1e-2).all(), best_const
+  visited = _visited_constants(1e-4, 9)
+  assert all(np.float32(c) in visited for c in np.asarray(best_const)), best_const
+  ratio = np.asarray(r.l2) / p.min_norm
+  assert (ratio > _BELOW).all() and (ratio < 1.01).all(), ratio
