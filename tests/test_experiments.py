@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from optional_deps import require
 
-from ddn_jax import reports
+from ddn_jax import attacks, reports
 from experiments import (
   adversarial_training,
   attacks_targeted,
@@ -67,6 +67,10 @@ def _cw(search_steps, iterations, **grid):
   return spec
 
 
+def _label(spec, **chosen):
+  return attacks.make_attack(spec['attack'], **{**spec['kwargs'], **chosen}).label
+
+
 def _norms(values):
   """Minimal norms read back from a report: a failed attack's inf is written as null."""
   return np.array([np.inf if v is None else v for v in values], float)
@@ -107,8 +111,14 @@ def test_table1(model, tmp_path):
   markdown, report, _rows = _check_outputs(
     tmp_path, 'table1_tiny', ['table1_tiny_robustness.png'], num_rows=4
   )
-  assert [r['attack'] for r in report['rows']] == ['C&W 1×5', 'C&W 2×5', 'DeepFool 5', 'DDN 10']
-  search = report['grid_searches']['C&W 1×5']
+  # Labels come from the registry, the grid-searched row's from the point its search chose.
+  searched = report['rows'][0]['attack']
+  search = report['grid_searches'][searched]
+  assert searched == _label(_cw(1, 5), **search['best'])
+  assert searched.startswith('C&W 1×5 (')
+  expected = [_label(_cw(2, 5)), 'DeepFool 5', 'DDN 10']
+  assert [r['attack'] for r in report['rows'][1:]] == expected
+  assert expected[0] == 'C&W 2×5 (initial_const=0.01)'
   assert len(search['rows']) == 4
   # The chosen point is a grid point of lowest median L2.
   chosen = [r for r in search['rows'] if all(r[k] == v for k, v in search['best'].items())]
@@ -178,9 +188,10 @@ def test_defences(model, tmp_path):
   for defence in ('baseline', 'ddn'):
     norms = {k: _norms(v) for k, v in report['per_example_l2'][defence].items()}
     # All is the per-image minimum of the three attacks' norms.
-    expected = np.min([norms['C&W 2×5'], norms['DeepFool 5'], norms['DDN 10']], axis=0)
+    cw = _label(_cw(2, 5))
+    expected = np.min([norms[cw], norms['DeepFool 5'], norms['DDN 10']], axis=0)
     np.testing.assert_array_equal(norms['All'], expected)
-  assert [r['attack'] for r in rows[:4]] == ['C&W 2×5', 'DeepFool 5', 'DDN 10', 'All']
+  assert [r['attack'] for r in rows[:4]] == [_label(_cw(2, 5)), 'DeepFool 5', 'DDN 10', 'All']
 
 
 def test_cw_constants(model, tmp_path):
