@@ -140,7 +140,9 @@ def test_reference_options():
 
   i = np.arange(100)
   reference = 0.01 + (1 - 0.01) * (1 + np.cos(np.pi * i / 100)) / 2  # adv-lib's line
-  np.testing.assert_allclose(_numerics.cosine_schedule(100, 1.0, 0.01, 'adv_lib'), reference, rtol=1e-6)
+  np.testing.assert_allclose(
+    _numerics.cosine_schedule(100, 1.0, 0.01, 'adv_lib'), reference, rtol=1e-6
+  )
   paper = np.asarray(_numerics.cosine_schedule(100, 1.0, 0.01, 'paper'))
   assert paper[0] == 1 and paper[-1] == pytest.approx(0.01) and reference[-1] > 0.0102
   x, y = np.zeros((1, 2, 2, 1), np.float32), np.zeros((1,), np.int32)
