@@ -138,7 +138,7 @@ def test_bad_grids_get_clear_errors(digits):
   with pytest.raises(TypeError, match=r"grid\['gamma'\] must be a sequence"):
     run(grid={'gamma': 0.1})
   # Values are checked by the attack itself, before anything runs.
-  with pytest.raises(ValueError, match='gamma must be <= 1'):
+  with pytest.raises(ValueError, match='gamma must be < 1'):
     run(grid={'gamma': [0.1, 1.5]})
   with pytest.raises(TypeError, match='steps must be a Python int'):
     run(grid={'gamma': [0.1]}, static={'steps': [10.0]})

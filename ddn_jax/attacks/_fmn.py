@@ -70,20 +70,20 @@ def _fmn_single(
     better = adv & (l2 < s.best_l2)
     adv_found = s.adv_found | adv
     best_l2 = jnp.where(better, l2, s.best_l2)
-    # A gradient that is not finite gives no step, as a zero one.
-    g = jnp.where(_numerics.all_finite(g), g, 0)
     g_norm = jnp.maximum(_numerics.l2_norm(g), _MIN_GRAD_NORM)
     # Shrink ε while adversarial; before the first adversarial point, jump to the boundary of the
-    # loss's linearisation; after it, grow ε geometrically. Where the logits are not finite
-    # (e.g. far from the input), retreat: ε shrinks below the current norm.
+    # loss's linearisation; after it, grow ε geometrically.
     eps = jnp.where(
       adv,
       jnp.minimum(s.eps * (1 - gamma), best_l2),
       jnp.where(adv_found, s.eps * (1 + gamma), l2 + jnp.abs(value) / g_norm),
     )
-    eps = jnp.where(_numerics.all_finite(logits), eps, jnp.minimum(s.eps, l2) * (1 - gamma))
+    # Where the logits or the gradient are not finite (e.g. far from the input), retreat: no
+    # gradient step, and ε shrinks below the current norm.
+    finite = _numerics.all_finite(logits) & jnp.isfinite(g_norm)
+    eps = jnp.where(finite, eps, jnp.minimum(s.eps, l2) * (1 - gamma))
     eps = jnp.minimum(eps, worst_l2)
-    delta = s.x_adv - x + alpha * g / g_norm
+    delta = s.x_adv - x + jnp.where(finite, alpha * g / g_norm, 0)
     if projection == 'ball':
       delta = _numerics.project_ball(delta, eps)
     else:  # adv-lib 0.2.8 rescales onto the sphere, enlarging a short δ too.
@@ -201,8 +201,8 @@ def fmn_l2(
   of L2 size α along the normalised gradient, is projected onto the ε-ball, and ``x + δ`` is
   clipped to [0, 1] (and quantised to ``levels`` grey levels if set). α and γ are
   cosine-annealed from their initial towards their final values. The lowest-norm adversarial
-  point seen is returned. Where the model's logits are not finite the point is not adversarial
-  and ε shrinks below its norm; a gradient that is not finite gives no step.
+  point seen is returned. Where the model's logits or their gradient are not finite, the point
+  is not adversarial, no step is taken and ε shrinks below its norm.
 
   With ``starting_points`` (adversarial images, e.g. from another attack), the attack first
   bisects the segment from each input to its starting point for ``binary_search_steps`` steps

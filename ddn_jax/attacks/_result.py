@@ -55,8 +55,8 @@ def finalize(
 ) -> AttackResult:
   """Re-checks ``adv`` on the model and assembles the batched :class:`AttackResult`.
 
-  A non-finite image is replaced by the clean input before the check, so no attack returns
-  one, and success needs finite logits (`is_adversarial`).
+  Success needs a finite image and finite logits (`is_adversarial`); a non-finite image is
+  never kept (the clean input replaces it), so no attack returns one.
 
   Args:
     keep_failed: bounded attacks keep a non-adversarial point (not one where the model's
@@ -65,19 +65,20 @@ def finalize(
   """
   clean_logits = logits_fn(inputs)
   adv_logits = logits_fn(adv)
-  l2 = batch_l2_norm(adv - inputs)
-  finite_image = jnp.isfinite(l2)  # a non-finite pixel makes the norm non-finite
+  finite_image = all_finite(adv, axis=(1, 2, 3))
   success = finite_image & is_adversarial(adv_logits, labels, targeted)
+  # Each norm is computed as it always was, so a finite model's results stay bit-identical.
   if keep_failed:
     keep = finite_image & all_finite(adv_logits, axis=-1)
     success = jnp.where(keep, success, is_adversarial(clean_logits, labels, targeted))
+    l2 = jnp.where(keep, batch_l2_norm(adv - inputs), 0)  # the clean input's norm is 0
+    adv = jnp.where(keep[:, None, None, None], adv, inputs)
   else:
-    keep = success
-  # The clean input where the attack's point is not kept: its norm is exactly 0.
-  adv = jnp.where(keep[:, None, None, None], adv, inputs)
+    adv = jnp.where(success[:, None, None, None], adv, inputs)
+    l2 = batch_l2_norm(adv - inputs)
   return AttackResult(
     adv=adv,
-    l2=jnp.where(keep, l2, 0),
+    l2=l2,
     success=success,
     num_grads=num_grads.astype(jnp.int32),
     model_finite=all_finite(clean_logits, axis=-1),
