@@ -253,11 +253,12 @@ def test_targeted_protocol_counts_no_nonfinite_image():
   assert ll.summary.num_nonfinite == 2 and ll.summary.success_rate == 0.5
 
 
-def test_real_attacks_on_a_nan_model_report_it(problem):
+@pytest.mark.parametrize('model', ['nan_everywhere', 'inf_one_class'])
+def test_real_attacks_on_a_broken_model_report_it(problem, model):
   """End to end: the CLI's path (evaluate_attack, the All row, the curve, the targeted protocol,
-  a sweep) on a model that is NaN everywhere reports no success and every example non-finite."""
+  a sweep) on a model that is never finite reports no success and every example non-finite."""
   p = problem
-  nan_model = _models(p)['nan_everywhere']
+  nan_model = _models(p)[model]
   ddn = functools.partial(attacks.ddn, steps=5)
   evaluations = [
     evaluation.evaluate_attack(ddn, nan_model, p.inputs, p.labels, name='DDN'),
