@@ -197,13 +197,15 @@ def run_adv_lib(
   device = next(module.parameters()).device  # Run where the module is (CPU or CUDA).
   x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32)).to(device)
   y = torch.from_numpy(np.asarray(labels, np.int64)).to(device)
-  if attack == 'deepfool' and 'candidates' in hparams:
+  if attack == 'deepfool':
     with torch.no_grad():
       num_classes = module.eval()(x[:1]).shape[1]
-    if hparams['candidates'] != num_classes:
+    # None is ddn_jax's default, the 10 most likely classes (all of them for up to 10).
+    candidates = hparams.get('candidates') or min(10, num_classes)
+    if candidates != num_classes:
       raise ValueError(
         f'adv-lib linearises all {num_classes} classes; DeepFool with candidates='
-        f'{hparams["candidates"]} has no adv-lib counterpart.'
+        f'{candidates} has no adv-lib counterpart.'
       )
   counted = _counting(module.eval(), skip_zero_rows=attack == 'deepfool')
   torch.manual_seed(seed)
