@@ -37,7 +37,7 @@ def carlini_wagner(search_steps: int, iterations: int, *, grid_images: int | Non
 
 def deepfool(steps: int = 100) -> dict:
   """DeepFool L2 (Foolbox's defaults: overshoot 0.02, the 10 most likely classes)."""
-  kwargs = {'steps': steps, 'overshoot': 0.02, 'candidates': 10}
+  kwargs = {'steps': steps, 'overshoot': 0.02}  # candidates: the default, the 10 most likely
   return {'attack': 'deepfool', 'kwargs': kwargs}
 
 
