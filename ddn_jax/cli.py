@@ -28,7 +28,7 @@ _DESCRIPTION = (
 _DEMO_ATTACKS = ('ddn', 'cw', 'deepfool')
 _MODELS = ('small_cnn', 'cifar_cnn', 'wide_resnet')
 # Errors whose message says what to fix; any other is shown with its type.
-_USER_ERRORS = (ValueError, TypeError, OSError, ImportError, NotImplementedError, KeyError)
+_USER_ERRORS = (ValueError, TypeError, OSError, ImportError, NotImplementedError)
 
 
 class CommandError(Exception):
@@ -563,11 +563,11 @@ def _compare_torch(args: argparse.Namespace, argv) -> None:
   out = _out_dir(args)
   attack_list = _attacks(args.attacks, adv_lib=True)
   interop.import_adv_lib()  # fails at once, in one line, where torch or adv-lib is missing
-  if args.checkpoint:
+  _, info = _load_model(args)  # checks the model's arguments and describes it
+  if args.checkpoint:  # the Flax model and variables, which both sides are built from
     saved = models.load_model(args.checkpoint)
-    model, variables, info = saved.model, saved.variables, saved.info
+    model, variables = saved.model, saved.variables
   else:
-    _, info = _load_model(args)
     model, variables = args.model, interop.load_torch_state_dict(args.model, args.state_dict)
   images, labels = _load_images(args, info)
   images = data.to_float_images(images)
