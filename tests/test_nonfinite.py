@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from linear_model import LinearProblem
 
-from ddn_jax import attacks, evaluation
+from ddn_jax import attacks, evaluation, reports
 
 MIN_NORM = {
   'ddn': functools.partial(attacks.ddn, levels=None),
@@ -208,7 +208,7 @@ def test_evaluation_counts_no_nonfinite_example(tmp_path):
       attack='f',
     )
   )
-  table = evaluation.to_markdown([ev])
+  table = reports.attack_table([ev])
   assert table.splitlines()[0].endswith('| Non-finite |') and table.splitlines()[2].endswith(' 2 |')
 
   # Never robust, not even at ε = 0 (where the curve is the clean accuracy).
@@ -236,7 +236,7 @@ def test_evaluation_counts_no_nonfinite_example(tmp_path):
   np.testing.assert_array_equal(best.norms, [0.1, np.nan, 0.1, np.nan])
   assert best.summary.num_nonfinite == 2 and best.summary.success_rate == 0.5
 
-  evaluation.write_csv(tmp_path / 'e.csv', ev)
+  reports.write_csv(tmp_path / 'e.csv', ev)
   assert 'model_finite' in (tmp_path / 'e.csv').read_text().splitlines()[0]
 
 
