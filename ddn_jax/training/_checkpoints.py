@@ -187,7 +187,9 @@ def newest_usable(
     raise FileNotFoundError(f'No checkpoint in {directory}.')
   if step is not None:
     if step not in steps:
-      raise FileNotFoundError(f'No checkpoint of step {step} in {directory}; found {steps}.')
+      raise FileNotFoundError(
+        f'No checkpoint of step {step} in {directory}; found {sorted(steps)}.'
+      )
     steps = [step]
   problems: dict[int, _Unusable] = {}
   for candidate in steps:
