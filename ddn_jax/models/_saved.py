@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from ddn_jax.data import fingerprint
+from ddn_jax.data import fingerprint, split_indices
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._small_cnn import SmallCNN
 from ddn_jax.models._wide_resnet import WideResNet
@@ -250,7 +250,7 @@ def held_out_indices(
   """
   num_train, train_seed = info.get('num_train'), info.get('seed')
   if num_train is None or train_seed is None or info.get('dataset') != dataset:
-    return _permutation_tail(len(images), num, seed)
+    return split_indices(len(images), seed=seed, num_held_out=num)[1]
   trained_split = info.get('split')
   if trained_split != split:
     if trained_split is not None and trained_split.split('[')[0] == split.split('[')[0]:
@@ -259,7 +259,7 @@ def held_out_indices(
         'include some of its training images.',
         stacklevel=2,
       )
-    return _permutation_tail(len(images), num, seed)
+    return split_indices(len(images), seed=seed, num_held_out=num)[1]
   recorded = info.get('split_fingerprint')
   if recorded is not None and recorded != fingerprint(images, labels):
     raise ValueError(
@@ -267,7 +267,7 @@ def held_out_indices(
       f'on (source {info.get("source")!r}), so its training images cannot be excluded: use its '
       'source, or another split.'
     )
-  held_out = np.random.default_rng(train_seed).permutation(len(images))[num_train:]
+  held_out = split_indices(len(images), seed=train_seed, num_train=num_train)[1]
   if not len(held_out):
     raise ValueError(
       f'The model was trained on all {len(images)} images of {dataset} {split}: none is held '
@@ -282,7 +282,3 @@ def held_out_indices(
       stacklevel=2,
     )
   return held_out[-num:]
-
-
-def _permutation_tail(size: int, num: int, seed: int) -> np.ndarray:
-  return np.random.default_rng(seed).permutation(size)[-min(num, size) :]

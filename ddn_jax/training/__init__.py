@@ -12,10 +12,18 @@ from ddn_jax.training._adversarial import (
   adversarial_train_step,
   ddn_adversary,
   madry_adversary,
+  madry_step_size,
+  make_adversary,
 )
 from ddn_jax.training._checkpoints import Checkpoint, load_checkpoint
 from ddn_jax.training._fit import fit
-from ddn_jax.training._optimizers import Recipe, paper_recipe, sgd, step_schedule
+from ddn_jax.training._optimizers import (
+  Recipe,
+  make_optimizer,
+  paper_recipe,
+  sgd,
+  step_schedule,
+)
 from ddn_jax.training._output import make_output_dir
 from ddn_jax.training._state import TrainState, create_train_state
 from ddn_jax.training._step import evaluate, evaluate_state, train_step
@@ -36,6 +44,9 @@ __all__ = (
   'fit',
   'load_checkpoint',
   'madry_adversary',
+  'madry_step_size',
+  'make_adversary',
+  'make_optimizer',
   'make_output_dir',
   'paper_recipe',
   'replicate',

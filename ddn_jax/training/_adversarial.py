@@ -118,6 +118,45 @@ def madry_adversary(
   )
 
 
+def madry_step_size(eps: float, steps: int) -> float:
+  """PGD's step length when none is given: ``2.5 * eps / steps`` (Madry et al.'s rule)."""
+  return 2.5 * eps / steps
+
+
+def make_adversary(
+  name: str | None,
+  *,
+  eps: float,
+  steps: int,
+  gamma: float = 0.05,
+  step_size: float | None = None,
+) -> Adversary | None:
+  """The training adversary called ``name``, as the CLI and the experiments configure it.
+
+  Args:
+    name: ``'ddn'`` (`ddn_adversary`, the paper's defence), ``'madry'`` (`madry_adversary`) or
+      ``None`` / ``'none'`` for plain training.
+    eps: radius of the L2 ball.
+    steps: attack steps per training batch.
+    gamma: DDN's γ.
+    step_size: PGD's step length (None: `madry_step_size`).
+
+  Returns:
+    An `Adversary`, or None.
+
+  Raises:
+    ValueError: an unknown name.
+  """
+  if name in (None, 'none'):
+    return None
+  if name == 'ddn':
+    return ddn_adversary(eps=eps, steps=steps, gamma=gamma)
+  if name == 'madry':
+    step_size = madry_step_size(eps, steps) if step_size is None else step_size
+    return madry_adversary(eps=eps, steps=steps, step_size=step_size)
+  raise ValueError(f"Unknown adversary {name!r}; expected 'ddn', 'madry' or 'none'.")
+
+
 def adversarial_train_step(
   state: TrainState,
   batch: Mapping[str, jax.Array],

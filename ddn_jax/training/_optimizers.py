@@ -106,3 +106,26 @@ def paper_recipe(name: str, *, num_train_examples: int) -> Recipe:
     f"Unknown recipe {name!r}; expected 'mnist', 'cifar10_cnn',"
     " 'cifar10_wrn' or 'cifar10_wrn_adversarial'."
   )
+
+
+def make_optimizer(
+  name: str, *, num_train_examples: int, learning_rate: float | None = None
+) -> optax.GradientTransformation:
+  """The optimizer called ``name``: ``'adam'`` with ``learning_rate``, or a `paper_recipe`'s.
+
+  Args:
+    name: ``'adam'`` or a `paper_recipe` name.
+    num_train_examples: training set size (the recipes' schedules count epochs).
+    learning_rate: Adam's learning rate (required for ``'adam'``, unused by the recipes).
+
+  Returns:
+    The optax optimizer.
+
+  Raises:
+    ValueError: an unknown name, or ``'adam'`` without a learning rate.
+  """
+  if name == 'adam':
+    if learning_rate is None:
+      raise ValueError("make_optimizer('adam') needs a learning_rate.")
+    return optax.adam(learning_rate)
+  return paper_recipe(name, num_train_examples=num_train_examples).optimizer

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 import ddn_jax
-from ddn_jax import attacks, data, evaluation, models, reports, sharding, training
+from ddn_jax import attacks, data, evaluation, models, reports, sharding, training, workflows
 
 
 def attack_everything(logits_fn: attacks.LogitsFn, x: jax.Array, y: jax.Array) -> list[float]:
@@ -63,3 +63,21 @@ def train(images: np.ndarray, labels: np.ndarray) -> training.TrainState:
   floats = data.to_float_images(images)
   del floats
   return state
+
+
+def workflows_run(out: str) -> float:
+  loaded: workflows.ModelToAttack = workflows.load_model_to_attack(checkpoint=out)
+  images, labels = workflows.images_to_attack(
+    loaded.info, split='test', source='auto', num_images=10, seed=0
+  )
+  report = reports.Report(f'{out}/results', title='x')
+  evaluations: list[evaluation.AttackEvaluation] = workflows.attack_report(
+    report, [attacks.make_attack('ddn')], loaded.logits_fn, images, labels, batch_size=10
+  )
+  state, history = workflows.train(out, epochs=1, adversary='ddn', eps=2.0)
+  demo: reports.Report = workflows.demo(out, num_images=10)
+  optimizer = training.make_optimizer('adam', num_train_examples=10, learning_rate=1e-3)
+  adversary: training.Adversary | None = training.make_adversary('madry', eps=1.0, steps=10)
+  train_index, held_out = data.split_indices(100, seed=0, num_train=80)
+  del state, history, demo, optimizer, adversary, train_index, held_out
+  return float(evaluations[0].summary.median_l2)
