@@ -25,6 +25,7 @@ ATTACKS = {
     steps=20,
     learning_rate=0.1,
     initial_const=1.0,
+    abort_early='example',  # The per-example loop, whose batch must not change any example.
   ),
   'deepfool': attacks.deepfool,
   'fmn_l2': functools.partial(attacks.fmn_l2, steps=20),
