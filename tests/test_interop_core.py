@@ -25,6 +25,12 @@ def test_agreement_stats_and_markdown():
   assert stats['mean_l2_rel_diff'] == pytest.approx(1.0 / 1.25 - 1)
   assert stats['l2_ratio_n'] == 2
   assert stats['l2_ratio_quantiles']['0.5'] == 1.5
+  # A norm of 0 on one side (C&W returns a clean-misclassified input exactly; adv-lib through
+  # its tanh round trip) gives no ratio.
+  zero = interop.agreement_stats(
+    side([0.0, 1.0], [True] * 2, 1.0), side([1e-6, 2.0], [True] * 2, 1.0)
+  )
+  assert zero['l2_ratio_n'] == 1 and zero['l2_ratio_quantiles']['0.0'] == 0.5
   report = {
     'model': 'SmallCNN',
     'n': 4,
