@@ -2,12 +2,12 @@
 
 Runs each attack of the comparison on both sides twice: on held-out real digits and on the same
 digits moved by one float32 ulp (a seeded random direction per pixel, kept in [0, 1]), a change
-of the size that another CPU's rounding makes. On the MNIST SmallCNN trained as
-``tests/conftest.py``'s ``mnist_cnn`` (digits after the first 100, which the tests attack), it
+of the size that another CPU's rounding makes. On the reference MNIST
+SmallCNN (`ddn_jax.reference`; held-out digits after the first 100, which the tests attack), it
 reports for each pair of runs (ddn_jax vs itself moved, adv-lib vs itself moved, ddn_jax vs
 adv-lib) the statistics the tests bound, in blocks of the tests' 100 images: examples whose
 success differs, the difference of the success counts, of the median L2, and quantiles of the
-per-example L2 ratio. Writes ``compare_noise.md`` / ``.json`` under ``--out``.
+per-example L2 ratio. Writes ``compare_noise.{md,json,csv}`` under ``--out``.
 
   python -m experiments.compare_noise --config experiments/configs/compare_noise.py
 """
@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ddn_jax import interop, models
+from ddn_jax import interop, reference, reports
 from experiments import _report
-from experiments.compare_pytorch import _mnist_split
-from experiments.cw_abort_rule import _train
 
 _MODULE = 'experiments.compare_noise'
 _QUANTILES = ('0.0', '0.05', '0.5', '0.95', '1.0')
@@ -54,14 +52,45 @@ def _block_stats(a, b, block):
   return rows
 
 
-def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
-  start = time.perf_counter()
-  (x_train, y_train), (x_test, y_test) = _mnist_split()
-  logits_fn, module = _train(models.SmallCNN(), x_train, y_train, config['epochs'])
+_HEADER = (
+  'comparison', 'pair', 'success differs (total)', 'max abs success count diff',
+  'max abs median L2 rel. diff', 'min ratio q0.05', 'max abs ratio q0.5 − 1', 'max ratio q0.95',
+  'min ratio q0', 'max ratio q1',
+)  # fmt: skip
+
+
+def _cells(name, pair, rows):
+  """The extremes over the blocks of `_block_stats`' ``rows`` (NaN where no block has a value)."""
+  col = {k: [r[k] for r in rows if r[k] is not None] or [float('nan')] for k in rows[0]}
+  return [
+    name,
+    pair,
+    sum(col['success_differs']),
+    max(map(abs, col['success_count_diff'])),
+    f'{max(abs(v) for v in col["median_l2_rel_diff"]):.3%}',
+    f'{min(col["ratio_q0.05"]):.4f}',
+    f'{max(abs(v - 1) for v in col["ratio_q0.5"]):.5f}',
+    f'{max(col["ratio_q0.95"]):.4f}',
+    f'{min(col["ratio_q0.0"]):.4f}',
+    f'{max(col["ratio_q1.0"]):.4f}',
+  ]
+
+
+def run(config: dict[str, Any], report: reports.Report) -> None:
+  model = reference.mnist_small_cnn(num_epochs=config['epochs'])
+  logits_fn = model.logits_fn
+  module = interop.to_torch(model.state.model, model.state.variables)
   first, n = config['first_image'], config['num_images']
+  x_test, y_test = model.split.held_out
   images, labels = x_test[first : first + n].astype(np.float32) / 255, y_test[first : first + n]
   moved = _one_ulp(images, config['seed'])
-  results = {}
+  report.add_text(config['notes'])
+  report.add_text(
+    f'{n} held-out digits from index {first}, in blocks of {config["block"]}; per pair of '
+    'runs, the total over the blocks of examples whose success differs, then the extreme '
+    'over the blocks of each other statistic.'
+  )
+  results = report.data.setdefault('results', {})
   for name, (attack, hparams) in config['comparisons'].items():
     runs = {}
     for m, x in enumerate((images, moved)):
@@ -78,50 +107,24 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
       'hparams': hparams,
       'pairs': {p: _block_stats(a, b, config['block']) for p, (a, b) in pairs.items()},
     }
-    # Rewritten after each comparison: an interrupted run keeps what it finished.
-    report = _write(out, command, config, results, start)
-  return report
-
-
-def _write(out, command, config, results, start):
-  first, n = config['first_image'], config['num_images']
-  lines = _report.header(
-    'Rounding noise of the adv-lib comparison', command, config['notes'], start
-  )
-  lines += [
-    (
-      f'{n} held-out digits from index {first}, in blocks of {config["block"]}; per pair of '
-      'runs, the total over the blocks of examples whose success differs, then the extreme '
-      'over the blocks of each other statistic.'
-    ),
-    '',
-    (
-      '| comparison | pair | success differs (total) | max abs success count diff | max abs '
-      'median L2 rel. diff | min ratio q0.05 | max abs ratio q0.5 − 1 | max ratio q0.95 '
-      '| min ratio q0 | max ratio q1 |'
-    ),
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ]
-  for name, entry in results.items():
-    for pair, rows in entry['pairs'].items():
-      col = {k: [r[k] for r in rows if r[k] is not None] or [float('nan')] for k in rows[0]}
-      lines.append(
-        f'| {name} | {pair} | {sum(col["success_differs"])} '
-        f'| {max(map(abs, col["success_count_diff"]))} '
-        f'| {max(abs(v) for v in col["median_l2_rel_diff"]):.3%} '
-        f'| {min(col["ratio_q0.05"]):.4f} | {max(abs(v - 1) for v in col["ratio_q0.5"]):.5f} '
-        f'| {max(col["ratio_q0.95"]):.4f} '
-        f'| {min(col["ratio_q0.0"]):.4f} | {max(col["ratio_q1.0"]):.4f} |'
-      )
-  lines.append('')
-  report = {'command': command, 'machine': _report.machine(), 'config': config, 'results': results}
-  _report.write_outputs(out, 'compare_noise', '\n'.join(lines), report)
-  return report
+    table = [_cells(k, p, rows) for k, e in results.items() for p, rows in e['pairs'].items()]
+    report.add_table(reports.markdown_table(_HEADER, table, align='ll' + 'r' * 8), key='table')
+    report.write()  # After each comparison: an interrupted run keeps what it finished.
 
 
 def main(argv: list[str] | None = None) -> None:
+  start = time.perf_counter()
   config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  run(config, out, command)
+  import torch  # noqa: F401  (adv-lib's side; imported first so the machine line has its threads)
+
+  report = reports.Report(
+    out / 'compare_noise',
+    title='Rounding noise of the adv-lib comparison',
+    command=command,
+    start=start,
+  )
+  report.data['config'] = config
+  run(config, report)
 
 
 if __name__ == '__main__':

@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from linear_model import LinearProblem
 
 import ddn_jax
 from ddn_jax import attacks, evaluation, models
 from ddn_jax.attacks import _ddn, _deepfool, _fmn
+from ddn_jax.reference import LinearProblem
 
 ATTACKS = {
   'ddn': functools.partial(attacks.ddn, steps=20),

@@ -128,15 +128,10 @@ def test_carlini_wagner_abort_rules_run_as_adv_libs():
   # adv-lib has one rule, per batch: ddn_jax's default (no abort) must run as its
   # abort_early=False and 'batch' as its True. A constant this small lets the distance term
   # dominate, so on the linear model every example's loss stalls at the check of iteration 10.
-  import torch
-  from linear_model import LinearProblem
+  from ddn_jax.reference import LinearProblem
 
   p = LinearProblem(4, seed=0)
-  layer = torch.nn.Linear(*p.w.shape)
-  with torch.no_grad():
-    layer.weight.copy_(torch.from_numpy(p.w.T.copy()))
-    layer.bias.copy_(torch.from_numpy(p.b))
-  module = torch.nn.Sequential(torch.nn.Flatten(), layer)  # One channel: NCHW flattens as NHWC.
+  module = p.torch_module()
   hparams = {'binary_search_steps': 1, 'steps': 100, 'initial_const': 1e-9}
   for extra, grads in (({}, 100), ({'abort_early': 'batch'}, 10)):
     args = (p.inputs, p.labels, {**hparams, **extra})

@@ -1,5 +1,6 @@
 """The parts of ddn_jax.interop that need neither torch nor adv-lib: they run everywhere."""
 
+import importlib
 import subprocess
 import sys
 
@@ -46,11 +47,11 @@ def test_agreement_stats_and_markdown():
   assert '| deepfool | skipped: x |' in markdown
 
 
-def test_experiment_cli_help():
-  from experiments import compare_pytorch
-
+@pytest.mark.parametrize('name', ['compare_pytorch', 'compare_noise', 'cw_abort_rule'])
+def test_experiment_cli_help(name):
+  module = importlib.import_module(f'experiments.{name}')
   with pytest.raises(SystemExit) as exit_:
-    compare_pytorch.main(['--help'])
+    module.main(['--help'])
   assert exit_.value.code == 0
 
 

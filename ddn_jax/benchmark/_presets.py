@@ -73,8 +73,10 @@ PRESETS: dict[str, dict[str, Any]] = {
       'attacks': (
         'deepfool',
         'cw:abort_early=example',
-        'cw:binary_search_steps=9,steps=1000,learning_rate=0.01,initial_const=0.001,'
-        'abort_early=example',
+        (
+          'cw:binary_search_steps=9,steps=1000,learning_rate=0.01,initial_const=0.001,'
+          'abort_early=example'
+        ),
       ),
     },
     'scaling_batches': (1, 16, 256, 1024, 4096, 16384),
