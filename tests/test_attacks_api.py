@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from linear_model import LinearProblem
 
 import ddn_jax
 from ddn_jax import attacks, evaluation, models
 from ddn_jax.attacks import _ddn, _deepfool, _fmn
+from ddn_jax.reference import LinearProblem
 
 ATTACKS = {
   'ddn': functools.partial(attacks.ddn, steps=20),
@@ -25,6 +25,7 @@ ATTACKS = {
     steps=20,
     learning_rate=0.1,
     initial_const=1.0,
+    abort_early='example',  # The per-example loop, whose batch must not change any example.
   ),
   'deepfool': attacks.deepfool,
   'fmn_l2': functools.partial(attacks.fmn_l2, steps=20),

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from linear_model import LinearProblem
 
 from ddn_jax import attacks
+from ddn_jax.reference import LinearProblem
 
 # No attack can beat the exact minimum; float32 rounding of the norm allows this much.
 _BELOW = 1 - 1e-5

@@ -1,5 +1,6 @@
 """The parts of ddn_jax.interop that need neither torch nor adv-lib: they run everywhere."""
 
+import importlib
 import subprocess
 import sys
 
@@ -25,6 +26,12 @@ def test_agreement_stats_and_markdown():
   assert stats['mean_l2_rel_diff'] == pytest.approx(1.0 / 1.25 - 1)
   assert stats['l2_ratio_n'] == 2
   assert stats['l2_ratio_quantiles']['0.5'] == 1.5
+  # A norm of 0 on one side (C&W returns a clean-misclassified input exactly; adv-lib through
+  # its tanh round trip) gives no ratio.
+  zero = interop.agreement_stats(
+    side([0.0, 1.0], [True] * 2, 1.0), side([1e-6, 2.0], [True] * 2, 1.0)
+  )
+  assert zero['l2_ratio_n'] == 1 and zero['l2_ratio_quantiles']['0.0'] == 0.5
   report = {
     'model': 'SmallCNN',
     'n': 4,
@@ -40,11 +47,11 @@ def test_agreement_stats_and_markdown():
   assert '| deepfool | skipped: x |' in markdown
 
 
-def test_experiment_cli_help():
-  from experiments import compare_pytorch
-
+@pytest.mark.parametrize('name', ['compare_pytorch', 'compare_noise', 'cw_abort_rule'])
+def test_experiment_cli_help(name):
+  module = importlib.import_module(f'experiments.{name}')
   with pytest.raises(SystemExit) as exit_:
-    compare_pytorch.main(['--help'])
+    module.main(['--help'])
   assert exit_.value.code == 0
 
 

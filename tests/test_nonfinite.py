@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from linear_model import LinearProblem
 
 from ddn_jax import attacks, evaluation, reports
+from ddn_jax.reference import LinearProblem
 
 MIN_NORM = {
   'ddn': functools.partial(attacks.ddn, levels=None),

@@ -5,9 +5,9 @@ import inspect
 
 import numpy as np
 import pytest
-from linear_model import LinearProblem
 
 from ddn_jax import attacks, interop
+from ddn_jax.reference import LinearProblem
 
 
 def test_every_public_attack_is_registered_once():

@@ -75,7 +75,7 @@ def test_ddn_sweep_equals_each_point_alone(digits):
 
 def test_carlini_wagner_sweep_equals_each_point_alone(digits):
   logits_fn, x, y = digits
-  static = {'binary_search_steps': [1], 'steps': [20]}
+  static = {'binary_search_steps': [1], 'steps': [20], 'abort_early': ['example']}
   grid = {'learning_rate': [0.1, 0.5], 'initial_const': [1.0, 100.0]}
   result = evaluation.sweep(attacks.carlini_wagner_l2, logits_fn, x, y, grid=grid, static=static)
   for p, point in enumerate(result.points):

@@ -29,7 +29,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     'repeats': 1,
     'train_steps': 0,
     'cw_long': {'images': 1, 'binary_search_steps': 2, 'steps': 10, 'foolbox': True},
-    'compaction': {'batches': (16,), 'attacks': ('deepfool:steps=20', 'cw:steps=20')},
+    'compaction': {
+      'batches': (16,),
+      'attacks': ('deepfool:steps=20', 'cw:steps=20,abort_early=example'),
+    },
     'scaling_batches': (2,),
     'scaling_steps': (3,),
     'scaling_steps_batch': 1,
@@ -41,8 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'models': ('small_cnn', 'cifar_cnn', 'wide_resnet'),
     'batch': {'small_cnn': 16, 'cifar_cnn': 8, 'wide_resnet': 1},
     'grad_batch': {'small_cnn': 256, 'cifar_cnn': 32, 'wide_resnet': 2},
-    # WideResNet-28-10: gradient only (one DDN-100 on one image is ~100 s here). CifarCNN has
-    # random weights, so its C&W stops at the first abort check (10 iterations).
+    # WideResNet-28-10: gradient only (one DDN-100 on one image is ~100 s here).
     'attacks': {'cifar_cnn': ('ddn', 'cw'), 'wide_resnet': ()},
     'steps': 100,
     'warmup': 1,
@@ -50,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'train_steps': 200,
     # foolbox runs C&W eagerly, op by op: 9x10000 does not fit the CPU preset's time.
     'cw_long': {'images': 2, 'binary_search_steps': 9, 'steps': 10000, 'foolbox': False},
-    'compaction': {'batches': (16, 64), 'attacks': ('deepfool', 'cw')},
+    'compaction': {'batches': (16, 64), 'attacks': ('deepfool', 'cw:abort_early=example')},
     'scaling_batches': (1, 64, 1024, 4096),
     'scaling_steps': (10, 100, 1000),
     'scaling_steps_batch': 4,
@@ -70,8 +72,11 @@ PRESETS: dict[str, dict[str, Any]] = {
       'batches': (1000,),
       'attacks': (
         'deepfool',
-        'cw',
-        'cw:binary_search_steps=9,steps=1000,learning_rate=0.01,initial_const=0.001',
+        'cw:abort_early=example',
+        (
+          'cw:binary_search_steps=9,steps=1000,learning_rate=0.01,initial_const=0.001,'
+          'abort_early=example'
+        ),
       ),
     },
     'scaling_batches': (1, 16, 256, 1024, 4096, 16384),

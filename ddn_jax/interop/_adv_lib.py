@@ -142,7 +142,8 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     floats = ('learning_rate', 'initial_const', 'confidence')  # An int constant crashes adv-lib.
     kwargs = {k: float(v) if k in floats else v for k, v in hparams.items()}
     kwargs['max_iterations'] = kwargs.pop('steps', kwargs.get('max_iterations'))
-    kwargs['abort_early'] = bool(kwargs.get('abort_early', True))  # adv-lib's rule is per batch.
+    # adv-lib's only rule is per batch; ddn_jax's default (no abort) is adv-lib's False.
+    kwargs['abort_early'] = bool(kwargs.get('abort_early', False))
     return kwargs
   if attack == 'deepfool':
     return {'steps': hparams['steps'], 'overshoot': float(hparams['overshoot']), 'norm': 2}

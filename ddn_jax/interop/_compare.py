@@ -82,7 +82,9 @@ def agreement_stats(ours: _adv_lib.SideResult, ref: _adv_lib.SideResult) -> dict
   Returns:
     A JSON-serialisable dict.
   """
-  both = ours.success & ref.success & (ref.l2 > 0)
+  # Nonzero on both sides: C&W returns a clean-misclassified input exactly on ours (norm 0) but
+  # through its tanh round trip on adv-lib's (norm ~1e-6), a ratio of 0 that is no disagreement.
+  both = ours.success & ref.success & (ours.l2 > 0) & (ref.l2 > 0)
   ratio = ours.l2[both] / ref.l2[both]
   sides = {'ddn_jax': ours, 'adv_lib': ref}
   median = {

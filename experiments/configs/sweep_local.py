@@ -29,7 +29,7 @@ def get_config() -> dict:
       'C&W': {
         'attack': 'cw',
         'grid': {'learning_rate': [0.01, 0.1, 0.5], 'initial_const': [0.1, 1.0, 10.0]},
-        'static': {'binary_search_steps': [1], 'steps': [100]},
+        'static': {'binary_search_steps': [1], 'steps': [100], 'abort_early': ['example']},
       },
     },
   }
