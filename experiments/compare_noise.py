@@ -34,12 +34,12 @@ def _one_ulp(images, seed):
 
 
 def _block_stats(a, b, block):
-  """Per block of ``block`` examples: `interop.agreement_stats` reduced to what the tests bound."""
+  """Per block of ``block`` examples: `interop.comparison.agreement_stats` reduced to what the tests bound."""
   rows = []
   for i in range(0, len(a.l2), block):
-    a_i, b_i = (interop.SideResult(s.adv[i : i + block], s.l2[i : i + block],
+    a_i, b_i = (interop.comparison.SideResult(s.adv[i : i + block], s.l2[i : i + block],
                                    s.success[i : i + block], 0.0, 0.0) for s in (a, b))  # fmt: skip
-    stats = interop.agreement_stats(a_i, b_i)
+    stats = interop.comparison.agreement_stats(a_i, b_i)
     quantiles = stats['l2_ratio_quantiles'] or dict.fromkeys(_QUANTILES)  # None: no common success
     rows.append(
       {
@@ -94,8 +94,8 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
   for name, (attack, hparams) in config['comparisons'].items():
     runs = {}
     for m, x in enumerate((images, moved)):
-      runs['ddn_jax', m] = interop.run_ddn_jax(attack, logits_fn, x, labels, hparams, warmup=False)
-      runs['adv_lib', m] = interop.run_adv_lib(attack, module, x, labels, hparams)
+      runs['ddn_jax', m] = interop.comparison.run_ddn_jax(attack, logits_fn, x, labels, hparams, warmup=False)
+      runs['adv_lib', m] = interop.comparison.run_adv_lib(attack, module, x, labels, hparams)
     pairs = {
       'ddn_jax vs ddn_jax moved': (runs['ddn_jax', 0], runs['ddn_jax', 1]),
       'adv_lib vs adv_lib moved': (runs['adv_lib', 0], runs['adv_lib', 1]),

@@ -75,7 +75,7 @@ def _row(side, ref, min_norm):
     'seconds': side.seconds,
   }
   if ref is not None:
-    stats = interop.agreement_stats(side, ref)
+    stats = interop.comparison.agreement_stats(side, ref)
     row['median_l2_vs_adv_lib'] = stats['median_l2_rel_diff']
     row['success_agreement'] = stats['success_agreement']
   if min_norm is not None and s.any():  # Norms relative to the exact minimum, over the successes.
@@ -113,13 +113,13 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
     budget = experiment['budget']
     ref = None
     if experiment['adv_lib']:
-      ref = interop.run_adv_lib(
+      ref = interop.comparison.run_adv_lib(
         'carlini_wagner_l2', module, images, labels, {**budget, 'abort_early': 'batch'}
       )
     rows = {}
     for rule in config['rules']:
       hparams = {**budget, 'abort_early': rule}
-      side = interop.run_ddn_jax(
+      side = interop.comparison.run_ddn_jax(
         'carlini_wagner_l2', logits_fn, images, labels, hparams, warmup=False
       )
       rows[repr(rule)] = _row(side, ref, min_norm)

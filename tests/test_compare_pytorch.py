@@ -83,9 +83,9 @@ def setup(mnist_cnn):
 
 def _both(setup, attack, hparams):
   logits_fn, module, images, labels = setup
-  ours = interop.run_ddn_jax(attack, logits_fn, images, labels, hparams, warmup=False)
-  ref = interop.run_adv_lib(attack, module, images, labels, hparams)
-  return interop.agreement_stats(ours, ref)
+  ours = interop.comparison.run_ddn_jax(attack, logits_fn, images, labels, hparams, warmup=False)
+  ref = interop.comparison.run_adv_lib(attack, module, images, labels, hparams)
+  return interop.comparison.agreement_stats(ours, ref)
 
 
 def test_ddn_100_matches_adv_lib(setup):
@@ -135,8 +135,8 @@ def test_carlini_wagner_abort_rules_run_as_adv_libs():
   hparams = {'binary_search_steps': 1, 'steps': 100, 'initial_const': 1e-9}
   for extra, grads in (({}, 100), ({'abort_early': 'batch'}, 10)):
     args = (p.inputs, p.labels, {**hparams, **extra})
-    ours = interop.run_ddn_jax('carlini_wagner_l2', p.logits_fn, *args, warmup=False)
-    ref = interop.run_adv_lib('carlini_wagner_l2', module, *args)
+    ours = interop.comparison.run_ddn_jax('carlini_wagner_l2', p.logits_fn, *args, warmup=False)
+    ref = interop.comparison.run_adv_lib('carlini_wagner_l2', module, *args)
     assert ours.grads_per_example == ref.grads_per_example == grads, (
       extra,
       ours.grads_per_example,

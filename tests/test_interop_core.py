@@ -11,7 +11,7 @@ from ddn_jax import interop, reports
 
 
 def test_agreement_stats_and_markdown():
-  side = lambda l2, success, seconds: interop.SideResult(
+  side = lambda l2, success, seconds: interop.comparison.SideResult(
     adv=np.zeros((4, 1, 1, 1)),
     l2=np.asarray(l2),
     success=np.asarray(success),
@@ -20,7 +20,7 @@ def test_agreement_stats_and_markdown():
   )
   ours = side([1.0, 2.0, 0.0, 0.0], [True, True, True, False], 1.0)
   ref = side([1.0, 1.0, 0.0, 3.0], [True, True, True, True], 2.0)
-  stats = interop.agreement_stats(ours, ref)
+  stats = interop.comparison.agreement_stats(ours, ref)
   assert stats['success_agreement'] == 0.75
   assert stats['median_l2'] == {'ddn_jax': 1.0, 'adv_lib': 1.0}
   assert stats['mean_l2_rel_diff'] == pytest.approx(1.0 / 1.25 - 1)
@@ -28,7 +28,7 @@ def test_agreement_stats_and_markdown():
   assert stats['l2_ratio_quantiles']['0.5'] == 1.5
   # A norm of 0 on one side (C&W returns a clean-misclassified input exactly; adv-lib through
   # its tanh round trip) gives no ratio.
-  zero = interop.agreement_stats(
+  zero = interop.comparison.agreement_stats(
     side([0.0, 1.0], [True] * 2, 1.0), side([1e-6, 2.0], [True] * 2, 1.0)
   )
   assert zero['l2_ratio_n'] == 1 and zero['l2_ratio_quantiles']['0.0'] == 0.5

@@ -316,7 +316,7 @@ def test_sweep_table():
 
 
 def test_comparison_table():
-  side = lambda l2, success, seconds: interop.SideResult(
+  side = lambda l2, success, seconds: interop.comparison.SideResult(
     adv=np.zeros((4, 1, 1, 1)),
     l2=np.asarray(l2),
     success=np.asarray(success),
@@ -325,7 +325,7 @@ def test_comparison_table():
   )
   ours = side([1.0, 2.0, 0.0, 0.0], [True, True, True, False], 1.0)
   ref = side([1.0, 1.0, 0.0, 3.0], [True, True, True, True], 2.0)
-  stats = interop.agreement_stats(ours, ref)
+  stats = interop.comparison.agreement_stats(ours, ref)
   result = {
     'model': 'SmallCNN',
     'n': 4,

@@ -42,7 +42,7 @@ class JaxSide:
 
 
 class AdvLibSide:
-  """adv-lib on the PyTorch twin of the model (`ddn_jax.interop.run_adv_lib`)."""
+  """adv-lib on the PyTorch twin of the model (`ddn_jax.interop.comparison.run_adv_lib`)."""
 
   def __init__(self, attack: attacks.Attack, module, x, y):
     from ddn_jax import interop
@@ -50,8 +50,8 @@ class AdvLibSide:
     if attack.entry.adv_lib is None:
       raise NotImplementedError(f'{attack.name} has no adv-lib counterpart')
     name, hparams = attack.entry.function.__name__, hyperparameters(attack)
-    interop.ref_kwargs(name, hparams)  # Raises for settings adv-lib cannot run.
-    self.run = functools.partial(interop.run_adv_lib, name, module, np.asarray(x), np.asarray(y))
+    interop.comparison.ref_kwargs(name, hparams)  # Raises for settings adv-lib cannot run.
+    self.run = functools.partial(interop.comparison.run_adv_lib, name, module, np.asarray(x), np.asarray(y))
     self.hparams = hparams
     self.compile_s = None
 

@@ -2,20 +2,13 @@
 
 Needs the optional ``torch`` extra (and ``adv-lib`` for the comparisons); nothing outside this
 package imports torch, and this package imports it only inside the functions that need it.
+`compare` runs attacks on both sides and reports their agreement; its pieces (one side at a
+time, the statistics) are in `ddn_jax.interop.comparison`.
 """
 
-from ddn_jax.interop._adv_lib import (
-  DEFAULT_HPARAMS,
-  SideResult,
-  import_adv_lib,
-  ref_kwargs,
-  run_adv_lib,
-)
-from ddn_jax.interop._compare import (
-  agreement_stats,
-  compare,
-  run_ddn_jax,
-)
+from ddn_jax.interop import comparison
+from ddn_jax.interop._adv_lib import DEFAULT_HPARAMS, import_adv_lib
+from ddn_jax.interop._compare import compare
 from ddn_jax.interop._convert import (
   from_torch_state_dict,
   load_torch_state_dict,
@@ -27,15 +20,11 @@ from ddn_jax.interop._convert import (
 
 __all__ = [
   'DEFAULT_HPARAMS',
-  'SideResult',
-  'agreement_stats',
   'compare',
+  'comparison',
   'from_torch_state_dict',
   'import_adv_lib',
   'load_torch_state_dict',
-  'ref_kwargs',
-  'run_adv_lib',
-  'run_ddn_jax',
   'save_torch_state_dict',
   'to_torch',
   'to_torch_state_dict',
