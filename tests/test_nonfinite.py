@@ -10,6 +10,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ddn_jax import attacks, evaluation, reports
@@ -282,3 +283,26 @@ def test_real_attacks_on_a_broken_model_report_it(problem, model):
   assert not swept.success.any() and not swept.model_finite.any()
   assert [row['num_nonfinite'] for row in swept.rows()] == [4, 4]
   assert [row['success_rate'] for row in swept.rows()] == [0, 0]
+
+
+def test_predictions_and_training_metrics_never_count_a_broken_model_as_right():
+  # argmax picks a NaN (or +inf) logit: with the label on that class a broken model would score
+  # 100%. Every accuracy (evaluation.predict, training.evaluate, the training step's metrics)
+  # goes through attacks.predicted_class, which has no class for non-finite logits.
+  from ddn_jax import models, training
+
+  logits = jnp.array([[jnp.nan, 0.0, 1.0], [jnp.inf, 0.0, 1.0], [0.0, 2.0, 1.0]])
+  np.testing.assert_array_equal(attacks.predicted_class(logits), [-1, -1, 1])
+  images = np.zeros((4, 28, 28, 1), np.uint8)
+  labels = np.zeros(4, np.int32)
+  nan_on_label = lambda x: jnp.zeros((len(x), 10)).at[:, 0].set(jnp.nan)
+  assert (evaluation.predict(nan_on_label, images) == -1).all()
+  assert training.evaluate(nan_on_label, images, labels)['accuracy'] == 0.0
+  state = training.create_train_state(
+    models.SmallCNN(), rng=jax.random.key(0), input_shape=(1, 28, 28, 1), optimizer=optax.sgd(0.1)
+  )
+  poisoned = jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.params)
+  _, metrics = training.train_step(
+    state.replace(params=poisoned), {'image': images, 'label': labels}
+  )
+  assert float(metrics['accuracy']) == 0.0, metrics

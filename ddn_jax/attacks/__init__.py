@@ -21,7 +21,7 @@ from ddn_jax.attacks._deepfool import deepfool
 from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._mapping import compacting_while_loop
-from ddn_jax.attacks._numerics import LogitsFn
+from ddn_jax.attacks._numerics import LogitsFn, is_adversarial, predicted_class
 from ddn_jax.attacks._pgd import pgd_l2
 from ddn_jax.attacks._projection import project_l2_ball
 from ddn_jax.attacks._registry import (
@@ -57,10 +57,12 @@ __all__ = [
   'fgm_l2',
   'fmn_l2',
   'get_attack',
+  'is_adversarial',
   'make_attack',
   'parse_attack',
   'parse_value',
   'pgd_l2',
+  'predicted_class',
   'project_l2_ball',
   'validate_inputs',
 ]

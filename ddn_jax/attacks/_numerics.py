@@ -36,6 +36,12 @@ def all_finite(x: jax.Array, axis: int | tuple[int, ...] | None = None) -> jax.A
   return jnp.all(jnp.isfinite(x), axis=axis)
 
 
+def predicted_class(logits: jax.Array) -> jax.Array:
+  """The predicted class of logits ``(..., K)``: their argmax, or -1 (no class) where any logit
+  is not finite, so that a broken model is never counted as right (or as fooled)."""
+  return jnp.where(all_finite(logits, axis=-1), jnp.argmax(logits, axis=-1), -1)
+
+
 def is_adversarial(logits: jax.Array, label: jax.Array, targeted: bool) -> jax.Array:
   """Whether logits ``(..., K)`` are adversarial for ``label`` (the target when ``targeted``).
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddn_jax import data, models, reports
+from ddn_jax import attacks, data, models, reports
 from ddn_jax.benchmark._presets import MODELS
 
 
@@ -74,7 +74,7 @@ def load_images(model_name: str, count: int) -> tuple[np.ndarray, str]:
 
 def predictions(logits_fn, x) -> np.ndarray:
   """The model's own labels: every example starts correctly classified."""
-  return np.asarray(jnp.argmax(jax.jit(logits_fn)(x), -1), np.int32)
+  return np.asarray(attacks.predicted_class(jax.jit(logits_fn)(x)), np.int32)
 
 
 def make_model(model_name: str, train_steps: int) -> tuple[Any, Any, Any, str]:

@@ -51,7 +51,9 @@ class AdvLibSide:
       raise NotImplementedError(f'{attack.name} has no adv-lib counterpart')
     name, hparams = attack.entry.function.__name__, hyperparameters(attack)
     interop.comparison.ref_kwargs(name, hparams)  # Raises for settings adv-lib cannot run.
-    self.run = functools.partial(interop.comparison.run_adv_lib, name, module, np.asarray(x), np.asarray(y))
+    self.run = functools.partial(
+      interop.comparison.run_adv_lib, name, module, np.asarray(x), np.asarray(y)
+    )
     self.hparams = hparams
     self.compile_s = None
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ddn_jax import attacks
 from ddn_jax.data import to_float_images
 
 
@@ -14,7 +15,6 @@ def predict(logits_fn: Any, images: Any, *, batch_size: int = 256) -> np.ndarray
   time; an example whose logits are not all finite is predicted as -1 (no class)."""
   predictions = []
   for start in range(0, len(images), batch_size):
-    logits = np.asarray(logits_fn(to_float_images(np.asarray(images[start : start + batch_size]))))
-    finite = np.isfinite(logits).all(axis=-1)
-    predictions.append(np.where(finite, logits.argmax(-1), -1))
+    logits = logits_fn(to_float_images(np.asarray(images[start : start + batch_size])))
+    predictions.append(np.asarray(attacks.predicted_class(logits)))
   return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)

@@ -44,7 +44,7 @@ def _ddn_adversary(logits_fn, images, labels, key, *, eps, levels, **ddn_kwargs)
   # does, with the same rounding onto the grey-level grid.
   result = attacks.ddn(logits_fn, images, labels, levels=levels, key=key, **ddn_kwargs)
   adv = attacks.project_l2_ball(images, result.adv, eps, levels=levels)
-  success = jnp.argmax(logits_fn(adv), -1) != labels
+  success = attacks.is_adversarial(logits_fn(adv), labels, False)
   return AdversaryResult(adv=adv, success=success, l2=result.l2)
 
 
@@ -205,7 +205,7 @@ def adversarial_train_step(
   images, labels = to_float_images(batch['image']), batch['label']
   clean_key, adv_key, attack_key = jax.random.split(jax.random.fold_in(state.rng, state.step), 3)
   logits_fn = make_logits_fn(state.model, state.variables)
-  metrics = {'clean_accuracy': jnp.mean(jnp.argmax(logits_fn(images), -1) == labels)}
+  metrics = {'clean_accuracy': jnp.mean(attacks.predicted_class(logits_fn(images)) == labels)}
   terms = [(clean_weight, images, clean_key)]
   if clean_weight < 1:
     result = jax.lax.stop_gradient(adversary(logits_fn, images, labels, attack_key))

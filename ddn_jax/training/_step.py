@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ddn_jax import attacks
 from ddn_jax.data import to_float_images
 from ddn_jax.models import make_logits_fn
 from ddn_jax.training._state import TrainState
@@ -80,7 +81,7 @@ def optimizer_step(
       )
       loss += weight * optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
       batch_stats = updates.get('batch_stats', {})
-      accuracies.append(jnp.mean(jnp.argmax(logits, -1) == labels))
+      accuracies.append(jnp.mean(attacks.predicted_class(logits) == labels))
     return loss, (batch_stats, accuracies)
 
   # Flax layers such as Dropout are not written for explicitly sharded types: the model runs with
@@ -105,7 +106,7 @@ def optimizer_step(
 
 def _sums(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum()
-  return loss, jnp.sum(jnp.argmax(logits, -1) == labels)
+  return loss, jnp.sum(attacks.predicted_class(logits) == labels)
 
 
 @functools.partial(jax.jit, static_argnums=0)
