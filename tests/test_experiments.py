@@ -118,7 +118,7 @@ def test_table1(model, tmp_path):
   assert searched.startswith('C&W 1×5 (')
   expected = [_label(_cw(2, 5)), 'DeepFool 5', 'DDN 10']
   assert [r['attack'] for r in report['rows'][1:]] == expected
-  assert expected[0] == 'C&W 2×5 (initial_const=0.01)'
+  assert expected[0] == 'C&W 2×5 (initial_const=0.01, abort_early=example)'
   assert len(search['rows']) == 4
   # The chosen point is a grid point of lowest median L2.
   chosen = [r for r in search['rows'] if all(r[k] == v for k, v in search['best'].items())]
