@@ -94,7 +94,9 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
   for name, (attack, hparams) in config['comparisons'].items():
     runs = {}
     for m, x in enumerate((images, moved)):
-      runs['ddn_jax', m] = interop.comparison.run_ddn_jax(attack, logits_fn, x, labels, hparams, warmup=False)
+      runs['ddn_jax', m] = interop.comparison.run_ddn_jax(
+        attack, logits_fn, x, labels, hparams, warmup=False
+      )
       runs['adv_lib', m] = interop.comparison.run_adv_lib(attack, module, x, labels, hparams)
     pairs = {
       'ddn_jax vs ddn_jax moved': (runs['ddn_jax', 0], runs['ddn_jax', 1]),

@@ -15,6 +15,9 @@ def test_every_public_attack_is_registered_once():
     getattr(attacks, n)
     for n in attacks.__all__
     if inspect.isfunction(getattr(attacks, n))
+    # The attack signature: attack(logits_fn, inputs, labels, *, targeted=..., ...).
+    and list(inspect.signature(getattr(attacks, n)).parameters)[:3]
+    == ['logits_fn', 'inputs', 'labels']
     and 'targeted' in inspect.signature(getattr(attacks, n)).parameters
   }
   registered = [e.function for e in attacks.ATTACKS.values()]
