@@ -2,7 +2,7 @@
 
 An experiment config (``get_config()`` returning a plain dict) names its model(s) by a training
 config of `experiments/adversarial_training.py` and one of its defences: the model is trained
-with that script's `_train` (resuming from, or simply reloading, the checkpoints under
+with that script's `train_defence` (resuming from, or simply reloading, the checkpoints under
 ``<workdir>/<training config name>/<defence>``), so the paper's tables and the adversarial
 training share one set of models. ImageNet's Inception V3 is loaded from torchvision weights
 instead (`ddn_jax.models.InceptionV3`). Attacks are named by their function in `ddn_jax.attacks`.
@@ -36,11 +36,11 @@ def _training_data(train_config: dict[str, Any]):
       )
     num_train = train_config.get('num_train') or reference.MAX_NUM_TRAIN
     return reference.mnist_split(num_train=num_train, seed=seed)
-  train = adversarial_training._subset(
+  train = adversarial_training.subset(
     data.load(name, 'train', source=source), train_config['num_train'], seed
   )
   test = data.load(name, 'test', source=source)
-  return train, adversarial_training._subset(test, train_config['num_test'], seed)
+  return train, adversarial_training.subset(test, train_config['num_test'], seed)
 
 
 def _trained_logits_fns(spec: dict[str, Any], defences: list[str]) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def _trained_logits_fns(spec: dict[str, Any], defences: list[str]) -> dict[str, 
     }:
       continue
     print(f'== model {train_config["name"]}/{defence}', flush=True)
-    state, _ = adversarial_training._train(
+    state, _ = adversarial_training.train_defence(
       train_config, defence, defence_spec, train_data, test_data, workdir, mesh, trained
     )
     trained[defence] = state

@@ -50,7 +50,7 @@ def _adversary(spec: dict[str, Any]) -> training.Adversary | None:
   return training.make_adversary(spec['adversary'], eps=spec['eps'], steps=spec['steps'], **kwargs)
 
 
-def _subset(arrays, size: int | None, seed: int):
+def subset(arrays, size: int | None, seed: int):
   """The first ``size`` of a ``seed`` permutation (`data.split_indices`), or all."""
   images, labels = arrays
   if size is None:
@@ -59,7 +59,7 @@ def _subset(arrays, size: int | None, seed: int):
   return images[index], labels[index]
 
 
-def _train(config, defence, spec, train_data, test_data, workdir, mesh, trained):
+def train_defence(config, defence, spec, train_data, test_data, workdir, mesh, trained):
   num_train = len(train_data[0])
   state = training.create_train_state(
     _model(config['model']),
@@ -153,12 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     command=_report.command_line(_MODULE, argv),
   )
 
-  train_data = _subset(
+  train_data = subset(
     data.load(config['dataset'], 'train', source=config['source']),
     config['num_train'],
     config['seed'],
   )
-  test_data = _subset(
+  test_data = subset(
     data.load(config['dataset'], 'test', source=config['source']),
     config['num_test'],
     config['seed'],
@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
   trained, results = {}, {}
   for defence, spec in config['defences'].items():
     print(f'== {defence}', flush=True)
-    state, history = _train(config, defence, spec, train_data, test_data, workdir, mesh, trained)
+    state, history = train_defence(
+      config, defence, spec, train_data, test_data, workdir, mesh, trained
+    )
     trained[defence] = state
     results[defence] = {**_evaluate(state, test_data, config['eval']), 'history': history}
     print(json.dumps({k: v for k, v in results[defence].items() if k != 'history'}), flush=True)
