@@ -60,6 +60,7 @@ def subset(arrays, size: int | None, seed: int):
 
 
 def train_defence(config, defence, spec, train_data, test_data, workdir, mesh, trained):
+  """Trains one defence of a config, resuming from (or reloading) ``workdir / defence``."""
   num_train = len(train_data[0])
   state = training.create_train_state(
     _model(config['model']),
