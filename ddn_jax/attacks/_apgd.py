@@ -132,7 +132,7 @@ def _apgd_run(x, key, loss_and_grad, is_adv, eps, rho, *, steps, reduce_rule, ra
     scale = s.step_size / (jnp.where(usable, grad_norm, 0) + _TINY_NORM)
     move = jnp.where(usable, s.grad * scale, 0)
     z = _project(x, s.x_adv + move, eps)
-    # Momentum: x + a (z - x_k) + (1 - a) (x_k - x_{k-1}), projected again.
+    # Momentum: x_k + a (z - x_k) + (1 - a) (x_k - x_{k-1}), projected again.
     x_adv = _project(x, z + (1 - a) * (s.x_adv - z) + (1 - a) * (s.x_adv - s.x_old), eps)
     (loss, logits), grad = loss_and_grad(x_adv)
     adv = is_adv(logits)
@@ -152,8 +152,8 @@ def _apgd_run(x, key, loss_and_grad, is_adv, eps, rho, *, steps, reduce_rule, ra
       stalled = s.loss_last_check >= loss_best
     else:  # adv-lib 0.2.8 keeps loss_best itself, not a copy, from its first checkpoint on.
       stalled = after_first | (s.loss_last_check >= loss_best)
-    reduce = (check_length > 0) & (oscillates | (~s.reduced_last_check & stalled))
     at_check = check_length > 0
+    reduce = at_check & (oscillates | (~s.reduced_last_check & stalled))
     new = _State(
       x_adv=jnp.where(reduce, x_best, x_adv),
       x_old=s.x_adv,
