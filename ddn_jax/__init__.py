@@ -3,6 +3,8 @@
 from ddn_jax import attacks
 from ddn_jax.attacks import (
   AttackResult,
+  apgd_l2,
+  apgd_targeted_l2,
   carlini_wagner_l2,
   ddn,
   deepfool,
@@ -16,6 +18,8 @@ __version__ = '0.1.0'
 
 __all__ = [
   'AttackResult',
+  'apgd_l2',
+  'apgd_targeted_l2',
   'attacks',
   'carlini_wagner_l2',
   'ddn',

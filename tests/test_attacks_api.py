@@ -32,9 +32,17 @@ ATTACKS = {
   'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.55),
   # No random start: the result is then a function of the example alone (see the key test).
   'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.55, steps=5, step_size=0.2, random_start=False),
+  # Two steps of the cross-entropy: the DLR ranks the linear problem's clean logits, of which
+  # eight are tied, and after a few more steps the iterates settle on one point of the sphere,
+  # where the comparisons that halve the step size are rounding calls that the batch size can
+  # flip (the algorithm is tested step by step in test_compare_pytorch.py).
+  'apgd_l2': functools.partial(attacks.apgd_l2, eps=0.55, steps=2, loss='ce', random_start=False),
+  'apgd_targeted_l2': functools.partial(
+    attacks.apgd_targeted_l2, eps=0.55, steps=3, num_targets=2, random_start=False
+  ),
 }
 MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2']
-BOUNDED = ['fgm_l2', 'pgd_l2']
+BOUNDED = ['fgm_l2', 'pgd_l2', 'apgd_l2', 'apgd_targeted_l2']
 # The attacks that quantise their points to grey levels when asked (DDN does by default).
 QUANTISING = ['ddn', 'deepfool', 'fmn_l2']
 
@@ -102,7 +110,8 @@ def test_success_is_rechecked_on_the_returned_point(name):
   _check_result(flat, x, y, r, minimum_norm=name in MINIMUM_NORM)
 
 
-@pytest.mark.parametrize('name', list(ATTACKS))
+# APGD-T's targeted DLR needs 4 classes (tested in test_attacks_apgd.py).
+@pytest.mark.parametrize('name', [n for n in ATTACKS if n != 'apgd_targeted_l2'])
 def test_a_boundary_outside_the_box_is_never_reached(name):
   """Class 1 needs a mean pixel above 1.1: the gradient pushes every pixel to the box's edge,
   where nothing is adversarial. Minimum-norm attacks return the clean input, bounded ones their
@@ -114,7 +123,8 @@ def test_a_boundary_outside_the_box_is_never_reached(name):
 
   x = np.full((2, 8, 8, 1), 0.9, np.float32)
   y = np.zeros(2, np.int32)
-  kwargs = {'candidates': 2} if name == 'deepfool' else {}
+  # Two classes: DeepFool's candidates and APGD's loss (the DLR needs 3) must say so.
+  kwargs = {'deepfool': {'candidates': 2}, 'apgd_l2': {'loss': 'ce'}}.get(name, {})
   r = ATTACKS[name](beyond_the_box, x, y, **kwargs)
   assert not np.asarray(r.success).any()
   _check_result(beyond_the_box, x, y, r, minimum_norm=name in MINIMUM_NORM)
@@ -149,6 +159,13 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
     ('fmn_l2', functools.partial(attacks.fmn_l2, steps=7), 2),
     ('fgm_l2', functools.partial(attacks.fgm_l2, eps=0.3), 2),
     ('pgd_l2', functools.partial(attacks.pgd_l2, eps=0.3, steps=7, step_size=0.1), 2),
+    # Below the minimal norm (0.5): every run fails, so all of them run, 8 gradients each.
+    ('apgd_l2', functools.partial(attacks.apgd_l2, eps=0.3, steps=7, restarts=2), 2),
+    (
+      'apgd_targeted_l2',
+      functools.partial(attacks.apgd_targeted_l2, eps=0.3, steps=7, num_targets=3),
+      3,  # APGD-T also ranks the targets by the clean logits
+    ),
     (
       'carlini_wagner_l2',
       functools.partial(
@@ -209,7 +226,12 @@ def test_already_misclassified_example_is_returned_unchanged(problem, name):
     np.testing.assert_array_equal(r.num_grads, 0)
 
 
-@pytest.mark.parametrize('name', list(ATTACKS))
+# APGD-T ranks the clean logits, of which the linear problem ties eight: without a random start
+# its gradient is then a rounding call (tested on untied logits in test_attacks_apgd.py).
+UNTIED = [n for n in ATTACKS if n != 'apgd_targeted_l2']
+
+
+@pytest.mark.parametrize('name', UNTIED)
 def test_batch_equals_stacked_single_examples(problem, name):
   attack = functools.partial(ATTACKS[name], problem.logits_fn)
   batch = attack(problem.inputs, problem.labels)
@@ -232,7 +254,7 @@ def test_jit_equals_no_jit(problem, name):
   np.testing.assert_array_equal(eager.num_grads, jitted.num_grads)
 
 
-@pytest.mark.parametrize('name', list(ATTACKS))
+@pytest.mark.parametrize('name', UNTIED)
 def test_sharded_over_8_devices_equals_one_device(name):
   """jit partitions the vmapped attack over a batch sharded along a 'data' mesh axis."""
   assert jax.device_count() == 8

@@ -31,8 +31,10 @@ ATTACKS = {
   # Bounded attacks get their budget from the test: 'eps' is filled in below.
   'fgm_l2': attacks.fgm_l2,
   'pgd_l2': functools.partial(attacks.pgd_l2, steps=10, random_start=False),
+  'apgd_l2': functools.partial(attacks.apgd_l2, steps=10),
+  'apgd_targeted_l2': functools.partial(attacks.apgd_targeted_l2, steps=5, num_targets=2),
 }
-BOUNDED = ('fgm_l2', 'pgd_l2')
+BOUNDED = ('fgm_l2', 'pgd_l2', 'apgd_l2', 'apgd_targeted_l2')
 
 
 def _run(name, logits_fn, x, y, eps=0.5, **kwargs):
@@ -112,7 +114,8 @@ def test_broken_models_give_no_success_and_finite_images(problem, name, model):
   if model.endswith('gradient'):
     # The logits are fine; no gradient step can be taken, so no minimum-norm attack moves.
     np.testing.assert_array_equal(r.model_finite, True)
-    if name != 'ddn':  # DDN steps along a random direction instead
+    # DDN steps along a random direction instead, APGD stays at its random start.
+    if name not in ('ddn', 'apgd_l2', 'apgd_targeted_l2'):
       np.testing.assert_array_equal(r.adv, p.inputs)
   else:
     np.testing.assert_array_equal(r.model_finite, False)

@@ -15,6 +15,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ddn_jax.attacks._apgd import apgd_l2, apgd_targeted_l2
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
 from ddn_jax.attacks._ddn import ddn
 from ddn_jax.attacks._deepfool import deepfool
@@ -191,6 +192,28 @@ def _entries() -> dict[str, AttackEntry]:
     ),
     AttackEntry(name='fgm', function=fgm_l2, title='FGM', minimum_norm=False),
     AttackEntry(name='pgd', function=pgd_l2, title='PGD', budget=('steps',), minimum_norm=False),
+    AttackEntry(
+      name='apgd',
+      function=apgd_l2,
+      title='APGD',
+      budget=('steps',),
+      defaults={'steps': 100},
+      adv_lib='apgd',
+      # adv-lib 0.2.8's step-size rule (see apgd_l2); eps is the run's, as for PGD.
+      adv_lib_settings={'steps': 100, 'loss': 'dlr', 'restarts': 1, 'reduce_rule': 'adv_lib'},
+      minimum_norm=False,
+    ),
+    AttackEntry(
+      name='apgd-t',
+      function=apgd_targeted_l2,
+      title='APGD-T',
+      budget=('num_targets', 'steps'),
+      defaults={'num_targets': 9, 'steps': 100},
+      adv_lib='apgd_targeted',
+      adv_lib_settings={'steps': 100, 'num_targets': 9, 'reduce_rule': 'adv_lib'},
+      minimum_norm=False,
+      targeted=False,
+    ),
   ]
   return {e.name: e for e in entries}
 

@@ -121,7 +121,8 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
   """adv-lib's keyword arguments for ``attack`` with ddn_jax's ``hparams``.
 
   Options that only select ddn_jax's variant of the algorithm (``alpha_schedule``, the
-  ``abort_early`` rule, ``candidates``) have no adv-lib argument: adv-lib always runs its own.
+  ``abort_early`` rule, ``candidates``, APGD's ``reduce_rule``) have no adv-lib argument:
+  adv-lib always runs its own.
 
   Raises:
     ValueError: ``hparams`` asks for something adv-lib cannot do (e.g. other DDN step sizes).
@@ -153,6 +154,16 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     kwargs = {'norm': 2, 'steps': hparams['steps']}
     kwargs.update({names[k]: float(v) for k, v in hparams.items() if k in names and v is not None})
     return kwargs
+  if attack in ('apgd_l2', 'apgd_targeted_l2'):
+    # eps is the run's (no default); adv-lib always halves by its own rule (reduce_rule).
+    kwargs = {'norm': 2, 'eps': float(hparams['eps']), 'n_iter': hparams.get('steps', 100)}
+    kwargs['rho'] = float(hparams.get('rho', 0.75))
+    if attack == 'apgd_l2':
+      kwargs['n_restarts'] = hparams.get('restarts', 1)
+      kwargs['loss_function'] = hparams.get('loss', 'dlr')
+    else:
+      kwargs['num_targets'] = hparams.get('num_targets', 9)
+    return kwargs
   raise ValueError(f'Unknown attack {attack!r}; expected one of {sorted(DEFAULT_HPARAMS)}.')
 
 
@@ -170,7 +181,7 @@ def run_adv_lib(
 
   Args:
     attack: an attack with an adv-lib counterpart, by registry or function name (``'ddn'``,
-      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``).
+      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``, ``'apgd'``, ``'apgd-t'``).
     module: PyTorch model in eval mode taking NCHW images in [0, 1]; the attack runs on its
       device (CPU or CUDA).
     images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).
@@ -178,7 +189,7 @@ def run_adv_lib(
     hparams: hyperparameters under their ddn_jax names, as in `DEFAULT_HPARAMS`.
     targeted: targeted attack.
     seed: ``torch.manual_seed`` before the call (DDN draws a random direction for a zero
-      gradient).
+      gradient, APGD its random starts).
 
   Returns:
     A `SideResult`. Gradient evaluations are the examples in each backward pass through the
