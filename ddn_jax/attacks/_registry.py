@@ -338,12 +338,16 @@ def attack_label(entry: AttackEntry | str, settings: Mapping[str, Any]) -> str:
 
 def attack_help() -> str:
   """One paragraph for a command line's help: the spec syntax, the names and their defaults."""
-  names = '; '.join(
-    f'{e.name} ({e.function.__name__}'
-    + (f', {make_attack(e.name).label}' if e.defaults else '')
-    + ')'
-    for e in ATTACKS.values()
-  )
+
+  def describe(e: AttackEntry) -> str:
+    required = [n for n, p in e.parameters().items() if p.default is inspect.Parameter.empty]
+    missing = [n for n in required if n not in e.defaults]
+    if missing:  # e.g. a bounded attack's eps: no default label
+      return f'{e.name} ({e.function.__name__}, needs {", ".join(missing)})'
+    label = f', {make_attack(e.name).label}' if e.defaults else ''
+    return f'{e.name} ({e.function.__name__}{label})'
+
+  names = '; '.join(describe(e) for e in ATTACKS.values())
   return (
     'attack spec NAME[:KEY=VALUE,...], KEY=VALUE overriding an argument of the function, e.g. '
     f'ddn:steps=300,gamma=0.1 or cw:binary_search_steps=9,steps=10000. Names: {names}'

@@ -13,7 +13,8 @@ MODELS = {
   'wide_resnet': (models.WideResNet, (32, 32, 3)),
 }
 # The attacks compared side by side: those of the registry with an adv-lib counterpart.
-ATTACKS = tuple(entry.name for entry in attacks.ATTACKS.values() if entry.adv_lib)
+# The minimum-norm attacks with an adv-lib counterpart (the bounded ones need an eps).
+ATTACKS = tuple(e.name for e in attacks.ATTACKS.values() if e.adv_lib and e.minimum_norm)
 SECTIONS = ('gradient', 'attacks', 'cw_long', 'compaction', 'scaling', 'sweep')
 
 # Sizes per preset. ``batch``: images per attack call per model (the attack table runs only the
