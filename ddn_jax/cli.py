@@ -125,7 +125,8 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
 
 
 def _signature_defaults(function) -> dict[str, Any]:
-  """``function``'s keyword defaults: the library's defaults are the command's."""
+  """``function``'s keyword defaults: the library's defaults are the command's (not ``command``,
+  the command line the CLI records, whose name is also the subcommand's parser dest)."""
   parameters = inspect.signature(function).parameters.values()
   return {p.name: p.default for p in parameters if p.default is not p.empty and p.name != 'command'}
 

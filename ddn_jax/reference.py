@@ -235,12 +235,12 @@ class LinearProblem:
 
   def torch_module(self) -> Any:
     """The same classifier as a PyTorch module on NCHW images (for adv-lib); needs torch."""
+    if self.inputs.shape[-1] != 1:
+      raise ValueError('torch_module needs one channel, where NCHW and NHWC flatten alike.')
     import torch
 
     layer = torch.nn.Linear(*self.w.shape)
     with torch.no_grad():
       layer.weight.copy_(torch.from_numpy(self.w.T.copy()))
       layer.bias.copy_(torch.from_numpy(self.b))
-    if self.inputs.shape[-1] != 1:
-      raise ValueError('torch_module needs one channel, where NCHW and NHWC flatten alike.')
     return torch.nn.Sequential(torch.nn.Flatten(), layer)

@@ -13,7 +13,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 
 import jax
@@ -437,26 +436,13 @@ def test_unusable_checkpoints_give_a_warning_or_one_error_line(trained_copy, tmp
   _one_line_error(capsys, argv, f'{trained_copy / "model.json"} is empty')
 
 
-def _unwritable_directory(tmp_path):
-  directory = tmp_path / 'read_only'
-  directory.mkdir()
-  directory.chmod(0o555)
-  for candidate in (directory, pathlib.Path('/sys')):  # root writes anywhere but in /sys
-    try:
-      with tempfile.TemporaryFile(dir=candidate):
-        pass
-    except OSError:
-      return candidate
-  pytest.skip('no unwritable directory')
-
-
-def test_train_checks_its_output_directory_and_batch_size(tmp_path, capsys):
+def test_train_checks_its_output_directory_and_batch_size(tmp_path, capsys, unwritable_directory):
   file = tmp_path / 'file'
   file.write_text('')
   _one_line_error(capsys, [*_TRAIN, '--out', str(file)], f'{file} is a file, not a directory')
   _one_line_error(
     capsys,
-    [*_TRAIN, '--out', str(_unwritable_directory(tmp_path))],
+    [*_TRAIN, '--out', str(unwritable_directory)],
     'Cannot write in the output directory',
   )
   _one_line_error(

@@ -4,9 +4,7 @@ import csv
 import functools
 import gc
 import json
-import pathlib
 import shutil
-import tempfile
 import warnings
 
 import jax
@@ -526,20 +524,7 @@ def test_fit_resumes_only_the_same_run(finished_run, digits256, tmp_path, capsys
   )
 
 
-def _unwritable_directory(tmp_path):
-  directory = tmp_path / 'read_only'
-  directory.mkdir()
-  directory.chmod(0o555)
-  for candidate in (directory, pathlib.Path('/sys')):  # root writes anywhere but in /sys
-    try:
-      with tempfile.TemporaryFile(dir=candidate):
-        pass
-    except OSError:
-      return candidate
-  pytest.skip('no unwritable directory')
-
-
-def test_output_directories_and_batch_sizes_are_checked(digits256, tmp_path):
+def test_output_directories_and_batch_sizes_are_checked(digits256, tmp_path, unwritable_directory):
   with pytest.raises(ValueError, match='batch_size=512 is larger than the 256 training examples'):
     _fit_digits(digits256, None, batch_size=512)
   file = tmp_path / 'file'
@@ -549,6 +534,6 @@ def test_output_directories_and_batch_sizes_are_checked(digits256, tmp_path):
   with pytest.raises(ValueError, match='Cannot create the output directory'):
     training.make_output_dir(file / 'sub')
   with pytest.raises(ValueError, match='Cannot write in the output directory'):
-    training.make_output_dir(_unwritable_directory(tmp_path))
+    training.make_output_dir(unwritable_directory)
   assert training.make_output_dir(tmp_path / 'a' / 'b').is_dir()
   assert file.read_text() == ''

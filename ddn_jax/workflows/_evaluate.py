@@ -167,11 +167,12 @@ def sweep_report(
     batch_size=batch_size,
     key=jax.random.key(seed),
   )
-  report.add_table(reports.sweep_table(result), result.rows())
+  rows = result.rows()
+  report.add_table(reports.sweep_table(rows), rows)
   x, hues = next(iter(grid)), [*list(grid)[1:], *static]
-  figure = plotting.sweep(result.rows(), x=x, y='median_l2', hue=hues or None, title=attack.label)
+  figure = plotting.sweep(rows, x=x, y='median_l2', hue=hues or None, title=attack.label)
   report.add_figure(figure, f'{report.path.name}.png', caption='Median L2 over the grid')
-  report.data.update(attack=attack.spec, seconds=result.seconds, rows=result.rows())
+  report.data.update(attack=attack.spec, seconds=result.seconds, rows=rows)
   report.write()
   return result
 

@@ -55,7 +55,7 @@ def train(
     batch_size: global batch size, a multiple of the number of devices.
     optimizer: ``'adam'`` or a `training.paper_recipe` (`training.make_optimizer`).
     learning_rate: Adam's learning rate.
-    adversary: ``'ddn'``, ``'madry'`` or None (`training.make_adversary`).
+    adversary: ``'ddn'``, ``'madry'``, or None / ``'none'`` (`training.make_adversary`).
     eps: the adversary's L2 budget.
     attack_steps: its steps.
     gamma: DDN's γ.
@@ -84,7 +84,6 @@ def train(
     len(images), seed=seed, num_train=num_train, num_held_out=num_eval
   )
   module = models.build_model(model)
-  adversary = None if adversary == 'none' else adversary
   settings: dict[str, Any] = {}
   if adversary == 'ddn':
     settings = {'eps': eps, 'attack_steps': attack_steps, 'gamma': gamma}
