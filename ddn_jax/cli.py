@@ -99,6 +99,16 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
   )
 
 
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument(
+    '--precision',
+    choices=['float32', 'bfloat16'],
+    default='float32',
+    help="the model's compute precision for gradients (bfloat16: faster on accelerators); "
+    'logits, verdicts and reported results are always float32 (default float32)',
+  )
+
+
 def _add_images(parser: argparse.ArgumentParser, *, num_images: int, batch_size: int) -> None:
   parser.add_argument(
     '--num-images',
@@ -162,6 +172,8 @@ def _setup(args: argparse.Namespace, argv, specs: Sequence[str], stem: str, **pa
   loaded = _call(workflows.load_model_to_attack, args)
   images = _call(workflows.images_to_attack, args, loaded.info)
   title = f'{loaded.info["model"]} on {len(images[0])} {loaded.info["dataset"]} images'
+  if loaded.info['precision'] != 'float32':
+    title += f', {loaded.info["precision"]} gradients'
   report = reports.Report(out / stem, title=title, command=_command_line(argv))
   return out, attack_list, loaded, images, report
 
@@ -291,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
   attack = add('attack', _attack, 'run one attack on a model and save its adversarial examples',
                _attack.__doc__ + ' Writes adversarials.npz and the report.')  # fmt: skip
   _add_model(attack)
+  _add_precision(attack)
   _add_data(attack, split='test', dataset=None)
   _add_images(attack, num_images=100, batch_size=100)
   attack.add_argument('--attack', default='ddn', metavar='SPEC', help=_attack_help())
@@ -300,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
   evaluate = add('evaluate', _evaluate, 'evaluate a model under several attacks (Table 1 style)',
                  _evaluate.__doc__)  # fmt: skip
   _add_model(evaluate)
+  _add_precision(evaluate)
   _add_data(evaluate, split='test', dataset=None)
   _add_images(evaluate, num_images=1000, batch_size=500)
   evaluate.add_argument(
@@ -346,11 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
   train.add_argument(
     '--clean-weight', type=float, help='α of α J(clean) + (1-α) J(adv) (Eq. 6; default 0)'
   )
+  _add_precision(train)
   train.add_argument('--checkpoint-every', type=_INT, help='also checkpoint every N steps')
   _add_common(train, out='runs/train')
 
   sweep = add('sweep', _sweep, 'sweep an attack over a grid of hyperparameters', _sweep.__doc__)
   _add_model(sweep)
+  _add_precision(sweep)
   _add_data(sweep, split='test', dataset=None)
   _add_images(sweep, num_images=100, batch_size=100)
   sweep.add_argument('--attack', default='ddn', metavar='SPEC', help=_attack_help())

@@ -97,6 +97,7 @@ def train_small_cnn(
   workdir: str | os.PathLike | None = None,
   max_steps: int | None = None,
   progress: bool = False,
+  precision: str = 'float32',
 ) -> tuple[training.TrainState, list[dict[str, Any]]]:
   """Trains a fresh `SmallCNN` on ``train_data`` with the reference optimiser and batches.
 
@@ -113,6 +114,7 @@ def train_small_cnn(
     workdir: ``training.fit``'s directory for checkpoints and metrics.
     max_steps: stop after this many steps.
     progress: show progress bars.
+    precision: the compute precision of training (`ddn_jax.training.TrainState.precision`).
 
   Returns:
     The final state and the per-epoch metrics, as `ddn_jax.training.fit` returns them.
@@ -122,6 +124,7 @@ def train_small_cnn(
     rng=jax.random.key(seed),
     input_shape=(1, *train_data[0].shape[1:]),
     optimizer=optax.adam(LEARNING_RATE),
+    precision=precision,
   )
   return training.fit(
     state,

@@ -50,15 +50,19 @@ WRN_SGD = training.sgd(
 )
 
 
-def _small_cnn_state(seed=0):
+def _small_cnn_state(seed=0, precision='float32'):
   return training.create_train_state(
-    models.SmallCNN(), rng=jax.random.key(seed), input_shape=(1, 28, 28, 1), optimizer=ADAM
+    models.SmallCNN(),
+    rng=jax.random.key(seed),
+    input_shape=(1, 28, 28, 1),
+    optimizer=ADAM,
+    precision=precision,
   )
 
 
-def _wrn_state():
+def _wrn_state(precision='float32'):
   return training.create_train_state(
-    WRN, rng=jax.random.key(3), input_shape=(1, 32, 32, 3), optimizer=WRN_SGD
+    WRN, rng=jax.random.key(3), input_shape=(1, 32, 32, 3), optimizer=WRN_SGD, precision=precision
   )
 
 
@@ -81,11 +85,12 @@ def test_to_float_images():
   assert training.to_float_images(floats).dtype == jnp.float32
 
 
-def test_train_step_fits_a_batch(mnist_5k):
+@pytest.mark.parametrize('precision', ['float32', 'bfloat16'])
+def test_train_step_fits_a_batch(mnist_5k, precision):
   (images, labels), _ = mnist_5k
   batch = _float_batch(images[::100][:32], labels[::100][:32])
   step = jax.jit(training.train_step)
-  state = _small_cnn_state()
+  state = _small_cnn_state(precision=precision)
   losses = []
   for _ in range(15):
     state, metrics = step(state, batch)
@@ -104,6 +109,25 @@ def test_train_step_updates_batch_stats(cifar20):
   assert np.isfinite(float(metrics['loss']))
   moved = jax.tree.map(lambda a, b: not np.allclose(a, b), state.batch_stats, new_state.batch_stats)
   assert all(jax.tree.leaves(moved))
+
+
+def test_bfloat16_adversarial_training_keeps_a_float32_state(cifar20):
+  """bfloat16 computes; the parameters, batch statistics and optimizer state stay float32, so
+  the next step reuses the compiled step and checkpoints hold float32."""
+  images, labels = cifar20
+  state = _wrn_state(precision='bfloat16')
+  adversary = training.make_adversary('ddn', eps=1.0, steps=3)
+  step = jax.jit(functools.partial(training.adversarial_train_step, adversary=adversary))
+  batch = {'image': images[:4], 'label': labels[:4]}
+  new_state, metrics = step(state, batch)
+  dtypes = lambda s: jax.tree.map(lambda a: a.dtype, (s.params, s.batch_stats, s.opt_state))
+  assert dtypes(new_state) == dtypes(state)
+  assert jnp.bfloat16 not in jax.tree.leaves(dtypes(state))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  moved = jax.tree.map(lambda a, b: not np.allclose(a, b), state.batch_stats, new_state.batch_stats)
+  assert all(jax.tree.leaves(moved))
+  step(new_state, batch)
+  assert step._cache_size() == 1
 
 
 def test_perturb_fn_hook(mnist_5k):

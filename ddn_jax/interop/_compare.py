@@ -71,8 +71,16 @@ def run_ddn_jax(
   )
 
 
-def agreement_stats(ours: _adv_lib.SideResult, ref: _adv_lib.SideResult) -> dict[str, Any]:
+def agreement_stats(
+  ours: _adv_lib.SideResult,
+  ref: _adv_lib.SideResult,
+  *,
+  names: tuple[str, str] = ('ddn_jax', 'adv_lib'),
+) -> dict[str, Any]:
   """Per-attack agreement of ddn_jax (``ours``) with adv-lib (``ref``) on the same images.
+
+  ``names`` keys the two sides in the result, e.g. ``('bfloat16', 'float32')`` for two runs of
+  ddn_jax.
 
   Median and mean L2 are over each side's successful examples (a clean-misclassified example
   counts as a success at L2 0 on both sides); relative differences are ``ours / ref - 1``. The
@@ -86,12 +94,12 @@ def agreement_stats(ours: _adv_lib.SideResult, ref: _adv_lib.SideResult) -> dict
   # through its tanh round trip on adv-lib's (norm ~1e-6), a ratio of 0 that is no disagreement.
   both = ours.success & ref.success & (ours.l2 > 0) & (ref.l2 > 0)
   ratio = ours.l2[both] / ref.l2[both]
-  sides = {'ddn_jax': ours, 'adv_lib': ref}
+  sides = dict(zip(names, (ours, ref)))
   median = {
     k: float(np.median(s.l2[s.success])) if s.success.any() else None for k, s in sides.items()
   }
   mean = {k: float(np.mean(s.l2[s.success])) if s.success.any() else None for k, s in sides.items()}
-  rel = lambda d: d['ddn_jax'] / d['adv_lib'] - 1 if d['adv_lib'] and d['ddn_jax'] else None
+  rel = lambda d: d[names[0]] / d[names[1]] - 1 if d[names[1]] and d[names[0]] else None
   return {
     'n': len(ours.l2),
     'success_rate': {k: float(np.mean(s.success)) for k, s in sides.items()},
@@ -107,7 +115,7 @@ def agreement_stats(ours: _adv_lib.SideResult, ref: _adv_lib.SideResult) -> dict
     if both.any()
     else None,
     'seconds': {k: s.seconds for k, s in sides.items()},
-    'ddn_jax_compile_seconds': ours.compile_seconds,
+    f'{names[0]}_compile_seconds': ours.compile_seconds,
     'grads_per_example': {k: s.grads_per_example for k, s in sides.items()},
   }
 

@@ -3,6 +3,7 @@
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
+from ddn_jax.models._precision import PRECISIONS, apply_in_precision, check_precision
 from ddn_jax.models._saved import (
   SavedModel,
   build_model,
@@ -16,12 +17,15 @@ from ddn_jax.models._wide_resnet import CIFAR10_MEAN, CIFAR10_STD, WideResNet
 __all__ = (
   'CIFAR10_MEAN',
   'CIFAR10_STD',
+  'PRECISIONS',
   'CifarCNN',
   'InceptionV3',
   'SavedModel',
   'SmallCNN',
   'WideResNet',
+  'apply_in_precision',
   'build_model',
+  'check_precision',
   'held_out_indices',
   'load_model',
   'make_logits_fn',

@@ -193,7 +193,8 @@ class InceptionV3(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    mean, std = jnp.asarray(self.mean), jnp.asarray(self.std)
+    # In the input's dtype, so that a bfloat16 input keeps the network in bfloat16.
+    mean, std = jnp.asarray(self.mean, x.dtype), jnp.asarray(self.std, x.dtype)
     x = (x - mean) / std
     if self.transform_input:
       x = x * (std / 0.5) + (mean - 0.5) / 0.5

@@ -81,7 +81,8 @@ class WideResNet(nn.Module):
     if (self.depth - 4) % 6:
       raise ValueError(f'WideResNet depth must be 6n + 4, got {self.depth}.')
     blocks_per_group = (self.depth - 4) // 6
-    x = (x - jnp.asarray(self.mean)) / jnp.asarray(self.std)
+    # In the input's dtype, so that a bfloat16 input keeps the network in bfloat16.
+    x = (x - jnp.asarray(self.mean, x.dtype)) / jnp.asarray(self.std, x.dtype)
     x = _conv3x3(16)(x)
     for group, strides in enumerate((1, 2, 2)):
       for block in range(blocks_per_group):

@@ -204,7 +204,7 @@ def adversarial_train_step(
     )
   images, labels = to_float_images(batch['image']), batch['label']
   clean_key, adv_key, attack_key = jax.random.split(jax.random.fold_in(state.rng, state.step), 3)
-  logits_fn = make_logits_fn(state.model, state.variables)
+  logits_fn = make_logits_fn(state.model, state.variables, precision=state.precision)
   metrics = {'clean_accuracy': jnp.mean(attacks.predicted_class(logits_fn(images)) == labels)}
   terms = [(clean_weight, images, clean_key)]
   if clean_weight < 1:

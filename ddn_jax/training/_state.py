@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from ddn_jax import models
+
 
 @struct.dataclass
 class TrainState:
@@ -26,6 +28,9 @@ class TrainState:
       the randomness of a step does not depend on how the run got there.
     model: the Flax module (static).
     tx: the optimizer (static).
+    precision: the compute precision of the model's passes (static): ``'float32'``, or
+      ``'bfloat16'`` for the forward and backward of training and of the attacks' gradients,
+      with float32 parameters, optimizer state and logits (`ddn_jax.models.make_logits_fn`).
   """
 
   step: jax.Array
@@ -35,6 +40,7 @@ class TrainState:
   rng: jax.Array
   model: nn.Module = struct.field(pytree_node=False)
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
+  precision: str = struct.field(pytree_node=False, default='float32')
 
   @property
   def variables(self) -> dict[str, Any]:
@@ -50,6 +56,7 @@ def create_train_state(
   rng: jax.Array,
   input_shape: Sequence[int],
   optimizer: optax.GradientTransformation,
+  precision: str = 'float32',
 ) -> TrainState:
   """Initialises the model's variables and the optimizer.
 
@@ -59,6 +66,7 @@ def create_train_state(
       converted).
     input_shape: shape of an input batch, e.g. ``(1, 28, 28, 1)``.
     optimizer: any optax optimizer, e.g. `sgd` or ``optax.adam(1e-3)``.
+    precision: `TrainState.precision`; the parameters are float32 either way.
 
   Returns:
     A `TrainState` at step 0.
@@ -79,4 +87,5 @@ def create_train_state(
     rng=state_rng,
     model=model,
     tx=optimizer,
+    precision=models.check_precision(precision),
   )

@@ -12,7 +12,7 @@ import optax
 
 from ddn_jax import attacks
 from ddn_jax.data import to_float_images
-from ddn_jax.models import make_logits_fn
+from ddn_jax.models import apply_in_precision, make_logits_fn
 from ddn_jax.training._state import TrainState
 
 # (logits_fn, images, labels, key) -> images; see `train_step`.
@@ -49,7 +49,7 @@ def train_step(
   images, labels = to_float_images(batch['image']), batch['label']
   dropout_key, perturb_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
   if perturb_fn is not None:
-    logits_fn = make_logits_fn(state.model, state.variables)
+    logits_fn = make_logits_fn(state.model, state.variables, precision=state.precision)
     images = jax.lax.stop_gradient(perturb_fn(logits_fn, images, labels, perturb_key))
   new_state, loss, (accuracy,) = optimizer_step(state, labels, [(1.0, images, dropout_key)])
   return new_state, {'loss': loss, 'accuracy': accuracy}
@@ -76,8 +76,14 @@ def optimizer_step(
     loss, batch_stats, accuracies = 0.0, state.batch_stats, []
     for (weight, _, _), (images, dropout_key) in zip(terms, inputs):
       variables = state.replace(params=params, batch_stats=batch_stats).variables
-      logits, updates = state.model.apply(
-        variables, images, train=True, rngs={'dropout': dropout_key}, mutable=['batch_stats']
+      logits, updates = apply_in_precision(
+        state.model,
+        state.precision,
+        variables,
+        images,
+        train=True,
+        rngs={'dropout': dropout_key},
+        mutable=['batch_stats'],
       )
       loss += weight * optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
       batch_stats = updates.get('batch_stats', {})

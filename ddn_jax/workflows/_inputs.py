@@ -18,8 +18,9 @@ class ModelToAttack(NamedTuple):
     model: the Flax module.
     variables: its variables.
     info: what is known of it: ``model`` (its name), ``dataset`` (what its images come from),
-      and ``model_info``, the ``model.json`` record (`models.SavedModel.info`) or, for a
-      PyTorch state dict, ``{'model', 'state_dict', 'dataset': None}``.
+      ``precision`` (of the attacks' gradients) and ``model_info``, the ``model.json`` record
+      (`models.SavedModel.info`) or, for a PyTorch state dict,
+      ``{'model', 'state_dict', 'dataset': None}``.
   """
 
   logits_fn: Any
@@ -34,6 +35,7 @@ def load_model_to_attack(
   state_dict: str | None = None,
   model: str = 'small_cnn',
   dataset: str | None = None,
+  precision: str = 'float32',
 ) -> ModelToAttack:
   """Loads a model saved by ``ddn-jax train``/``demo``, or a PyTorch state dict of ``model``.
 
@@ -42,6 +44,8 @@ def load_model_to_attack(
     state_dict: a PyTorch ``state_dict`` file of the architecture ``model`` (needs torch).
     model: the architecture of ``state_dict``.
     dataset: the dataset of the images (default: the one the checkpoint was trained on).
+    precision: the attacks' gradient precision (`models.make_logits_fn`); verdicts and
+      reported results are always the float32 model's.
 
   Returns:
     A `ModelToAttack`.
@@ -63,8 +67,9 @@ def load_model_to_attack(
   dataset = dataset or info.get('dataset')
   if dataset is None:
     raise ValueError('--dataset is required with --state-dict')
-  info = {**info, 'dataset': dataset, 'model_info': info}
-  return ModelToAttack(models.make_logits_fn(module, variables), module, variables, info)
+  info = {**info, 'dataset': dataset, 'precision': precision, 'model_info': info}
+  logits_fn = models.make_logits_fn(module, variables, precision=precision)
+  return ModelToAttack(logits_fn, module, variables, info)
 
 
 def images_to_attack(

@@ -33,6 +33,7 @@ def train(
   clean_weight: float | None = None,
   checkpoint_every: int | None = None,
   seed: int = 0,
+  precision: str = 'float32',
   command: str | None = None,
 ) -> tuple[training.TrainState, list[dict[str, Any]]]:
   """Trains ``model`` (plainly, or adversarially with DDN or Madry's PGD) with checkpoints in ``out``.
@@ -63,6 +64,7 @@ def train(
     clean_weight: weight α of the clean loss (Eq. 6; None: 0, Eq. 9).
     checkpoint_every: also checkpoint every this many steps.
     seed: seed of the split, the initial weights, the batch order and the adversary.
+    precision: the compute precision of the model's passes (`training.TrainState.precision`).
     command: the command line to record.
 
   Returns:
@@ -107,6 +109,8 @@ def train(
     adversary=adversary or 'none',
     **settings,
     clean_weight=clean_weight,
+    # Recorded only when reduced, so that float32 runs saved before the option still resume.
+    **({} if precision == 'float32' else {'precision': precision}),
     command=command,
   )
   state = training.create_train_state(
@@ -116,6 +120,7 @@ def train(
     optimizer=training.make_optimizer(
       optimizer, num_train_examples=num_train, learning_rate=learning_rate
     ),
+    precision=precision,
   )
   step_fn = functools.partial(
     training.adversarial_train_step,
