@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from ddn_jax import attacks, models, reference, training
+from ddn_jax import attacks, models, reference
 
 
 def _conv_dtypes(jaxpr):
