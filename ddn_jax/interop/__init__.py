@@ -17,11 +17,13 @@ from ddn_jax.interop._convert import (
   to_torch_state_dict,
   torch_model,
 )
+from ddn_jax.interop._robustbench import from_robustbench
 
 __all__ = [
   'DEFAULT_HPARAMS',
   'compare',
   'comparison',
+  'from_robustbench',
   'from_torch_state_dict',
   'import_adv_lib',
   'load_torch_state_dict',

@@ -3,6 +3,7 @@
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
+from ddn_jax.models._preact_resnet import PreActResNet18
 from ddn_jax.models._saved import (
   SavedModel,
   build_model,
@@ -18,6 +19,7 @@ __all__ = (
   'CIFAR10_STD',
   'CifarCNN',
   'InceptionV3',
+  'PreActResNet18',
   'SavedModel',
   'SmallCNN',
   'WideResNet',
