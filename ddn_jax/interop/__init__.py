@@ -3,7 +3,8 @@
 Needs the optional ``torch`` extra (and ``adv-lib`` for the comparisons); nothing outside this
 package imports torch, and this package imports it only inside the functions that need it.
 `compare` runs attacks on both sides and reports their agreement; its pieces (one side at a
-time, the statistics) are in `ddn_jax.interop.comparison`.
+time, the statistics) are in `ddn_jax.interop.comparison`. `from_robustbench` reads RobustBench
+checkpoints (downloaded by the user) into Flax models, input normalisation included.
 """
 
 from ddn_jax.interop import comparison
