@@ -1,9 +1,9 @@
-"""InceptionV3 imports torchvision-layout weights: same logits as the PyTorch network."""
+"""InceptionV3 imports torchvision-layout weights: the logits of our twin and of torchvision."""
 
 import jax
 import numpy as np
 import pytest
-from optional_deps import require
+from optional_deps import require, require_torchvision_models
 
 from ddn_jax import data, interop, models
 from ddn_jax.interop import _torch_models
@@ -18,6 +18,11 @@ def torchvision_state_dict():
   module = _torch_models.Inception3(
     aux_logits=True, mean=models.InceptionV3.mean, std=models.InceptionV3.std
   )
+  return _random_batch_norms(module).state_dict()
+
+
+def _random_batch_norms(module):
+  """``module`` with non-trivial (seeded) batch norm statistics and affine parameters."""
   generator = torch.Generator().manual_seed(1)
   with torch.no_grad():
     for name, buffer in module.named_buffers():
@@ -30,7 +35,7 @@ def torchvision_state_dict():
         param.uniform_(0.5, 1.5, generator=generator)
       elif name.endswith('bn.bias'):
         param.normal_(0, 0.1, generator=generator)
-  return module.state_dict()
+  return module
 
 
 @pytest.fixture(scope='module')
@@ -81,3 +86,24 @@ def test_mismatched_state_dict_names_keys(torchvision_state_dict):
   assert 'fc.bias has shape (10,), expected (1000,)' in message
   with pytest.raises(ValueError, match='RGB'):
     interop.torch_model('inception_v3', input_shape=(299, 299, 1))
+
+
+def test_logits_match_torchvision(images):
+  """Against torchvision's own ``inception_v3`` (not the twin above), as its weights are used."""
+  torchvision_models = require_torchvision_models()
+  torch.manual_seed(0)
+  module = torchvision_models.inception_v3(
+    weights=None, aux_logits=True, init_weights=True, transform_input=True
+  )
+  module = _random_batch_norms(module).eval()
+  variables = interop.from_torch_state_dict('inception_v3', module.state_dict())
+  model = models.InceptionV3()  # transform_input, ImageNet statistics: the pretrained setting
+  # torchvision's input is standardised by the user's transforms.Normalize; ours inside.
+  mean, std = (np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in (model.mean, model.std))
+  standardised = (images.transpose(0, 3, 1, 2) - mean) / std
+  with torch.no_grad():
+    torch_logits = module(torch.from_numpy(np.ascontiguousarray(standardised))).numpy()
+  jax_logits = np.asarray(models.make_logits_fn(model, variables)(images))
+  scale = np.abs(torch_logits).max()
+  assert scale > 0 and np.std(torch_logits) > 1e-3 * scale  # not a degenerate network
+  np.testing.assert_allclose(jax_logits / scale, torch_logits / scale, atol=1e-5)

@@ -36,6 +36,7 @@ ARCHITECTURES = [
   (models.SmallCNN(), (28, 28, 1)),
   (models.CifarCNN(), (32, 32, 3)),
   (models.WideResNet(depth=10, width=2), (32, 32, 3)),
+  (models.PreActResNet18(), (32, 32, 3)),
 ]
 
 
@@ -70,7 +71,14 @@ def test_logits_agree_on_real_digits(mnist_cnn):
   np.testing.assert_allclose(torch_logits, logits_fn(images[:200]), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('model', [models.CifarCNN(), models.WideResNet(depth=10, width=2)])
+@pytest.mark.parametrize(
+  'model',
+  [
+    models.CifarCNN(),
+    models.WideResNet(depth=10, width=2),
+    models.PreActResNet18(activated_shortcut=False, final_norm=False),
+  ],
+)
 def test_logits_agree_on_real_cifar(model, cifar_images):
   variables = _perturbed(model.init(jax.random.key(3), cifar_images[:1]), 4)
   with torch.no_grad():

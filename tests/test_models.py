@@ -92,6 +92,21 @@ def test_wide_resnet_batch_norm_modes():
   assert not np.allclose(train[0], train[1], atol=1e-3)
 
 
+def test_preact_resnet18_batch_norm_modes():
+  model = models.build_model('preact_resnet18', num_classes=5, mean=[0.5] * 3)
+  assert model == models.PreActResNet18(num_classes=5, mean=(0.5,) * 3)
+  x = jax.random.uniform(jax.random.key(2), (4, 32, 32, 3))
+  variables = model.init(jax.random.key(0), x)
+  logits, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
+  assert logits.shape == (4, 5)
+  changed = jax.tree.map(
+    lambda a, b: not np.allclose(a, b), variables['batch_stats'], updates['batch_stats']
+  )
+  assert len(jax.tree.leaves(changed)) == 2 * 17 and all(jax.tree.leaves(changed))  # 17 BNs
+  # Batch statistics in training, running averages (here the initial ones) in inference.
+  assert not np.allclose(logits, model.apply(variables, x), atol=1e-3)
+
+
 def test_wide_resnet_rejects_bad_depth():
   with pytest.raises(ValueError, match='6n \\+ 4'):
     models.WideResNet(12, 1).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))

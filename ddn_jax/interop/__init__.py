@@ -3,7 +3,8 @@
 Needs the optional ``torch`` extra (and ``adv-lib`` for the comparisons); nothing outside this
 package imports torch, and this package imports it only inside the functions that need it.
 `compare` runs attacks on both sides and reports their agreement; its pieces (one side at a
-time, the statistics) are in `ddn_jax.interop.comparison`.
+time, the statistics) are in `ddn_jax.interop.comparison`. `from_robustbench` reads RobustBench
+checkpoints (downloaded by the user) into Flax models, input normalisation included.
 """
 
 from ddn_jax.interop import comparison
@@ -17,11 +18,13 @@ from ddn_jax.interop._convert import (
   to_torch_state_dict,
   torch_model,
 )
+from ddn_jax.interop._robustbench import from_robustbench
 
 __all__ = [
   'DEFAULT_HPARAMS',
   'compare',
   'comparison',
+  'from_robustbench',
   'from_torch_state_dict',
   'import_adv_lib',
   'load_torch_state_dict',

@@ -34,12 +34,14 @@ _NAMES = {
   'small_cnn': models.SmallCNN,
   'cifar_cnn': models.CifarCNN,
   'wide_resnet': models.WideResNet,
+  'preact_resnet18': models.PreActResNet18,
   'inception_v3': models.InceptionV3,
 }
 _DEFAULT_INPUT_SHAPE = {
   models.SmallCNN: (28, 28, 1),
   models.CifarCNN: (32, 32, 3),
   models.WideResNet: (32, 32, 3),
+  models.PreActResNet18: (32, 32, 3),
   models.InceptionV3: (299, 299, 3),
 }
 _CONV_WIDTHS = {models.SmallCNN: ((32, 64), 200), models.CifarCNN: ((64, 128), 256)}
@@ -58,8 +60,8 @@ def flax_model(model: ModelLike, **kwargs: Any) -> nn.Module:
     raise TypeError('Keyword arguments configure a model given by name, not a module.')
   if type(model) not in _DEFAULT_INPUT_SHAPE:
     raise TypeError(
-      f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN, WideResNet or '
-      'InceptionV3.'
+      f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN, WideResNet, '
+      'PreActResNet18 or InceptionV3.'
     )
   return model
 
@@ -79,8 +81,9 @@ def torch_model(
   """A freshly initialised PyTorch module with the architecture of a `ddn_jax.models` network.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `InceptionV3` instance, or its name
-      ``'small_cnn'``, ``'cifar_cnn'``, ``'wide_resnet'`` or ``'inception_v3'``.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18` or `InceptionV3` instance,
+      or its name ``'small_cnn'``, ``'cifar_cnn'``, ``'wide_resnet'``, ``'preact_resnet18'`` or
+      ``'inception_v3'``.
     input_shape: ``(H, W, C)`` of one image; defaults to ``(28, 28, 1)`` for `SmallCNN`,
       ``(299, 299, 3)`` for `InceptionV3` and ``(32, 32, 3)`` otherwise. It sets the input
       channels (and, for the plain CNNs, the width of the first dense layer).
@@ -113,6 +116,15 @@ def torch_model(
       dropout_rate=model.dropout_rate,
       mean=model.mean,
       std=model.std,
+    )
+  if isinstance(model, models.PreActResNet18):
+    return _torch_models.PreActResNet18(
+      num_channels=c,
+      num_classes=model.num_classes,
+      mean=model.mean,
+      std=model.std,
+      activated_shortcut=model.activated_shortcut,
+      final_norm=model.final_norm,
     )
   conv_widths, dense_width = _CONV_WIDTHS[type(model)]
   return _torch_models.ConvNet(
@@ -193,6 +205,19 @@ def _leaves(model: nn.Module, shapes) -> list[_Leaf]:
         layers.append(('conv', (block, 'Conv_2'), f'{prefix}.convShortcut'))
     layers += [('bn', ('BatchNorm_0',), 'bn1'), ('dense', ('Dense_0',), 'fc')]
     return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
+  if isinstance(model, models.PreActResNet18):
+    # Flax 'layer2_0' is PyTorch's 'layer2.0'; the shortcut conv is the first of a Sequential.
+    for name, params in shapes['params'].items():
+      if not name.startswith('layer'):
+        kind = {'conv1': 'conv', 'bn': 'bn', 'linear': 'dense'}[name]
+        layers.append((kind, (name,), name))
+        continue
+      prefix = name.replace('_', '.')
+      for child in params:
+        kind = 'bn' if child.startswith('bn') else 'conv'
+        key = 'shortcut.0' if child == 'shortcut' else child
+        layers.append((kind, (name, child), f'{prefix}.{key}'))
+    return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
   from ddn_jax.interop._torch_models import flat_spatial
 
   h, w, _ = shapes['input_shape']
@@ -266,7 +291,8 @@ def to_torch_state_dict(
   """Converts Flax ``variables`` of ``model`` to a PyTorch ``state_dict`` for `torch_model`.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `InceptionV3` instance or name.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18` or `InceptionV3` instance
+      or name.
     variables: its ``{'params': ..., 'batch_stats': ...}``, e.g. ``TrainState.variables``.
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
 
@@ -309,7 +335,8 @@ def from_torch_state_dict(
   """Converts a PyTorch ``state_dict`` of `torch_model`'s architecture to Flax variables.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `InceptionV3` instance or name.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18` or `InceptionV3` instance
+      or name.
     state_dict: ``{name: tensor or array}``; ``num_batches_tracked`` entries may be absent, and
       for `InceptionV3` so may torchvision's ``AuxLogits.*`` (checked if present, then unused).
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
@@ -412,6 +439,11 @@ def load_torch_state_dict(
       tensors, or holds no (or several) ``state_dict`` of ``model``'s architecture; one line
       naming the file.
   """
+  return from_torch_state_dict(model, _read_state_dict(path), input_shape=input_shape)
+
+
+def _read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
+  """The ``state_dict`` in a PyTorch file, read as `load_torch_state_dict` says (same errors)."""
   import torch
 
   path = os.fspath(path)
@@ -432,4 +464,4 @@ def load_torch_state_dict(
       f'{path} is not a readable PyTorch file, e.g. truncated or corrupted '
       f'({type(e).__name__}: {first_line}).'
     ) from e
-  return from_torch_state_dict(model, _unwrap(loaded, path), input_shape=input_shape)
+  return _unwrap(loaded, path)

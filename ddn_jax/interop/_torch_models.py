@@ -1,8 +1,8 @@
 """PyTorch twins of the Flax models in `ddn_jax.models`; imports torch, so only interop loads it.
 
 The module and parameter names follow the common PyTorch definitions of these networks (the
-TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet`` and torchvision's ``Inception3``), so
-their checkpoints load as is.
+TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet``, RobustBench's ``PreActResNet`` and
+torchvision's ``Inception3``), so their checkpoints load as is.
 All take float NCHW images in [0, 1].
 """
 
@@ -131,6 +131,64 @@ class WideResNet(nn.Module):
     x = self.conv1((x - self.mean) / self.std)
     x = self.block3(self.block2(self.block1(x)))
     return self.fc(torch.relu(self.bn1(x)).mean(dim=(2, 3)))
+
+
+class _PreActBlock(nn.Module):
+  """RobustBench's ``PreActBlock`` (raw-input shortcut) or ``PreActBlockV2`` (activated)."""
+
+  def __init__(self, in_planes: int, planes: int, stride: int, activated_shortcut: bool):
+    super().__init__()
+    self.activated_shortcut = activated_shortcut
+    self.bn1 = nn.BatchNorm2d(in_planes)
+    self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, padding=1, bias=False)
+    self.bn2 = nn.BatchNorm2d(planes)
+    self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=1, bias=False)
+    if stride != 1 or in_planes != planes:
+      self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    activated = torch.relu(self.bn1(x))
+    y = self.conv2(torch.relu(self.bn2(self.conv1(activated))))
+    if not hasattr(self, 'shortcut'):
+      return y + x
+    return y + self.shortcut(activated if self.activated_shortcut else x)
+
+
+class PreActResNet18(nn.Module):
+  """`ddn_jax.models.PreActResNet18` with RobustBench's names (input standardised inside)."""
+
+  def __init__(
+    self,
+    *,
+    num_channels: int,
+    num_classes: int = 10,
+    mean: Sequence[float],
+    std: Sequence[float],
+    activated_shortcut: bool = True,
+    final_norm: bool = True,
+  ):
+    super().__init__()
+    self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+    self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+    self.conv1 = nn.Conv2d(num_channels, 64, 3, padding=1, bias=False)
+    in_planes = 64
+    for stage, stride in enumerate((1, 2, 2, 2)):
+      planes = 64 * 2**stage
+      blocks = [
+        _PreActBlock(in_planes if b == 0 else planes, planes, s, activated_shortcut)
+        for b, s in enumerate((stride, 1))
+      ]
+      setattr(self, f'layer{stage + 1}', nn.Sequential(*blocks))
+      in_planes = planes
+    self.bn = nn.BatchNorm2d(512) if final_norm else None
+    self.linear = nn.Linear(512, num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x = self.conv1((x - self.mean) / self.std)
+    x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    if self.bn is not None:
+      x = torch.relu(self.bn(x))
+    return self.linear(x.mean(dim=(2, 3)))
 
 
 class BasicConv2d(nn.Module):

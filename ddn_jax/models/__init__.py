@@ -3,6 +3,7 @@
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
+from ddn_jax.models._preact_resnet import PreActResNet18
 from ddn_jax.models._precision import PRECISIONS, apply_in_precision, check_precision
 from ddn_jax.models._saved import (
   SavedModel,
@@ -20,6 +21,7 @@ __all__ = (
   'PRECISIONS',
   'CifarCNN',
   'InceptionV3',
+  'PreActResNet18',
   'SavedModel',
   'SmallCNN',
   'WideResNet',

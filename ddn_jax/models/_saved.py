@@ -22,6 +22,7 @@ import numpy as np
 
 from ddn_jax.data import fingerprint, split_indices
 from ddn_jax.models._cifar_cnn import CifarCNN
+from ddn_jax.models._preact_resnet import PreActResNet18
 from ddn_jax.models._small_cnn import SmallCNN
 from ddn_jax.models._wide_resnet import WideResNet
 
@@ -31,6 +32,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
   'small_cnn': SmallCNN,
   'cifar_cnn': CifarCNN,
   'wide_resnet': WideResNet,
+  'preact_resnet18': PreActResNet18,
 }
 
 
@@ -50,7 +52,7 @@ class SavedModel(NamedTuple):
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-  """The architecture ``name`` (``'small_cnn'``, ``'cifar_cnn'``, ``'wide_resnet'``).
+  """The architecture ``name``, a key of `ARCHITECTURES` (e.g. ``'wide_resnet'``).
 
   Args:
     name: architecture name.
@@ -130,7 +132,7 @@ def save_model_info(
 
   Args:
     directory: the training run's ``workdir``.
-    model: a `SmallCNN`, `CifarCNN` or `WideResNet`.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet` or `PreActResNet18`.
     input_shape: ``(H, W, C)`` of one image.
     dataset: the `ddn_jax.data` dataset it was trained on, if any.
     **extra: other JSON-serialisable facts to record: the training settings, and the command

@@ -1,0 +1,188 @@
+"""RobustBench checkpoints: `interop.from_robustbench` gives the logits of RobustBench's own code.
+
+RobustBench's package ``__init__`` needs timm and its data code, but its architecture files
+import only torch, so they are loaded by path. An entry's class in ``model_zoo/cifar10.py``
+(which needs timm) is an architecture with ``mu``/``sigma`` buffers applied first: `_entry` makes
+the same. The weights are random, with random batch norm statistics and normalisations.
+"""
+
+import importlib.util
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+from optional_deps import require
+
+from ddn_jax import data, interop, models
+
+torch = require('torch')
+require('robustbench')
+
+
+def _architecture(name):
+  """RobustBench's ``model_zoo/architectures/{name}.py``, loaded by path."""
+  package = importlib.util.find_spec('robustbench').submodule_search_locations[0]
+  path = pathlib.Path(package) / 'model_zoo' / 'architectures' / f'{name}.py'
+  spec = importlib.util.spec_from_file_location(f'robustbench_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+wide_resnet, resnet = _architecture('wide_resnet'), _architecture('resnet')
+
+
+def _entry(base, *args, mu, sigma, **kwargs):
+  """``base(*args, **kwargs)`` with an entry's ``mu``/``sigma`` buffers, as cifar10.py's classes."""
+
+  class Entry(base):
+    def __init__(self):
+      super().__init__(*args, **kwargs)
+      self.register_buffer('mu', torch.tensor(mu, dtype=torch.float32).view(1, 3, 1, 1))
+      self.register_buffer('sigma', torch.tensor(sigma, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x):
+      return super().forward((x - self.mu) / self.sigma)
+
+  return Entry()
+
+
+def _randomised(module, seed):
+  """``module`` in eval mode, with random (seeded) batch norm statistics and affine parameters."""
+  generator = torch.Generator().manual_seed(seed)
+  with torch.no_grad():
+    for layer in module.modules():
+      if isinstance(layer, torch.nn.BatchNorm2d):
+        layer.running_mean.normal_(0, 0.2, generator=generator)
+        layer.running_var.uniform_(0.5, 2, generator=generator)
+        layer.weight.uniform_(0.5, 1.5, generator=generator)
+        layer.bias.normal_(0, 0.1, generator=generator)
+  return module.eval()
+
+
+def _random_stats(seed):
+  generator = np.random.default_rng(seed)
+  return generator.uniform(0.3, 0.6, 3).tolist(), generator.uniform(0.15, 0.35, 3).tolist()
+
+
+@pytest.fixture(scope='module')
+def images():
+  """Two real CIFAR-10 test images in [0, 1], NHWC."""
+  require('foolbox')
+  cifar, _ = data.load('cifar10', 'test', source='foolbox')
+  return cifar[:2].astype(np.float32) / 255
+
+
+def _assert_same_logits(module, model, variables, images):
+  with torch.no_grad():
+    torch_logits = module(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+  jax_logits = np.asarray(models.make_logits_fn(model, variables)(images))
+  scale = np.abs(torch_logits).max()
+  assert scale > 0 and np.std(torch_logits) > 1e-3 * scale  # not a degenerate network
+  # Measured: at most 5e-7 of the scale (float32 rounding of the convolutions).
+  np.testing.assert_allclose(jax_logits / scale, torch_logits / scale, atol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def wrn_28_10():
+  torch.manual_seed(0)
+  return _randomised(wide_resnet.WideResNet(depth=28, widen_factor=10), 1)
+
+
+def test_standard_wide_resnet_28_10(wrn_28_10, images):
+  model, variables = interop.from_robustbench('Standard', wrn_28_10.state_dict())
+  assert isinstance(model, models.WideResNet) and (model.depth, model.width) == (28, 10)
+  _assert_same_logits(wrn_28_10, model, variables, images)
+
+
+def test_rony2019_decoupling_from_a_file(wrn_28_10, images, tmp_path):
+  mu, sigma = _random_stats(2)
+  module = _entry(wide_resnet.WideResNet, depth=28, widen_factor=10, mu=mu, sigma=sigma)
+  module.load_state_dict(wrn_28_10.state_dict(), strict=False)  # all but mu and sigma
+  module.eval()
+  # A DataParallel training checkpoint, as RobustBench's files often are.
+  path = tmp_path / 'Rony2019Decoupling.pt'
+  state_dict = {f'module.{k}': v for k, v in module.state_dict().items()}
+  torch.save({'state_dict': state_dict, 'epoch': 200}, path)
+  model, variables = interop.from_robustbench('Rony2019Decoupling', path)
+  np.testing.assert_array_equal(model.mean, np.float32(mu))
+  np.testing.assert_array_equal(model.std, np.float32(sigma))
+  _assert_same_logits(module, model, variables, images)
+  # The DDN authors' own checkpoints: their NormalizedModel's 'mean'/'std' and 'model.' prefix.
+  ddn_layout = {
+    ('model.' + k if k not in ('mu', 'sigma') else {'mu': 'mean', 'sigma': 'std'}[k]): v
+    for k, v in module.state_dict().items()
+  }
+  model, _ = interop.from_robustbench('Rony2019Decoupling', ddn_layout)
+  np.testing.assert_array_equal(model.mean, np.float32(mu))
+
+
+def test_entry_statistics_where_the_file_has_none(wrn_28_10, images):
+  # RobustBench keeps its class's buffers where the checkpoint has no normalisation.
+  model, variables = interop.from_robustbench('Rony2019Decoupling', wrn_28_10.state_dict())
+  module = _entry(
+    wide_resnet.WideResNet,
+    depth=28,
+    widen_factor=10,
+    mu=[0.491, 0.482, 0.447],
+    sigma=[0.247, 0.243, 0.262],
+  )
+  module.load_state_dict(wrn_28_10.state_dict(), strict=False)
+  _assert_same_logits(module.eval(), model, variables, images)
+
+
+@pytest.mark.parametrize(
+  'block,kwargs,target',
+  [
+    # Rice2020Overfitting (L2): PreActBlockV2, BN-ReLU before the classifier.
+    ('PreActBlockV2', {'bn_before_fc': True}, 'Rice2020Overfitting'),
+    # Wong2020Fast (Linf): PreActBlock, whose shortcuts see the raw input; no final BN.
+    ('PreActBlock', {}, models.PreActResNet18(activated_shortcut=False, final_norm=False)),
+  ],
+  ids=['Rice2020Overfitting', 'Wong2020Fast'],
+)
+def test_preact_resnet18(block, kwargs, target, images):
+  torch.manual_seed(3)
+  mu, sigma = _random_stats(4)
+  module = _entry(
+    resnet.PreActResNet, getattr(resnet, block), [2, 2, 2, 2], mu=mu, sigma=sigma, **kwargs
+  )
+  module = _randomised(module, 5)
+  model, variables = interop.from_robustbench(target, module.state_dict())
+  assert isinstance(model, models.PreActResNet18)
+  _assert_same_logits(module, model, variables, images)
+  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
+  assert n_flax == sum(p.numel() for p in module.parameters())
+  # Back to PyTorch: the original tensors (the normalisation is the module's, not a variable).
+  back = interop.to_torch_state_dict(model, variables)
+  original = module.state_dict()
+  assert set(back) == set(original) - {'mu', 'sigma'}
+  for key, value in back.items():
+    if not key.endswith('num_batches_tracked'):
+      assert torch.equal(value, original[key]), key
+
+
+def test_bad_input_is_named():
+  with pytest.raises(ValueError, match=r"'Gowal2020Uncovering' is a DeepMind's WideResNet-70-16"):
+    interop.from_robustbench('Gowal2020Uncovering', {})
+  with pytest.raises(ValueError, match=r"Unknown RobustBench entry 'standard'.*'Standard'"):
+    interop.from_robustbench('standard', {})
+  with pytest.raises(TypeError, match='not a SmallCNN'):
+    interop.from_robustbench(models.SmallCNN(), {})
+  state_dict = resnet.PreActResNet(resnet.PreActBlockV2, [2, 2, 2, 2]).state_dict()
+  with pytest.raises(ValueError, match=r'missing bn.weight \(512,\)'):
+    interop.from_robustbench('Rice2020Overfitting', state_dict)
+  with pytest.raises(ValueError, match=r'missing block1.layer.0.bn1.weight.*unexpected layer1'):
+    interop.from_robustbench('Standard', state_dict)
+  ones = torch.ones(1, 3, 1, 1)
+  with pytest.raises(ValueError, match="has 'mu' but not 'mu' and 'sigma'"):
+    interop.from_robustbench('Rice2020Overfitting', {**state_dict, 'mu': ones})
+  with pytest.raises(ValueError, match="two input normalisations, \\('mu', 'sigma'\\)"):
+    interop.from_robustbench(
+      'Rice2020Overfitting', {**state_dict, 'mu': ones, 'sigma': ones, 'mean': ones}
+    )
+  with pytest.raises(ValueError, match='finite with a positive sigma'):
+    interop.from_robustbench('Rice2020Overfitting', {'mu': ones, 'sigma': 0 * ones})
+  with pytest.raises(ValueError, match=r"'sigma' has shape \(1, 4, 1, 1\)"):
+    interop.from_robustbench('Rice2020Overfitting', {'mu': ones, 'sigma': torch.ones(1, 4, 1, 1)})
