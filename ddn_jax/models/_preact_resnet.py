@@ -73,7 +73,8 @@ class PreActResNet18(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = (x - jnp.asarray(self.mean)) / jnp.asarray(self.std)
+    # In the input's dtype, so that a bfloat16 input keeps the network in bfloat16.
+    x = (x - jnp.asarray(self.mean, x.dtype)) / jnp.asarray(self.std, x.dtype)
     x = _conv3x3(64, name='conv1')(x)
     for stage, strides in enumerate((1, 2, 2, 2)):
       for block in range(2):
