@@ -236,6 +236,20 @@ def test_attack_runs_the_library_attack_on_the_checkpoint(checkpoint, tmp_path, 
     assert (out / name).stat().st_size > 0
 
 
+def test_attack_in_bfloat16_reports_what_the_float32_model_confirms(checkpoint, tmp_path):
+  out = tmp_path / 'attack'
+  argv = ['attack', '--checkpoint', str(checkpoint), *_IMAGES, '--precision', 'bfloat16']
+  assert cli.main([*argv, '--out', str(out)]) == 0
+  assert 'bfloat16 gradients' in (out / 'results.md').read_text()
+  saved = np.load(out / 'adversarials.npz')
+  model = models.load_model(checkpoint)
+  logits = models.make_logits_fn(model.model, model.variables)(saved['adv'])
+  np.testing.assert_array_equal(
+    saved['success'], attacks.is_adversarial(logits, saved['labels'], False)
+  )
+  assert saved['success'].any()
+
+
 def test_attack_on_a_state_dict_equals_the_attack_on_its_checkpoint(checkpoint, tmp_path, capsys):
   """--state-dict FILE reads a PyTorch state_dict: the same weights as the checkpoint's give the
   same adversarials, and --dataset must be named since the file does not say."""
