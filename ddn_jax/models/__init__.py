@@ -1,8 +1,10 @@
-"""Flax models of the paper; all take float NHWC images in [0, 1]."""
+"""Flax models of the paper (Linen, and `NnxSmallCNN` in NNX); all take float NHWC images in
+[0, 1]."""
 
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
+from ddn_jax.models._nnx_small_cnn import NnxSmallCNN
 from ddn_jax.models._preact_resnet import PreActResNet18
 from ddn_jax.models._precision import PRECISIONS, apply_in_precision, check_precision
 from ddn_jax.models._saved import (
@@ -21,6 +23,7 @@ __all__ = (
   'PRECISIONS',
   'CifarCNN',
   'InceptionV3',
+  'NnxSmallCNN',
   'PreActResNet18',
   'SavedModel',
   'SmallCNN',
