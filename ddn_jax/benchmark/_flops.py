@@ -63,9 +63,9 @@ def model_flops(logits_fn, input_shape, *, batch: int = 2) -> dict[str, Any]:
     batch: the batch compiled; the counts are per image (batch total / ``batch``).
 
   Returns:
-    ``{'forward': F, 'input_gradient': G, 'num_classes': C, 'method': ...}``: ``G`` is the value-and-grad of the
-    summed cross-entropy w.r.t. the input (forward and backward, no weight gradients), about
-    ``2 F`` for convolutional networks (one transposed product per layer).
+    ``{'forward': F, 'input_gradient': G, 'num_classes': C, 'method': ...}``: ``G`` is the
+    value-and-grad of the summed cross-entropy w.r.t. the input (forward and backward, no weight
+    gradients), about ``2 F`` for convolutional networks (one transposed product per layer).
   """
   x = jnp.zeros((batch, *input_shape), jnp.float32)
   y = jnp.zeros((batch,), jnp.int32)
@@ -102,9 +102,10 @@ def measure_peak(precision: str = 'float32', *, size: int | None = None, repeats
   """The peak FLOP/s of the default device, measured with jitted ``size``² matrix products.
 
   A product counts ``2 size³`` FLOPs; the best of ``repeats`` is kept. On a CPU, XLA runs it on
-  all cores and the rate is per CPU second of the process times the logical cores: what the
-  cores reach while the process has them, so other processes on a shared machine (which stretch
-  the wall time) do not lower it. Elsewhere it is per wall second.
+  all cores (one under ``--xla_cpu_multi_thread_eigen=false``) and the rate is per CPU second of
+  the process times the logical cores: what all the cores reach while the process has them, so
+  other processes on a shared machine (which stretch the wall time) do not lower it. Elsewhere
+  it is per wall second.
 
   Returns:
     ``(FLOP/s, description)``.
@@ -164,7 +165,7 @@ def device_peak(
   found = table_peak(device_kind, compute)
   if found:
     peak, name = found
-    source = f'table: {name}, {compute} dense peak (vendor datasheet, `ddn_jax.benchmark.PEAKS`)'
+    source = f"table: {name}, {compute} dense peak (the vendor's figure, `ddn_jax.benchmark.PEAKS`)"
   elif measure:
     peak, source = measure_peak(compute)
   else:
