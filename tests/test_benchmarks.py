@@ -9,6 +9,7 @@ markdown are complete.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -103,6 +104,22 @@ def test_tiny_run_writes_every_section(tiny_results):
   assert result['sweep']['points'] == 2 and result['sweep']['vmapped_s'] > 0
 
 
+def test_tiny_run_reports_flop_rates_against_the_measured_peak(tiny_results):
+  result, _ = tiny_results
+  # No table entry for a CPU: its peak is measured in the run, and said so.
+  peak = result['peak']
+  assert peak['precision'] == result['precision'] == 'float32' and peak['flops_per_s'] > 0
+  assert peak['source'].startswith('measured')
+  cost = result['model_flops']['small_cnn']
+  assert cost['input_gradient'] > cost['forward'] > 0
+  rates = [*result['gradient'][0]['flop_rates'].values()]
+  rates += [r for a in result['attacks'] for r in (*a['results'].values(), a['bare_grad_in_loop'])]
+  rates += [p[k] for s in ('scaling_batch', 'scaling_steps') for p in result[s] for k in ('ddn',)]
+  rates += [result['sweep']['vmapped'], *(c[k] for c in result['compaction'] for k in ('plain',))]
+  for r in rates:
+    assert r['flops_per_s'] > 0 and r['fraction_of_peak'] == r['flops_per_s'] / peak['flops_per_s']
+
+
 def test_tiny_run_compares_equal_compacting_and_plain_loops(tiny_results):
   result, _ = tiny_results
   # The tiny preset's compaction attacks, filtered by --attacks: DeepFool only.
@@ -128,6 +145,12 @@ def test_tiny_run_markdown_has_the_tables(tiny_results):
   assert f'| small_cnn | {result["attacks"][0]["attack"]} | 4 | adv_lib |' in markdown
   assert f'| {result["compaction"][0]["attack"]} | 16 |' in markdown
   assert 'No GPU in this run' in markdown
+  assert "- Peak for the run's precision (float32, computed as float32 on cpu): **" in markdown
+  # Every attack row shows its FLOP/s and fraction of the peak, e.g. '1.2 G (3.4%)'.
+  rate = re.compile(r'\| [0-9.]+ [MGT] \([0-9.e+-]+%\) \|')
+  ddn = f'| small_cnn | {result["attacks"][0]["attack"]} | 4 |'
+  rows = [line for line in markdown.splitlines() if line.startswith(ddn)]
+  assert len(rows) == 3 and all(rate.search(row) for row in rows), rows
 
 
 def test_unknown_names_and_bad_specs_are_rejected(installed):

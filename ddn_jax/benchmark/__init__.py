@@ -22,6 +22,11 @@ Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md`` (default ``results/be
 * **compaction**: DeepFool and C&W with its per-example abort, with and without dropping the
   examples that have stopped (`ddn_jax.attacks.compacting_while_loop` against the plain vmapped
   loop);
+* **FLOP/s**: each model's FLOPs per image for a forward pass and an input gradient (XLA's cost
+  analysis, `model_flops`), and for every timed row the achieved FLOP/s and its fraction of the
+  device's peak in the run's precision (`device_peak`: `PEAKS`, vendors' figures for known
+  accelerators, else a large matrix product measured on the device, all cores). Recorded results
+  get them afterwards with ``--annotate FILE.json`` (`annotate`);
 * **scaling** in batch size and in steps (time and peak memory, each point in a fresh process so
   that peak RSS is that point's), and a vmapped sweep of G values of DDN's gamma
   (`ddn_jax.evaluation.sweep`) against G separate runs.
@@ -32,18 +37,33 @@ is recorded, and ratios measured within one round are the numbers to compare.
 """
 
 from ddn_jax.benchmark._command import build_parser, main
+from ddn_jax.benchmark._flops import PEAKS, PRECISIONS, add_flop_rates, device_peak, model_flops
 from ddn_jax.benchmark._markdown import to_markdown
-from ddn_jax.benchmark._presets import ATTACKS, IMPLEMENTATIONS, MODELS, PRESETS, SECTIONS
-from ddn_jax.benchmark._run import run
+from ddn_jax.benchmark._presets import (
+  ATTACKS,
+  IMPLEMENTATIONS,
+  MODELS,
+  PRESETS,
+  RUN_PRECISIONS,
+  SECTIONS,
+)
+from ddn_jax.benchmark._run import annotate, run
 
 __all__ = [
   'ATTACKS',
   'IMPLEMENTATIONS',
   'MODELS',
+  'PEAKS',
+  'PRECISIONS',
   'PRESETS',
+  'RUN_PRECISIONS',
   'SECTIONS',
+  'add_flop_rates',
+  'annotate',
   'build_parser',
+  'device_peak',
   'main',
+  'model_flops',
   'run',
   'to_markdown',
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from ddn_jax import attacks
 from ddn_jax.benchmark import _presets, _sections
-from ddn_jax.benchmark._run import PROG, _execute, _plan
+from ddn_jax.benchmark._run import PROG, _execute, _plan, annotate
 
 
 def _int_list(text: str) -> list[int]:
@@ -58,6 +58,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     f'{attacks.attack_help()}',
   )
   parser.add_argument(
+    '--precision',
+    choices=_presets.RUN_PRECISIONS,
+    default='float32',
+    help="the models' data type; FLOP/s are reported as a fraction of the device's peak in it",
+  )
+  parser.add_argument(
     '--single-thread',
     action='store_true',
     help='one thread on both sides (torch.set_num_threads(1), XLA without multi-threaded Eigen): '
@@ -66,6 +72,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
   parser.add_argument('--out', default='results/bench', help='directory for .json and .md')
   parser.add_argument('--tag', help='file name instead of the machine tag')
   parser.add_argument('--note', action='append', default=[], help='a line for the report')
+  parser.add_argument(
+    '--annotate',
+    action='append',
+    metavar='JSON',
+    help='instead of running: add model FLOPs, the peak and FLOP/s to a recorded result and '
+    'rewrite its .json and .md (repeat it for several files)',
+  )
+  parser.add_argument(
+    '--measure-peak',
+    action='store_true',
+    help='with --annotate: measure a CPU peak the result lacks on this machine, if it is of the '
+    "same kind (otherwise the peak stays unknown); an accelerator's comes from the table",
+  )
   parser.add_argument('--point', help=argparse.SUPPRESS)  # model,batch,steps: one scaling point.
   return parser
 
@@ -78,6 +97,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, An
   if args.point:
     model_name, batch, steps = args.point.split(',')
     print(json.dumps(_sections.point(model_name, int(batch), int(steps))))
+    return None
+  if args.annotate:
+    for path in args.annotate:
+      annotate(path, measure_peak=args.measure_peak)
+      print(f'annotated {path} and its .md', file=sys.stderr)
     return None
   split = lambda text: text.split(',') if text else None
   try:
@@ -92,6 +116,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, An
       repeats=args.repeats,
       compaction_batches=args.compaction_batches,
       compaction_attacks=args.compaction_attack,
+      precision=args.precision,
     )
   except (ValueError, TypeError) as e:
     parser.error(str(e))

@@ -54,6 +54,7 @@ def compaction_row(attack: attacks.Attack, logits_fn, x, y, repeats: int) -> dic
   return {
     'attack': attack.label,
     'spec': attack.spec,
+    'hparams': dict(attack.settings),
     'batch': len(x),
     'plain_s': statistics.median(times['plain']),
     'compacting_s': statistics.median(times['compacting']),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ddn_jax import attacks
-from ddn_jax.benchmark import _compaction, _markdown, _presets, _sections, _setup, _sides
+from ddn_jax.benchmark import _compaction, _flops, _markdown, _presets, _sections, _setup, _sides
 from ddn_jax.benchmark._timing import BareGradient, error_text
 
 PROG = 'python -m ddn_jax.benchmark'
@@ -39,6 +39,7 @@ class _Plan(NamedTuple):
   implementations: list[str]
   sections: set[str]
   compaction: list[attacks.Attack]
+  precision: str
 
 
 def _plan(
@@ -53,8 +54,10 @@ def _plan(
   repeats,
   compaction_batches,
   compaction_attacks,
+  precision='float32',
 ) -> _Plan:
   _check('preset', [preset], _presets.PRESETS)
+  _check('precision', [precision], _presets.RUN_PRECISIONS)
   config = copy.deepcopy(_presets.PRESETS[preset])
   models = list(models or config['models'])
   attack_names = list(attack_names or _presets.ATTACKS)
@@ -77,7 +80,14 @@ def _plan(
     config['compaction']['attacks'] = tuple(s for s in specs if s.split(':')[0] in attack_names)
   compaction = [attacks.parse_attack(s) for s in config['compaction']['attacks']]
   return _Plan(
-    preset, config, models, attack_names, list(implementations), set(sections), compaction
+    preset,
+    config,
+    models,
+    attack_names,
+    list(implementations),
+    set(sections),
+    compaction,
+    precision,
   )
 
 
@@ -93,6 +103,7 @@ def run(
   repeats: int | None = None,
   compaction_batches: Sequence[int] | None = None,
   compaction_attacks: Sequence[str] | None = None,
+  precision: str = 'float32',
   single_thread: bool = False,
   out: str | os.PathLike = 'results/bench',
   tag: str | None = None,
@@ -112,6 +123,8 @@ def run(
     batch, steps, repeats: override the preset's images per attack call, K and timed rounds.
     compaction_batches, compaction_attacks: override the compaction section's batch sizes and
       attack specs (``NAME[:KEY=VALUE,...]``, `ddn_jax.attacks.parse_attack`).
+    precision: the models' data type, among `RUN_PRECISIONS`; the achieved FLOP/s are compared
+      with the device's peak in it (`device_peak`).
     single_thread: one thread on both sides (effective only before JAX starts its backend).
     out: the directory written to.
     tag: the file name (default the machine's, e.g. ``cpu-amd-epyc-2core``).
@@ -135,6 +148,7 @@ def run(
     repeats=repeats,
     compaction_batches=compaction_batches,
     compaction_attacks=compaction_attacks,
+    precision=precision,
   )
   return _execute(plan, single_thread=single_thread, out=out, tag=tag, notes=notes, command=command)
 
@@ -171,6 +185,60 @@ def _execute(plan: _Plan, *, single_thread, out, tag, notes, command) -> dict[st
   return bench.result
 
 
+def annotate(path: str | os.PathLike, *, measure_peak: bool = False) -> dict[str, Any]:
+  """Adds FLOPs, the peak and FLOP/s to a recorded result; rewrites its ``.json`` and ``.md``.
+
+  The model FLOPs are a property of the model and input shape, counted now. The peak is the
+  table's for a known accelerator; a CPU's (or an unknown device's) is kept if the result has
+  one, else measured now with ``measure_peak`` when this machine is of the same kind (CPU model,
+  core count, backend and device), and recorded as such; otherwise it stays unknown.
+
+  Args:
+    path: a ``.json`` file written by `run`.
+    measure_peak: measure a missing CPU peak on this machine.
+
+  Returns:
+    The annotated result.
+  """
+  path = pathlib.Path(path)
+  result = json.loads(path.read_text())
+  m = result['machine']
+  result.setdefault('precision', 'float32')
+  models = {
+    r['model']
+    for s in ('gradient', 'attacks', 'scaling_batch', 'scaling_steps')
+    for r in result.get(s, [])
+  }
+  if result.get('compaction') or 'error' not in result.get('sweep', {'error': None}):
+    models.add('small_cnn')
+  result['model_flops'] = {
+    name: _flops.model_flops(_setup.make_model(name, 0)[2], _presets.MODELS[name][1])
+    for name in sorted(models)
+  }
+  if 'peak' not in result or (measure_peak and result['peak']['flops_per_s'] is None):
+    here = _setup.machine_info()
+    keys = lambda m: (m['cpu'], int(m.get('logical_cpus') or m['cores']), m['backend'], m['device'])
+    same = keys(m) == keys(here)
+    peak = _flops.device_peak(
+      result['precision'],
+      device_kind=m['device'],
+      backend=m['backend'],
+      matmul_precision=m.get('gpu', {}).get('jax_default_matmul_precision'),
+      measure=measure_peak and same,
+    )
+    if peak['source'].startswith('measured'):
+      peak['source'] = (
+        f'{peak["source"]}; measured by `{PROG} --annotate` after the run, on a machine of the '
+        f'same kind ({here["cpu"]}, {here["logical_cpus"]} logical cores), load average '
+        f'{[round(v, 2) for v in os.getloadavg()]}'
+      )
+    result['peak'] = peak
+  _flops.add_flop_rates(result)
+  path.write_text(json.dumps(result, indent=2, default=str) + '\n')
+  path.with_suffix('.md').write_text(_markdown.to_markdown(result))
+  return result
+
+
 class _Benchmark:
   """One run's configuration and results; `save` rewrites both files with what is measured."""
 
@@ -193,7 +261,11 @@ class _Benchmark:
       'scaling_batch': [],
       'scaling_steps': [],
       'sweep': {'error': 'not run'},
+      'precision': plan.precision,
+      'model_flops': {},
     }
+    _log(f'[peak] {plan.precision} on {machine["device"]}')
+    self.result['peak'] = _flops.device_peak(plan.precision)
     try:
       import torch  # noqa: F401
 
@@ -214,6 +286,7 @@ class _Benchmark:
     self.result['load_end'] = [round(v, 2) for v in os.getloadavg()]
     self.result['total_s'] = time.perf_counter() - self.start
     tag = self.result['tag']
+    _flops.add_flop_rates(self.result)
     (self.out / f'{tag}.json').write_text(json.dumps(self.result, indent=2, default=str) + '\n')
     (self.out / f'{tag}.md').write_text(_markdown.to_markdown(self.result))
 
@@ -222,6 +295,7 @@ class _Benchmark:
     config, notes = self.config, self.result['notes']
     model, variables, logits_fn, weights = _setup.make_model(model_name, config['train_steps'])
     notes.append(f'{model_name}: {weights}.')
+    self.count_flops(model_name)
     module = None
     if self.interop is not None:
       shape = _presets.MODELS[model_name][1]
@@ -262,6 +336,18 @@ class _Benchmark:
       self.result['attacks'].append({'model': model_name, **row})
       self.save()
 
+  def count_flops(self, model_name: str) -> None:
+    """The model's FLOPs per image (`model_flops`), once, before any of its rows is saved.
+
+    Counted on the randomly initialised network, as `annotate` does for recorded results, so
+    that every file counts the same (XLA folds the zero biases of a fresh initialisation: 0.25%
+    of SmallCNN's forward pass).
+    """
+    if model_name not in self.result['model_flops']:
+      logits_fn = _setup.make_model(model_name, 0)[2]
+      shape = _presets.MODELS[model_name][1]
+      self.result['model_flops'][model_name] = _flops.model_flops(logits_fn, shape)
+
   def cw_long_block(self) -> None:
     cfg, small = self.config['cw_long'], self.small
     attack = _presets.cw_long_attack(cfg)
@@ -291,6 +377,7 @@ class _Benchmark:
     cfg = self.config['sweep']
     _log(f'[sweep] {cfg}')
     _, _, logits_fn, _ = _setup.make_model('small_cnn', 0)
+    self.count_flops('small_cnn')
     x, _ = _setup.load_images('small_cnn', cfg['batch'])
     y = _setup.predictions(logits_fn, x)
     try:
@@ -303,6 +390,7 @@ class _Benchmark:
 
   def scaling_block(self) -> None:
     config = self.config
+    self.count_flops('small_cnn')
     for batch in config['scaling_batches']:
       _log(f'[scaling] batch {batch}')
       point = _sections.run_point('small_cnn', batch, config['scaling_attack_steps'])
@@ -321,6 +409,7 @@ class _Benchmark:
     if logits_fn is None:  # The attack sections did not make it.
       _, _, logits_fn, weights = _setup.make_model('small_cnn', self.config['train_steps'])
       note = f'small_cnn (compaction): {weights}'
+    self.count_flops('small_cnn')
     for batch in self.config['compaction']['batches']:
       x, what = _setup.load_images('small_cnn', batch)
       y = _setup.predictions(logits_fn, x)
