@@ -270,3 +270,15 @@ def test_annotate_leaves_another_machines_cpu_peak_unknown(recorded):
   assert "Peak for the run's precision (float32, computed as float32 on cpu): **unknown**" in (
     path.with_suffix('.md').read_text()
   )
+
+
+def test_a_bfloat16_run_counts_the_float32_forward_of_each_gradient():
+  """In bfloat16 a gradient is the bfloat16 forward and backward plus the float32 forward that
+  gives the logits (`models.make_logits_fn`): one forward more than in float32."""
+  counts = {
+    p: benchmark.model_flops(_setup.make_model('small_cnn', 0, p)[2], (28, 28, 1))
+    for p in ('float32', 'bfloat16')
+  }
+  f32, bf16 = counts['float32'], counts['bfloat16']
+  assert bf16['forward'] == pytest.approx(f32['forward'], rel=0.01)
+  assert bf16['input_gradient'] == pytest.approx(f32['input_gradient'] + f32['forward'], rel=0.02)

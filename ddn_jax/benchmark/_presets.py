@@ -16,8 +16,9 @@ MODELS = {
 # The minimum-norm attacks with an adv-lib counterpart (the bounded ones need an eps).
 ATTACKS = tuple(e.name for e in attacks.ATTACKS.values() if e.adv_lib and e.minimum_norm)
 SECTIONS = ('gradient', 'attacks', 'cw_long', 'compaction', 'scaling', 'sweep')
-# The models' data types a run can use (the peak table knows more: `ddn_jax.benchmark.PEAKS`).
-RUN_PRECISIONS = ('float32',)
+# The precisions a run can use (`ddn_jax.models.make_logits_fn`; the peak table knows more:
+# `ddn_jax.benchmark.PEAKS`). PyTorch's side stays float32.
+RUN_PRECISIONS = ('float32', 'bfloat16')
 
 # Sizes per preset. ``batch``: images per attack call per model (the attack table runs only the
 # models listed there); ``steps``: K of DDN K, C&W 1×K, DeepFool K, FMN K. ``compaction``: the

@@ -123,8 +123,11 @@ def run(
     batch, steps, repeats: override the preset's images per attack call, K and timed rounds.
     compaction_batches, compaction_attacks: override the compaction section's batch sizes and
       attack specs (``NAME[:KEY=VALUE,...]``, `ddn_jax.attacks.parse_attack`).
-    precision: the models' data type, among `RUN_PRECISIONS`; the achieved FLOP/s are compared
-      with the device's peak in it (`device_peak`).
+    precision: the models' compute precision, among `RUN_PRECISIONS` (`models.make_logits_fn`:
+      in bfloat16, gradients from the bfloat16 model and logits from the float32 one, so each
+      gradient also counts a float32 forward in the model's FLOPs); the achieved FLOP/s are
+      compared with the device's peak in it (`device_peak`). The scaling section (fresh
+      processes) and PyTorch's side run in float32.
     single_thread: one thread on both sides (effective only before JAX starts its backend).
     out: the directory written to.
     tag: the file name (default the machine's, e.g. ``cpu-amd-epyc-2core``).
@@ -212,7 +215,9 @@ def annotate(path: str | os.PathLike, *, measure_peak: bool = False) -> dict[str
   if result.get('compaction') or 'error' not in result.get('sweep', {'error': None}):
     models.add('small_cnn')
   result['model_flops'] = {
-    name: _flops.model_flops(_setup.make_model(name, 0)[2], _presets.MODELS[name][1])
+    name: _flops.model_flops(
+      _setup.make_model(name, 0, result['precision'])[2], _presets.MODELS[name][1]
+    )
     for name in sorted(models)
   }
   if 'peak' not in result or (measure_peak and result['peak']['flops_per_s'] is None):
@@ -293,7 +298,9 @@ class _Benchmark:
   def model_block(self, model_name: str) -> None:
     sections = self.plan.sections
     config, notes = self.config, self.result['notes']
-    model, variables, logits_fn, weights = _setup.make_model(model_name, config['train_steps'])
+    model, variables, logits_fn, weights = _setup.make_model(
+      model_name, config['train_steps'], self.plan.precision
+    )
     notes.append(f'{model_name}: {weights}.')
     self.count_flops(model_name)
     module = None
@@ -344,7 +351,7 @@ class _Benchmark:
     of SmallCNN's forward pass).
     """
     if model_name not in self.result['model_flops']:
-      logits_fn = _setup.make_model(model_name, 0)[2]
+      logits_fn = _setup.make_model(model_name, 0, self.plan.precision)[2]
       shape = _presets.MODELS[model_name][1]
       self.result['model_flops'][model_name] = _flops.model_flops(logits_fn, shape)
 
@@ -376,7 +383,7 @@ class _Benchmark:
   def sweep_block(self) -> None:
     cfg = self.config['sweep']
     _log(f'[sweep] {cfg}')
-    _, _, logits_fn, _ = _setup.make_model('small_cnn', 0)
+    _, _, logits_fn, _ = _setup.make_model('small_cnn', 0, self.plan.precision)
     self.count_flops('small_cnn')
     x, _ = _setup.load_images('small_cnn', cfg['batch'])
     y = _setup.predictions(logits_fn, x)
@@ -407,7 +414,9 @@ class _Benchmark:
       return
     logits_fn, note = self.small.get('logits_fn'), None
     if logits_fn is None:  # The attack sections did not make it.
-      _, _, logits_fn, weights = _setup.make_model('small_cnn', self.config['train_steps'])
+      _, _, logits_fn, weights = _setup.make_model(
+        'small_cnn', self.config['train_steps'], self.plan.precision
+      )
       note = f'small_cnn (compaction): {weights}'
     self.count_flops('small_cnn')
     for batch in self.config['compaction']['batches']:

@@ -77,8 +77,11 @@ def predictions(logits_fn, x) -> np.ndarray:
   return np.asarray(attacks.predicted_class(jax.jit(logits_fn)(x)), np.int32)
 
 
-def make_model(model_name: str, train_steps: int) -> tuple[Any, Any, Any, str]:
-  """``(model, variables, logits_fn, description)``; SmallCNN briefly trained if asked."""
+def make_model(
+  model_name: str, train_steps: int, precision: str = 'float32'
+) -> tuple[Any, Any, Any, str]:
+  """``(model, variables, logits_fn, description)``; SmallCNN briefly trained if asked; the
+  logits function in ``precision`` (`models.make_logits_fn`)."""
   model = MODELS[model_name][0]()
   shape = MODELS[model_name][1]
   variables = model.init(jax.random.key(0), jnp.zeros((1, *shape)))
@@ -93,4 +96,4 @@ def make_model(model_name: str, train_steps: int) -> tuple[Any, Any, Any, str]:
     state, _ = reference.train_small_cnn((images, labels), num_epochs=1, max_steps=train_steps)
     variables = state.variables
     weights = f'trained {train_steps} Adam steps of 64 images'
-  return model, variables, models.make_logits_fn(model, variables), weights
+  return model, variables, models.make_logits_fn(model, variables, precision=precision), weights
