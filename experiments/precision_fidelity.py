@@ -4,7 +4,8 @@ For each attack of the config, runs it on the reference model's held-out digits 
 float32 and the bfloat16 logits function (`ddn_jax.models.make_logits_fn`), and reports both
 sides' success (re-checked here on the float32 model) and median L2, and their per-example
 agreement (`ddn_jax.interop.comparison.agreement_stats`). Then trains the reference model in each
-precision and reports its float32 accuracy on the same digits and DDN-100 against it. Writes
+precision, and in float32 with other seeds (the spread between float32 runs), and reports its
+float32 accuracy on the same digits and DDN-100 against it. Writes
 ``precision_fidelity.{md,json}`` under ``--out``.
 
   python -m experiments.precision_fidelity --config experiments/configs/precision_fidelity.py
@@ -74,10 +75,13 @@ def _attack_rows(config, mnist, images, labels, report):
 
 def _training_rows(config, mnist, images, labels, report):
   rows, table = [], []
-  for precision in _PRECISIONS:
+  # float32 again with other seeds (initial weights, batch order): how far apart two float32
+  # runs already are.
+  runs = [(p, 0) for p in _PRECISIONS] + [('float32', s) for s in config['other_seeds']]
+  for precision, seed in runs:
     start = time.perf_counter()
     state, history = reference.train_small_cnn(
-      mnist.split.train, num_epochs=config['num_epochs'], precision=precision
+      mnist.split.train, num_epochs=config['num_epochs'], seed=seed, precision=precision
     )
     seconds = time.perf_counter() - start
     # Evaluated in float32 whatever the training precision.
@@ -87,13 +91,14 @@ def _training_rows(config, mnist, images, labels, report):
     median = float(np.median(side.l2[side.success]))
     rows.append({
       'precision': precision,
+      'seed': seed,
       'accuracy': accuracy,
       'history': history,
       'ddn_success': float(side.success.mean()),
       'ddn_median_l2': median,
       'seconds': seconds,
     })  # fmt: skip
-    table.append([precision, f'{accuracy:.4f}', f'{side.success.mean():.3f}', f'{median:.4f}',
+    table.append([f'{precision}, seed {seed}', f'{accuracy:.4f}', f'{side.success.mean():.3f}', f'{median:.4f}',
                   f'{seconds:.0f}'])  # fmt: skip
   report.add_table(reports.markdown_table(_TRAINING_HEADER, table, align='lrrrr'), key='training')
   report.data['training'] = rows
