@@ -534,17 +534,36 @@ def test_bad_keys_get_a_type_error_naming_key(problem, name):
     0,
     np.uint32([1, 2, 3]),
     np.float32([0, 1]),
-    jax.random.split(jax.random.key(0), 2),
-    jax.random.split(jax.random.PRNGKey(0), 2),
+    jax.random.split(jax.random.PRNGKey(0), 2),  # raw keys: only one, not a batch
+    jax.random.split(jax.random.key(0), (2, 2)),
   ]
   for key in bad:
-    with pytest.raises(
-      TypeError, match=r'key must be a single PRNG key, e.g\. key=jax\.random\.key'
-    ):
+    with pytest.raises(TypeError, match=r'key must be a PRNG key, e\.g\. key=jax\.random\.key'):
       attack(key=key)
+  with pytest.raises(ValueError, match='holds 2 per-example keys for a batch of'):
+    attack(key=jax.random.split(jax.random.key(0), 2))
   # A raw uint32 key is the same key as a typed one.
   typed, raw = attack(key=jax.random.key(3)), attack(key=jax.random.PRNGKey(3))
   np.testing.assert_array_equal(typed.adv, raw.adv)
+
+
+@pytest.mark.parametrize('name', ['ddn', 'pgd_l2', 'apgd_l2'])
+def test_per_example_keys_make_an_example_independent_of_its_batch(name):
+  """With a key per example (as evaluation passes them), example i's random start does not
+  depend on which examples share its batch; one key split per batch does."""
+  problem = LinearProblem(8, seed=8)
+  settings = {'ddn': {'steps': 5},
+              'pgd_l2': {'eps': 0.3, 'steps': 1, 'step_size': 0.05, 'random_start': True},
+              'apgd_l2': {'eps': 0.3, 'steps': 2, 'loss': 'ce', 'random_start': True}}[name]  # fmt: skip
+  attack = functools.partial(getattr(attacks, name), problem.logits_fn, **settings)
+  keys = jax.vmap(functools.partial(jax.random.fold_in, jax.random.key(1)))(np.arange(8))
+  whole = attack(problem.inputs, problem.labels, key=keys)
+  part = attack(problem.inputs[5:], problem.labels[5:], key=keys[5:])
+  # Equal up to XLA's batch-shape-dependent rounding (float32 ulps over a few steps).
+  np.testing.assert_allclose(part.adv, whole.adv[5:], atol=1e-5)
+  if name != 'ddn':  # DDN draws its key only for a zero gradient, which this model never has
+    split = attack(problem.inputs[5:], problem.labels[5:], key=jax.random.key(1))
+    assert not np.allclose(split.adv, whole.adv[5:], atol=1e-3)
 
 
 # --- one API across the attacks --------------------------------------------------------------

@@ -152,12 +152,16 @@ def test_targeted_protocol_bookkeeping(mesh):
   pairs = result.pairs
   np.testing.assert_allclose(pairs.l2, result.image_index + 0.1 * result.target, rtol=1e-6)
   np.testing.assert_array_equal(pairs.success, ~((result.image_index == 1) & (result.target == 3)))
-  # Every call was targeted with the batch's folded key; the last batch is padded for 8 devices.
+  # Every call was targeted, with a key per pair (folded in by the pair's index); the last batch
+  # is padded for 8 devices with copies of its own pairs, keys included.
   sizes = [8, 8] if mesh else [5, 5, 2]
   assert [c[2] for c in calls] == sizes and all(c[0] for c in calls)
-  for i, (_, key, _) in enumerate(calls):
+  batch = 8 if mesh else 5
+  for i, (_, keys, size) in enumerate(calls):
+    rows = np.resize(np.arange(i * batch, min((i + 1) * batch, 12)), size)
+    expected = [jax.random.fold_in(jax.random.key(42), j) for j in rows]
     np.testing.assert_array_equal(
-      jax.random.key_data(key), jax.random.key_data(jax.random.fold_in(jax.random.key(42), i))
+      jax.random.key_data(keys), np.stack([jax.random.key_data(k) for k in expected])
     )
   assert pairs.summary.success_rate == 11 / 12
 
@@ -228,6 +232,20 @@ def test_evaluate_ddn_on_real_digits_sharded_and_batched(digits):
   )
   norms = evaluation.minimal_norms(logits_fn, x, y, steps=20, levels=None, batch_size=12, key=key)
   np.testing.assert_array_equal(norms, single.norms)
+
+
+def test_random_starts_do_not_depend_on_the_batching(digits):
+  """Each example gets its own key (fold_in by its index): PGD's random start is the same
+  whatever the batch size, device count or padding."""
+  logits_fn, x, y = digits
+  pgd = functools.partial(attacks.pgd_l2, eps=1.0, steps=2, step_size=0.2, random_start=True)
+  run = lambda **kw: evaluation.evaluate_attack(
+    pgd, logits_fn, x, y, name='PGD', key=jax.random.key(5), keep_adv=True, **kw
+  )
+  single = run(batch_size=12)
+  for other in (run(batch_size=5), run(batch_size=8, mesh=training.data_mesh())):
+    np.testing.assert_allclose(other.adv, single.adv, atol=1e-5)  # float32 rounding only
+    np.testing.assert_allclose(other.l2, single.l2, rtol=1e-5)
 
 
 def test_evaluate_attack_errors(digits):

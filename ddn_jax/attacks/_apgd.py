@@ -287,7 +287,7 @@ def _apgd_l2(
     reduce_rule=reduce_rule,
     random_start=random_start,
   )
-  keys = jax.random.split(key, inputs.shape[0])
+  keys = _checks.example_keys(key, inputs.shape[0])
   adv, num_grads = _mapping.map_examples(single, (inputs, labels, keys), (logits_fn, eps, rho))
   return _result.finalize(
     logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
@@ -367,7 +367,8 @@ def apgd_l2(
     reduce_rule: ``'paper'`` or ``'adv_lib'`` (see above).
     random_start: start each run at a random point on the ε-sphere (as adv-lib always does);
       else at the input, where every run is the same (then one run is enough).
-    key: PRNG key (``jax.random.key``) for the random starts, split per example.
+    key: PRNG key (``jax.random.key``) for the random starts, split per example; or a batch
+      ``(N,)`` of per-example keys, which makes each example's starts independent of its batch.
 
   Returns:
     An :class:`AttackResult`; ``num_grads`` is ``steps + 1`` per run made.
@@ -447,7 +448,7 @@ def apgd_targeted_l2(
     rho: as in `apgd_l2`.
     reduce_rule: as in `apgd_l2`.
     random_start: as in `apgd_l2`.
-    key: PRNG key for the random starts.
+    key: PRNG key for the random starts, or a batch ``(N,)`` of per-example keys.
 
   Returns:
     An :class:`AttackResult`; ``num_grads`` is ``steps + 1`` per target attacked (the forward

@@ -145,27 +145,49 @@ def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
 
 
 def default_key(key: Any) -> jax.Array:
-  """``key``, checked to be one PRNG key, or ``jax.random.key(0)`` for None.
+  """``key``, checked to be one PRNG key or a batch of them, or ``jax.random.key(0)`` for None.
 
   A typed key (``jax.random.key``) of shape ``()`` or a raw ``uint32`` key
-  (``jax.random.PRNGKey``) of the default implementation's shape is accepted, traced or not.
+  (``jax.random.PRNGKey``) of the default implementation's shape is accepted, traced or not; so is
+  a batch ``(N,)`` of typed keys, one per example (`example_keys` checks ``N``).
 
   Raises:
-    TypeError: anything else (an int seed, a batch of keys, an array of another shape or dtype).
+    TypeError: anything else (an int seed, an array of another shape or dtype).
   """
   if key is None:
     return jax.random.key(0)
   dtype, shape = getattr(key, 'dtype', None), getattr(key, 'shape', None)
   if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
-    if shape == ():
+    if len(shape) <= 1:
       return key
   elif dtype == jnp.uint32 and shape == jax.eval_shape(jax.random.PRNGKey, 0).shape:
     return key
   got = type(key).__name__ if dtype is None else f'an array of dtype {dtype} and shape {shape}'
   raise TypeError(
-    f'key must be a single PRNG key, e.g. key=jax.random.key(0), got {got}; split a key for '
-    'several runs with jax.random.split, and let the attack split it per example.'
+    f'key must be a PRNG key, e.g. key=jax.random.key(0), or a batch (N,) of them, one per '
+    f'example, got {got}.'
   )
+
+
+def example_keys(key: jax.Array, batch_size: int) -> jax.Array:
+  """The per-example keys ``(batch_size,)``: ``key`` itself if it is a batch of typed keys, else
+  ``jax.random.split(key, batch_size)``.
+
+  Keys given per example (e.g. ``fold_in(key, i)`` for the ``i``-th example of a dataset, as
+  `ddn_jax.evaluation` does) make each example's randomness independent of the batch it is in;
+  one key split here depends on the example's position and the batch size.
+
+  Raises:
+    ValueError: a batch of keys of another length than the inputs.
+  """
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 1:
+    if key.shape[0] != batch_size:
+      raise ValueError(
+        f'key holds {key.shape[0]} per-example keys for a batch of {batch_size} inputs; pass one '
+        'key per example, or a single key.'
+      )
+    return key
+  return jax.random.split(key, batch_size)
 
 
 def renamed(name: str, value: Any, old_name: str, old_value: Any, default: Any = None) -> Any:

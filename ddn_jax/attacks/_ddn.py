@@ -63,7 +63,7 @@ def _ddn(
   alpha_schedule,
 ):
   alphas = _numerics.cosine_schedule(steps, alpha_init, alpha_final, alpha_schedule)
-  keys = jax.random.split(key, inputs.shape[0])
+  keys = _checks.example_keys(key, inputs.shape[0])
   single = functools.partial(_ddn_single, targeted=targeted, levels=levels)
   best_adv, found = _mapping.map_examples(
     single, (inputs, labels, keys), (logits_fn, gamma, init_norm, alphas)
@@ -129,7 +129,7 @@ def ddn(
       adversarial training), as `project_l2_ball` does; the projected point is returned even
       when no longer adversarial (unless the model's logits there are not finite).
     key: PRNG key (``jax.random.key``) for the random direction used where a gradient is zero
-      or not finite.
+      or not finite, split per example; or a batch ``(N,)`` of per-example keys.
     max_norm: the older name of ``eps``, still accepted.
 
   Returns:

@@ -34,7 +34,7 @@ def _pgd_single(x, y, key, logits_fn, eps, step_size, *, targeted, steps, random
 @functools.partial(jax.jit, static_argnames=('targeted', 'steps', 'random_start'))
 def _pgd_l2(logits_fn, inputs, labels, key, eps, step_size, *, targeted, steps, random_start):
   single = functools.partial(_pgd_single, targeted=targeted, steps=steps, random_start=random_start)
-  keys = jax.random.split(key, inputs.shape[0])
+  keys = _checks.example_keys(key, inputs.shape[0])
   adv = _mapping.map_examples(single, (inputs, labels, keys), (logits_fn, eps, step_size))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _result.finalize(
@@ -71,7 +71,8 @@ def pgd_l2(
     steps: number of gradient steps (static).
     step_size: L2 length of each step (traced).
     random_start: start from a uniform random point in the ball.
-    key: PRNG key (``jax.random.key``) for the random start.
+    key: PRNG key (``jax.random.key``) for the random start, split per example; or a batch
+      ``(N,)`` of per-example keys, which makes each example's start independent of its batch.
     targeted: make the model predict ``labels``.
 
   Returns:

@@ -159,7 +159,7 @@ def run_batches(
   start_time = time.perf_counter()
   first_batch_seconds = None
   with tqdm.tqdm(total=n, desc=name, unit='example', disable=not progress) as bar:
-    for batch, start in enumerate(range(0, n, batch_size)):
+    for start in range(0, n, batch_size):
       rows = np.arange(start, min(start + batch_size, n))
       count = len(rows)
       # Pad the last batch with copies of its own examples up to a multiple of the devices.
@@ -168,8 +168,8 @@ def run_batches(
       y = labels[rows]
       if mesh is not None:
         x, y = jax.device_put((x, y), sharding)
-      if takes_key:
-        kwargs['key'] = jax.random.fold_in(key, batch)
+      if takes_key:  # one key per example, from its index: independent of the batching
+        kwargs['key'] = jax.vmap(functools.partial(jax.random.fold_in, key))(rows)
       result = attack(logits_fn, x, y, **kwargs)
       fields = ('success', 'l2', 'num_grads') + (('adv',) if keep_adv else ())
       values = jax.device_get(tuple(getattr(result, f) for f in fields))
@@ -216,10 +216,11 @@ def evaluate_attack(
   """Runs ``attack`` over a dataset in batches and keeps its per-example results.
 
   Batch ``i`` holds examples ``[i * batch_size, (i + 1) * batch_size)``. An attack with a
-  ``key`` parameter gets ``jax.random.fold_in(key, i)`` for batch ``i`` (and splits it per
-  example itself), so results are deterministic; they depend on ``batch_size`` only through
-  this key convention (for DDN: only its random direction where a gradient is exactly zero),
-  never on the number of devices.
+  ``key`` parameter gets a batch of per-example keys, ``jax.random.fold_in(key, j)`` for the
+  ``j``-th example (as `sweep` does), so each example's randomness (PGD's and APGD's random
+  starts, DDN's direction where a gradient is exactly zero) depends neither on ``batch_size`` nor
+  on the number of devices; results are deterministic, and differ between batchings only by
+  XLA's batch-shape-dependent rounding.
 
   With a ``mesh``, each batch is placed on it split along ``'data'``
   (``NamedSharding(mesh, P('data'))``) and the attack runs per device in ``shard_map`` islands.
@@ -359,7 +360,7 @@ def minimal_norms(
     steps: DDN iterations (the paper evaluates defences with DDN 1000).
     batch_size: examples per attack call.
     mesh: optional ``'data'`` mesh to shard each batch over.
-    key: PRNG key of DDN's zero-gradient fallback; batch ``i`` uses ``fold_in(key, i)``.
+    key: PRNG key of DDN's zero-gradient fallback; example ``j`` uses ``fold_in(key, j)``.
     **ddn_kwargs: other arguments of `ddn_jax.attacks.ddn`.
 
   Returns:
