@@ -39,12 +39,15 @@ SETTINGS = {
 }
 
 
-def _untied_problem():
-  """Six examples of the linear problem moved by a fixed pattern: its clean logits tie eight
-  classes, which the DLR ranks (the pattern unties them by far more than rounding)."""
-  p = LinearProblem(6, seed=5)
+def _untied_problem(n=6, seed=5):
+  """Examples of the linear problem moved by a fixed pattern, in float64: its clean logits tie
+  eight classes, which the DLR ranks (the pattern unties them by far more than rounding)."""
+  p = LinearProblem(n, seed=seed)
   pattern = 0.01 * np.sin(np.arange(p.inputs[0].size)).reshape(p.inputs.shape[1:])
-  return p, (p.inputs + pattern).astype(np.float64)
+  x = (p.inputs + pattern).astype(np.float64)
+  logits = np.sort(x.reshape(n, -1) @ p.w.astype(np.float64) + p.b, axis=1)
+  assert np.diff(logits, axis=1).min() > 1e-3
+  return p, x
 
 
 def _float64_torch():
@@ -203,20 +206,45 @@ def test_found_norm_approaches_the_exact_minimal_norm(problem, targeted):
   np.testing.assert_array_equal(r.num_grads, 200)
 
 
-def test_too_few_steps_fail_and_return_the_clean_input(problem):
-  # The first step minimises the penalty only; its RMSProp step (running mean from 1) moves
-  # each pixel by about learning_rate * |gradient|, far from a boundary at norm ~0.5.
-  r = attacks.alma_l2(problem.logits_fn, problem.inputs, problem.labels, steps=2)
-  assert not np.asarray(r.success).any()
-  np.testing.assert_array_equal(r.adv, problem.inputs)
-  np.testing.assert_array_equal(r.l2, 0)
-
-
 def test_quantised_points_lie_on_the_grid(problem):
   r = attacks.alma_l2(problem.logits_fn, problem.inputs, problem.labels, steps=100, levels=256)
   assert np.asarray(r.success).all()
   adv = np.asarray(r.adv, np.float64) * 255
   np.testing.assert_allclose(adv, np.round(adv), atol=1e-4)
+
+
+# --- batches, devices, tracing and the registry ---
+
+# The contract every attack keeps is tested in test_attacks_api.py, except these two, which need
+# untied logits (there the linear problem's tied logits make the DLR's ranks a rounding call).
+
+
+def test_batch_equals_stacked_single_examples():
+  p, x = _untied_problem(4, seed=21)
+  x = x.astype(np.float32)
+  attack = functools.partial(attacks.alma_l2, p.logits_fn, steps=20)
+  batch = attack(x, p.labels)
+  assert np.asarray(batch.success).all()
+  for i in range(4):
+    one = attack(x[i : i + 1], p.labels[i : i + 1])
+    np.testing.assert_allclose(one.adv[0], batch.adv[i], atol=1e-6)
+    assert one.success[0] == batch.success[i] and one.num_grads[0] == batch.num_grads[i]
+
+
+def test_sharded_over_8_devices_equals_one_device():
+  assert jax.device_count() == 8
+  p, x = _untied_problem(8, seed=4)
+  x = x.astype(np.float32)
+  mesh = jax.make_mesh((8,), ('data',))
+  put = lambda a: jax.device_put(
+    a, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  )
+  attack = functools.partial(attacks.alma_l2, p.logits_fn, steps=20)
+  sharded, single = attack(put(x), put(p.labels)), attack(x, p.labels)
+  assert len(sharded.adv.sharding.device_set) == 8
+  assert np.asarray(single.success).all()
+  np.testing.assert_allclose(sharded.adv, single.adv, atol=1e-6)
+  np.testing.assert_array_equal(sharded.success, single.success)
 
 
 # --- tracing and registry ----------------------------------------------------------------------
@@ -241,6 +269,7 @@ def test_registered_with_its_adv_lib_counterpart():
   alma = attacks.parse_attack('alma')
   assert alma.label == 'ALMA 1000' and alma.entry.adv_lib == 'alma'
   assert attacks.get_attack('alma_l2') is alma.entry
+  assert 'alma (alma_l2, ALMA 1000)' in attacks.attack_help()  # the command line's help
   spec = attacks.parse_attack('alma:steps=50,learning_rate=0.2,penalty=P3', adv_lib=True)
   assert spec.label == 'ALMA 50 (penalty=P3, learning_rate=0.2)'
   assert dict(interop.DEFAULT_HPARAMS['alma_l2']) == dict(alma.entry.adv_lib_settings)
