@@ -28,7 +28,7 @@ def _norms(r, x):
 
 # --- adv-lib's steps, in float64 -----------------------------------------------------------------
 
-STEPS = 30
+STEPS = 60
 # Checks of ρ every 4 steps with a demanding improvement rate, and a small learning rate: some
 # examples are still not adversarial at the checks, where ρ grows (see the test).
 SETTINGS = {
@@ -148,7 +148,7 @@ def _dlr(logits, labels, targeted, tolerance):
   ids=['P2', 'P2-targeted', 'P1', 'P3', 'PHRQuad'],
 )
 def test_alma_runs_adv_libs_steps_in_float64(monkeypatch, penalty, targeted):
-  """Every point ALMA evaluates the model at is adv-lib's, for 30 steps (7 checks of ρ, μ
+  """Every point ALMA evaluates the model at is adv-lib's, for 60 steps (15 checks of ρ, μ
   updated every step), and it returns adv-lib's point.
 
   Targeted with a logit tolerance 0, where adv-lib's constraint and ours are the same (adv-lib
@@ -204,6 +204,23 @@ def test_found_norm_approaches_the_exact_minimal_norm(problem, targeted):
   ratio = _norms(r, problem.inputs) / problem.min_norm
   assert (ratio > 1 - 1e-5).all() and (ratio < 1.01).all(), ratio
   np.testing.assert_array_equal(r.num_grads, 200)
+
+
+@pytest.mark.parametrize('targeted', [False, True], ids=['untargeted', 'targeted'])
+def test_the_logit_tolerance_is_a_margin_past_the_boundary(problem, targeted):
+  # A point counts only where the constraint is negative: the returned points clear the
+  # boundary by the tolerance in logits, on the adversarial side (targeted too, see alma_l2).
+  labels = problem.near if targeted else problem.labels
+  r = attacks.alma_l2(
+    problem.logits_fn, problem.inputs, labels, targeted=targeted, steps=100, logit_tolerance=1.0
+  )
+  assert np.asarray(r.success).all()
+  z = np.asarray(r.adv, np.float64).reshape(len(labels), -1) @ problem.w + problem.b
+  rows = np.arange(len(labels))
+  z_label, others = z[rows, labels], z.copy()
+  others[rows, labels] = -np.inf
+  margin = z_label - others.max(1) if targeted else others.max(1) - z_label
+  assert (margin > 1 - 1e-4).all(), margin  # float32 logits of ~10 round by ~1e-6
 
 
 def test_quantised_points_lie_on_the_grid(problem):
