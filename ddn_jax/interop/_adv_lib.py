@@ -202,7 +202,8 @@ def run_adv_lib(
 
   Args:
     attack: an attack with an adv-lib counterpart, by registry or function name (``'ddn'``,
-      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``, ``'apgd'``, ``'apgd-t'``).
+      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``, ``'apgd'``, ``'apgd-t'``,
+      ``'alma'``).
     module: PyTorch model in eval mode taking NCHW images in [0, 1]; the attack runs on its
       device (CPU or CUDA).
     images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).
