@@ -3,6 +3,7 @@
 from ddn_jax import attacks
 from ddn_jax.attacks import (
   AttackResult,
+  alma_l2,
   apgd_l2,
   apgd_targeted_l2,
   carlini_wagner_l2,
@@ -18,6 +19,7 @@ __version__ = '0.1.0'
 
 __all__ = [
   'AttackResult',
+  'alma_l2',
   'apgd_l2',
   'apgd_targeted_l2',
   'attacks',

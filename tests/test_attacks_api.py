@@ -29,6 +29,7 @@ ATTACKS = {
   ),
   'deepfool': attacks.deepfool,
   'fmn_l2': functools.partial(attacks.fmn_l2, steps=20),
+  'alma_l2': functools.partial(attacks.alma_l2, steps=8),
   'fgm_l2': functools.partial(attacks.fgm_l2, eps=0.55),
   # No random start: the result is then a function of the example alone (see the key test).
   'pgd_l2': functools.partial(attacks.pgd_l2, eps=0.55, steps=5, step_size=0.2, random_start=False),
@@ -41,10 +42,10 @@ ATTACKS = {
     attacks.apgd_targeted_l2, eps=0.55, steps=3, num_targets=2, random_start=False
   ),
 }
-MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2']
+MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2', 'alma_l2']
 BOUNDED = ['fgm_l2', 'pgd_l2', 'apgd_l2', 'apgd_targeted_l2']
 # The attacks that quantise their points to grey levels when asked (DDN does by default).
-QUANTISING = ['ddn', 'deepfool', 'fmn_l2']
+QUANTISING = ['ddn', 'deepfool', 'fmn_l2', 'alma_l2']
 
 
 # Every attack, on a small budget.
@@ -110,8 +111,9 @@ def test_success_is_rechecked_on_the_returned_point(name):
   _check_result(flat, x, y, r, minimum_norm=name in MINIMUM_NORM)
 
 
-# APGD-T's targeted DLR needs 4 classes (tested in test_attacks_apgd.py).
-@pytest.mark.parametrize('name', [n for n in ATTACKS if n != 'apgd_targeted_l2'])
+# APGD-T's targeted DLR needs 4 classes, ALMA's DLR 3 (tested in test_attacks_apgd.py and
+# test_attacks_alma.py).
+@pytest.mark.parametrize('name', [n for n in ATTACKS if n not in ('apgd_targeted_l2', 'alma_l2')])
 def test_a_boundary_outside_the_box_is_never_reached(name):
   """Class 1 needs a mean pixel above 1.1: the gradient pushes every pixel to the box's edge,
   where nothing is adversarial. Minimum-norm attacks return the clean input, bounded ones their
@@ -132,7 +134,7 @@ def test_a_boundary_outside_the_box_is_never_reached(name):
     assert (np.asarray(r.adv) > x).any()
 
 
-@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'fmn_l2'])
+@pytest.mark.parametrize('name', ['ddn', 'carlini_wagner_l2', 'fmn_l2', 'alma_l2'])
 def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
   # Budgets far too small to cross a boundary of norm ~0.5: nothing succeeds. (DeepFool crosses
   # a linear boundary in one step; the flat model above covers its failures.)
@@ -142,6 +144,7 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
       attacks.carlini_wagner_l2, binary_search_steps=1, steps=3, initial_const=1e-6
     ),
     'fmn_l2': functools.partial(attacks.fmn_l2, steps=1),
+    'alma_l2': functools.partial(attacks.alma_l2, steps=2),
   }[name]
   r = starved(problem.logits_fn, problem.inputs, problem.labels)
   pred = np.asarray(problem.logits_fn(r.adv)).argmax(1)
@@ -157,6 +160,7 @@ def test_minimum_norm_attacks_return_the_clean_input_on_failure(problem, name):
   [
     ('ddn', functools.partial(attacks.ddn, steps=7), 2),
     ('fmn_l2', functools.partial(attacks.fmn_l2, steps=7), 2),
+    ('alma_l2', functools.partial(attacks.alma_l2, steps=7), 2),
     ('fgm_l2', functools.partial(attacks.fgm_l2, eps=0.3), 2),
     ('pgd_l2', functools.partial(attacks.pgd_l2, eps=0.3, steps=7, step_size=0.1), 2),
     # Below the minimal norm (0.5): every run fails, so all of them run, 8 gradients each.
@@ -226,9 +230,10 @@ def test_already_misclassified_example_is_returned_unchanged(problem, name):
     np.testing.assert_array_equal(r.num_grads, 0)
 
 
-# APGD-T ranks the clean logits, of which the linear problem ties eight: without a random start
-# its gradient is then a rounding call (tested on untied logits in test_attacks_apgd.py).
-UNTIED = [n for n in ATTACKS if n != 'apgd_targeted_l2']
+# APGD-T and ALMA rank the clean logits (their DLR), of which the linear problem ties eight:
+# without a random start their gradient is then a rounding call (tested on untied logits in
+# test_attacks_apgd.py and test_attacks_alma.py).
+UNTIED = [n for n in ATTACKS if n not in ('apgd_targeted_l2', 'alma_l2')]
 
 
 @pytest.mark.parametrize('name', UNTIED)

@@ -25,6 +25,7 @@ MIN_NORM = {
   ),
   'deepfool': attacks.deepfool,
   'fmn_l2': attacks.fmn_l2,
+  'alma_l2': functools.partial(attacks.alma_l2, steps=200),
 }
 ATTACKS = {
   **MIN_NORM,

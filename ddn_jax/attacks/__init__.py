@@ -7,6 +7,7 @@ line and the experiments. The checks, the compacting loop and the convolution re
 are built from are public too, for the evaluation code, the benchmark and new attacks.
 """
 
+from ddn_jax.attacks._alma import alma_l2
 from ddn_jax.attacks._apgd import apgd_l2, apgd_targeted_l2
 from ddn_jax.attacks._canonical_conv import canonicalize_convolutions
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
@@ -44,6 +45,7 @@ __all__ = [
   'AttackEntry',
   'AttackResult',
   'LogitsFn',
+  'alma_l2',
   'apgd_l2',
   'apgd_targeted_l2',
   'as_pytree_fn',

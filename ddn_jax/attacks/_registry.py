@@ -15,6 +15,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ddn_jax.attacks._alma import alma_l2
 from ddn_jax.attacks._apgd import apgd_l2, apgd_targeted_l2
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
 from ddn_jax.attacks._ddn import ddn
@@ -213,6 +214,16 @@ def _entries() -> dict[str, AttackEntry]:
       adv_lib_settings={'steps': 100, 'num_targets': 9, 'reduce_rule': 'adv_lib'},
       minimum_norm=False,
       targeted=False,
+    ),
+    AttackEntry(
+      name='alma',
+      function=alma_l2,
+      title='ALMA',
+      budget=('steps',),
+      defaults={'steps': 1000},
+      adv_lib='alma',
+      # The function's defaults are adv-lib's (P2, no quantisation); targeted, see alma_l2.
+      adv_lib_settings={'steps': 1000, 'penalty': 'P2', 'logit_tolerance': 1e-4},
     ),
   ]
   return {e.name: e for e in entries}

@@ -164,6 +164,27 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     else:
       kwargs['num_targets'] = hparams.get('num_targets', 9)
     return kwargs
+  if attack == 'alma_l2':
+    names = {
+      'learning_rate': 'lr_init',
+      'learning_rate_reduction': 'lr_reduction',
+      'multiplier_init': 'μ_init',
+      'penalty_init': 'ρ_init',
+      'improvement_rate': 'τ',
+      'penalty_growth': 'γ',
+      'multiplier_smoothing': 'α',
+      'rms_smoothing': 'α_rms',
+      'momentum': 'momentum',
+      'logit_tolerance': 'logit_tolerance',
+    }
+    import_adv_lib()  # its stand-ins first
+    from adv_lib.utils.lagrangian_penalties import all_penalties
+
+    kwargs = {'num_steps': hparams.get('steps', 1000), 'distance': 'l2'}
+    kwargs.update({names[k]: float(v) for k, v in hparams.items() if k in names and v is not None})
+    kwargs.update({k: hparams[k] for k in ('check_steps', 'levels') if k in hparams})
+    kwargs['penalty'] = all_penalties[hparams.get('penalty', 'P2')]
+    return kwargs
   raise ValueError(f'Unknown attack {attack!r}; expected one of {sorted(DEFAULT_HPARAMS)}.')
 
 
@@ -181,7 +202,8 @@ def run_adv_lib(
 
   Args:
     attack: an attack with an adv-lib counterpart, by registry or function name (``'ddn'``,
-      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``, ``'apgd'``, ``'apgd-t'``).
+      ``'cw'`` or ``'carlini_wagner_l2'``, ``'deepfool'``, ``'fmn'``, ``'apgd'``, ``'apgd-t'``,
+      ``'alma'``).
     module: PyTorch model in eval mode taking NCHW images in [0, 1]; the attack runs on its
       device (CPU or CUDA).
     images: ``(N, H, W, C)`` float32 images in [0, 1] (transposed to NCHW here).

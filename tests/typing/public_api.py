@@ -21,6 +21,7 @@ def attack_everything(logits_fn: attacks.LogitsFn, x: jax.Array, y: jax.Array) -
     ddn_jax.carlini_wagner_l2(logits_fn, x, y, steps=10, binary_search_steps=1),
     ddn_jax.deepfool(logits_fn, x, y, steps=10),
     ddn_jax.fmn_l2(logits_fn, x, y, steps=10),
+    ddn_jax.alma_l2(logits_fn, x, y, steps=10, learning_rate=0.1, penalty='P2'),
     ddn_jax.fgm_l2(logits_fn, x, y, eps=1.0),
     ddn_jax.pgd_l2(logits_fn, x, y, eps=1.0, steps=10, step_size=0.25, random_start=False),
   ]
