@@ -148,3 +148,33 @@ def test_bad_grids_get_clear_errors(digits):
     evaluation.sweep(attacks.ddn, logits_fn, x + 1, y, grid={'gamma': [0.1]})
   with pytest.raises(ValueError, match="'data' axis"):
     run(grid={'gamma': [0.1]}, mesh=jax.make_mesh((8,), ('batch',)))
+
+
+def test_without_a_batch_size_the_chunk_fits_the_memory_budget(digits):
+  """The batch is the largest whose estimated memory (G points × examples) fits the budget,
+  and the estimate bounds what XLA allocates for an attack."""
+  logits_fn, x, y = digits
+  example = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
+  per_point = evaluation.estimate_call_bytes(logits_fn, example)
+  compiled = (
+    jax.jit(lambda f, a, b: attacks.ddn(f, a, b, steps=10))
+    .lower(attacks.as_pytree_fn(logits_fn), x, y)
+    .compile()
+  )
+  assert compiled.memory_analysis().temp_size_in_bytes <= per_point * len(x)
+
+  run = lambda **kw: evaluation.sweep(
+    attacks.ddn, logits_fn, x, y, grid=_DDN_GRID, static=_DDN_STATIC, key=jax.random.key(5), **kw
+  )
+  points = 4  # the grid's product
+  plain = run()
+  assert (plain.batch_size, plain.num_calls) == (len(x), 1)
+  assert plain.call_bytes == per_point * points * len(x)
+  chunked = run(memory_budget=3 * points * per_point + 1)
+  assert (chunked.batch_size, chunked.num_calls) == (3, 3)
+  assert chunked.call_bytes <= 3 * points * per_point + 1
+  np.testing.assert_array_equal(chunked.success, plain.success)
+  np.testing.assert_allclose(chunked.l2, plain.l2, rtol=1e-5)
+  # A budget below one example still runs, one example per call.
+  assert run(memory_budget=1).batch_size == 1
+  assert run(batch_size=4).call_bytes is None

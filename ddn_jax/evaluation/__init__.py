@@ -13,16 +13,23 @@ from ddn_jax.evaluation._evaluate import (
 from ddn_jax.evaluation._predict import predict
 from ddn_jax.evaluation._robustness import RobustnessCurve, robust_accuracy, robustness_curve
 from ddn_jax.evaluation._summary import AttackSummary, summarize, worst_case_l2
-from ddn_jax.evaluation._sweep import SweepResult, sweep
+from ddn_jax.evaluation._sweep import (
+  DEFAULT_MEMORY_BUDGET,
+  SweepResult,
+  estimate_call_bytes,
+  sweep,
+)
 from ddn_jax.evaluation._targeted import TargetedEvaluation, evaluate_targeted, target_classes
 
 __all__ = [
+  'DEFAULT_MEMORY_BUDGET',
   'AttackEvaluation',
   'AttackSummary',
   'RobustnessCurve',
   'SweepResult',
   'TargetedEvaluation',
   'combine_best',
+  'estimate_call_bytes',
   'evaluate_attack',
   'evaluate_targeted',
   'minimal_norms',

@@ -27,6 +27,8 @@ from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
 # Arguments of the uniform attack signature that are not hyperparameters.
 _NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')
+# What one call of a sweep without a batch size may take (estimated: see `estimate_call_bytes`).
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,10 @@ class SweepResult:
       non-finite examples).
     seconds: wall time of the whole sweep, compilation included.
     model_finite: ``(P, N)`` bool, whether the model's logits at the clean image are finite.
+    batch_size: examples per compiled call (each call runs all ``G`` grid points of them).
+    num_calls: calls per static combination.
+    call_bytes: the estimated memory of one call (`estimate_call_bytes`) where the batch size
+      was chosen from a memory budget; None where it was given.
   """
 
   attack: str
@@ -57,6 +63,9 @@ class SweepResult:
   summaries: tuple[AttackSummary, ...]
   seconds: float
   model_finite: np.ndarray | None = None
+  batch_size: int | None = None
+  num_calls: int | None = None
+  call_bytes: int | None = None
 
   def rows(self) -> list[dict[str, Any]]:
     """One dict per point for a results table: its hyperparameters, then its summary."""
@@ -153,11 +162,39 @@ def _sweep_program(attack, logits_fn, inputs, labels, keys, grid, *, static, tar
   )(logits_fn, inputs, labels, keys, grid)
 
 
-def _chunks(num_examples: int, batch_size: int | None, multiple: int) -> tuple[int, int]:
+def _chunks(num_examples: int, batch_size: int, multiple: int) -> tuple[int, int]:
   """The examples per call (a multiple of ``multiple``) and the number of calls."""
-  size = num_examples if batch_size is None else min(batch_size, num_examples)
+  size = min(batch_size, num_examples)
   size = -(-size // multiple) * multiple
   return size, -(-num_examples // size)
+
+
+def _intermediate_bytes(jaxpr) -> int:
+  total = 0
+  for eqn in jaxpr.eqns:
+    for v in eqn.outvars:
+      total += int(np.prod(v.aval.shape)) * v.aval.dtype.itemsize
+    for param in eqn.params.values():
+      inner = getattr(param, 'jaxpr', None)
+      if inner is not None:
+        total += _intermediate_bytes(getattr(inner, 'jaxpr', inner))
+  return total
+
+
+def estimate_call_bytes(logits_fn: attacks.LogitsFn, example: jax.ShapeDtypeStruct) -> int:
+  """An upper estimate of the memory one example at one grid point takes during an attack.
+
+  Every intermediate value of the model's forward pass on one example (traced, nothing runs or
+  compiles), three times over (the forward, what the backward keeps of it, the backward), plus
+  sixteen copies of the example for the attack's own state (points, gradients, best points,
+  optimiser moments). An estimate: XLA reuses buffers, so the real peak is usually lower.
+
+  Args:
+    logits_fn: the model.
+    example: one example's shape and dtype, ``(1, H, W, C)``.
+  """
+  activations = _intermediate_bytes(jax.make_jaxpr(logits_fn)(example).jaxpr)
+  return 3 * activations + 16 * int(np.prod(example.shape)) * example.dtype.itemsize
 
 
 def sweep(
@@ -170,6 +207,7 @@ def sweep(
   static: Mapping[str, Sequence[Any]] | None = None,
   mesh: jax.sharding.Mesh | None = None,
   batch_size: int | None = None,
+  memory_budget: int = DEFAULT_MEMORY_BUDGET,
   targeted: bool = False,
   key: jax.Array | None = None,
 ) -> SweepResult:
@@ -178,7 +216,9 @@ def sweep(
   The float hyperparameters in ``grid`` form one ``vmap`` axis of ``G`` points (their Cartesian
   product) inside a single jitted program, compiled once per combination of ``static`` values
   and batch shape: other values of the same grid size do not recompile. ``G`` points of a batch
-  run at once, so memory grows with ``G × batch_size``.
+  run at once, so memory grows with ``G × batch_size``: without a ``batch_size``, the largest
+  batch whose estimated memory (`estimate_call_bytes` × ``G`` × batch) fits ``memory_budget``
+  is used, at least one example per device; the result says how it was chunked.
 
   Example ``j`` at a point is attacked as by
   ``attack(logits_fn, inputs[j:j+1], labels[j:j+1], key=jax.random.fold_in(key, j), **point)``,
@@ -196,8 +236,10 @@ def sweep(
       combination. Hyperparameters in neither keep the attack's defaults.
     mesh: if given, each batch is sharded along its ``'data'`` axis (each device attacks its
       slice for all grid points).
-    batch_size: examples per call (default all); the last call is padded with repeated
-      examples, so every call has the same shape. Rounded up to a multiple of the mesh size.
+    batch_size: examples per call (default: chosen from ``memory_budget``); the last call is
+      padded with repeated examples, so every call has the same shape. Rounded up to a
+      multiple of the mesh size.
+    memory_budget: bytes one call may take, when ``batch_size`` is None (default 2 GiB).
     targeted: passed to the attack.
     key: for attacks that take one (default ``jax.random.key(0)``); example ``j`` uses
       ``jax.random.fold_in(key, j)``.
@@ -221,6 +263,7 @@ def sweep(
   static_values = {name: _values('static', name, v) for name, v in static.items()}
   if batch_size is not None:
     batch_size = attacks.check_count('batch_size', batch_size)
+  memory_budget = attacks.check_count('memory_budget', memory_budget)
   takes_key = 'key' in inspect.signature(attack).parameters
   if key is not None and not takes_key:
     raise ValueError(f'{attack_name} takes no key.')
@@ -239,7 +282,14 @@ def sweep(
     jax.eval_shape(functools.partial(attack, logits_fn, targeted=targeted, **s, **g), *example)
 
   num_shards = data_devices(mesh)
-  size, num_calls = _chunks(len(inputs), batch_size, num_shards)
+  call_bytes = None
+  if batch_size is None:
+    per_example = estimate_call_bytes(logits_fn, example[0]) * len(grid_points)
+    fitting = memory_budget // per_example // num_shards * num_shards
+    size, num_calls = _chunks(len(inputs), max(num_shards, fitting), num_shards)
+    call_bytes = per_example * size
+  else:
+    size, num_calls = _chunks(len(inputs), batch_size, num_shards)
   # The last call repeats the last example up to the common shape.
   calls = np.minimum(np.arange(size * num_calls), len(inputs) - 1).reshape(num_calls, size)
   batched = replicated = None
@@ -290,4 +340,16 @@ def sweep(
     for p in range(len(points))
   )
   success = success & finite
-  return SweepResult(attack_name, points, l2, success, num_grads, summaries, seconds, finite)
+  return SweepResult(
+    attack_name,
+    points,
+    l2,
+    success,
+    num_grads,
+    summaries,
+    seconds,
+    finite,
+    batch_size=size,
+    num_calls=num_calls,
+    call_bytes=call_bytes,
+  )

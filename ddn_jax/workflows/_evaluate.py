@@ -172,7 +172,16 @@ def sweep_report(
   x, hues = next(iter(grid)), [*list(grid)[1:], *static]
   figure = plotting.sweep(rows, x=x, y='median_l2', hue=hues or None, title=attack.label)
   report.add_figure(figure, f'{report.path.name}.png', caption='Median L2 over the grid')
-  report.data.update(attack=attack.spec, seconds=result.seconds, rows=rows)
+  report.add_text(
+    f'{result.num_calls} compiled call(s) of {result.batch_size} images per static combination, '
+    'each running every grid point at once.'
+  )
+  report.data.update(
+    attack=attack.spec,
+    seconds=result.seconds,
+    rows=rows,
+    chunking={'batch_size': result.batch_size, 'num_calls': result.num_calls},
+  )
   report.write()
   return result
 
