@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import inspect
+import json
+import os
+import pathlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +18,7 @@ import numpy as np
 import tqdm
 
 from ddn_jax import attacks
-from ddn_jax.data import to_float_images
+from ddn_jax.data import fingerprint, to_float_images
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
 from ddn_jax.sharding import DATA_AXIS, check_mesh, replicate
 
@@ -42,6 +46,8 @@ class AttackEvaluation:
     batch_size: examples per attack call.
     num_devices: devices each batch was split over (1 without a mesh).
     adv: ``(N, H, W, C)`` float32 adversarial images, if kept.
+    batches_computed: batches attacked by this call; the others were read back from a
+      ``resume_dir`` (None: all of them were attacked, no ``resume_dir``).
     model_finite: ``(N,)`` bool, whether the model's logits at the clean image are all finite
       (`ddn_jax.attacks.AttackResult.model_finite`; None when constructing: all finite).
       Where they are not, the example is neither a success nor robust (its ``norms`` is NaN),
@@ -60,6 +66,7 @@ class AttackEvaluation:
   num_devices: int
   adv: np.ndarray | None = None
   model_finite: np.ndarray | None = None
+  batches_computed: int | None = None
   summary: AttackSummary = dataclasses.field(init=False)
 
   def __post_init__(self):
@@ -129,6 +136,65 @@ def check_dataset(images: Any, labels: Any, batch_size: Any) -> tuple[np.ndarray
   return images, labels
 
 
+def _describe(attack: Any) -> Any:
+  """What identifies an attack and its settings in a resume manifest."""
+  if isinstance(attack, functools.partial):
+    return {
+      'function': _describe(attack.func),
+      'args': [repr(a) for a in attack.args],
+      'keywords': {k: repr(v) for k, v in sorted(attack.keywords.items())},
+    }
+  spec = getattr(attack, 'spec', None)  # a registry `Attack`
+  if isinstance(spec, str):
+    return spec
+  return f'{getattr(attack, "__module__", "")}.{getattr(attack, "__qualname__", repr(attack))}'
+
+
+def _model_digest(logits_fn: Any) -> str:
+  """A SHA-256 of the model's parameters (the leaves of a ``Partial``) and its function."""
+  digest = hashlib.sha256(repr(getattr(logits_fn, 'func', logits_fn)).encode())
+  for leaf in jax.tree.leaves(logits_fn):
+    array = np.asarray(jax.device_get(leaf))
+    digest.update(f'{array.dtype}{array.shape}'.encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
+
+
+def _write_atomically(path: pathlib.Path, write: Callable[[Any], None]) -> None:
+  """``write(file)`` to a temporary file beside ``path``, then renamed over it: a reader (or a
+  resumed run after a kill) sees the whole file or none."""
+  tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+  with open(tmp, 'wb') as f:
+    write(f)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def _open_resume_dir(directory: Any, manifest: dict[str, Any]) -> pathlib.Path:
+  """Creates ``directory`` with ``manifest.json``, or checks that it holds the same run."""
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  path = directory / 'manifest.json'
+  if path.exists():
+    try:
+      saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      raise ValueError(
+        f'{path} is not a readable resume manifest ({e}); remove {directory}.'
+      ) from e
+    differs = sorted(k for k in set(saved) | set(manifest) if saved.get(k) != manifest.get(k))
+    if differs:
+      raise ValueError(
+        f'{directory} holds the batches of another evaluation (it differs in: '
+        f'{", ".join(differs)}); resume it with the same arguments, or use another directory.'
+      )
+  else:
+    text = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    _write_atomically(path, lambda f: f.write(text))
+  return directory
+
+
 def run_batches(
   attack: Attack,
   logits_fn: LogitsFn,
@@ -143,8 +209,10 @@ def run_batches(
   targeted: bool,
   keep_adv: bool,
   progress: bool,
+  resume_dir: Any = None,
 ) -> AttackEvaluation:
-  """Attacks ``images[image_index]`` with ``labels`` (true classes, or targets) in batches."""
+  """Attacks ``images[image_index]`` with ``labels`` (true classes, or targets) in batches,
+  each batch's results saved in ``resume_dir`` (if given) and read back instead of recomputed."""
   check_attack(attack)
   num_devices = check_mesh(mesh, batch_size)
   key = jax.random.key(0) if key is None else key
@@ -155,6 +223,21 @@ def run_batches(
     if isinstance(logits_fn, jax.tree_util.Partial):  # parameters on every device of the mesh
       logits_fn = replicate(logits_fn, mesh)
   n = len(image_index)
+  if resume_dir is not None:
+    resume_dir = _open_resume_dir(
+      resume_dir,
+      {
+        'name': name,
+        'attack': _describe(attack),
+        'targeted': bool(targeted),
+        'batch_size': int(batch_size),
+        'key': np.asarray(jax.random.key_data(key)).tolist(),
+        'data': fingerprint(np.asarray(images)[image_index], np.asarray(labels)),
+        'model': _model_digest(logits_fn),
+        'keep_adv': bool(keep_adv),
+      },
+    )
+  computed = 0
   outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': [], 'finite': []}
   start_time = time.perf_counter()
   first_batch_seconds = None
@@ -162,26 +245,35 @@ def run_batches(
     for start in range(0, n, batch_size):
       rows = np.arange(start, min(start + batch_size, n))
       count = len(rows)
-      # Pad the last batch with copies of its own examples up to a multiple of the devices.
-      rows = np.resize(rows, count + (-count) % num_devices)
-      x = to_float_images(images[image_index[rows]])
-      y = labels[rows]
-      if mesh is not None:
-        x, y = jax.device_put((x, y), sharding)
-      if takes_key:  # one key per example, from its index: independent of the batching
-        kwargs['key'] = jax.vmap(functools.partial(jax.random.fold_in, key))(rows)
-      result = attack(logits_fn, x, y, **kwargs)
-      fields = ('success', 'l2', 'num_grads') + (('adv',) if keep_adv else ())
-      values = jax.device_get(tuple(getattr(result, f) for f in fields))
-      for field, value in zip(fields, values):
-        outputs[field].append(np.asarray(value)[:count])
-      finite = getattr(result, 'model_finite', None)  # None: a result built by hand
-      outputs['finite'].append(
-        np.ones(count, bool) if finite is None else np.asarray(finite)[:count]
-      )
+      saved = None if resume_dir is None else resume_dir / f'batch_{start // batch_size:06d}.npz'
+      if saved is not None and saved.exists():
+        with np.load(saved) as done:
+          batch_outputs = {k: done[k] for k in done.files}
+      else:
+        # Pad the last batch with copies of its own examples up to a multiple of the devices.
+        rows = np.resize(rows, count + (-count) % num_devices)
+        x = to_float_images(images[image_index[rows]])
+        y = labels[rows]
+        if mesh is not None:
+          x, y = jax.device_put((x, y), sharding)
+        if takes_key:  # one key per example, from its index: independent of the batching
+          kwargs['key'] = jax.vmap(functools.partial(jax.random.fold_in, key))(rows)
+        result = attack(logits_fn, x, y, **kwargs)
+        fields = ('success', 'l2', 'num_grads') + (('adv',) if keep_adv else ())
+        values = jax.device_get(tuple(getattr(result, f) for f in fields))
+        batch_outputs = {f: np.asarray(v)[:count] for f, v in zip(fields, values)}
+        finite = getattr(result, 'model_finite', None)  # None: a result built by hand
+        batch_outputs['finite'] = (
+          np.ones(count, bool) if finite is None else np.asarray(finite)[:count]
+        )
+        computed += 1
+        if saved is not None:
+          _write_atomically(saved, lambda f, o=batch_outputs: np.savez(f, **o))
+        if first_batch_seconds is None:
+          first_batch_seconds = time.perf_counter() - start_time
+      for field, value in batch_outputs.items():
+        outputs[field].append(value)
       outputs['worst_l2'].append(worst_case_l2(images[image_index[rows[:count]]]))
-      if first_batch_seconds is None:
-        first_batch_seconds = time.perf_counter() - start_time
       bar.update(count)
   seconds = time.perf_counter() - start_time
   return AttackEvaluation(
@@ -191,11 +283,12 @@ def run_batches(
     num_grads=np.concatenate(outputs['num_grads']).astype(np.int64),
     worst_l2=np.concatenate(outputs['worst_l2']),
     seconds=seconds,
-    first_batch_seconds=first_batch_seconds,
+    first_batch_seconds=0.0 if first_batch_seconds is None else first_batch_seconds,
     batch_size=batch_size,
     num_devices=num_devices,
     adv=np.concatenate(outputs['adv']) if keep_adv else None,
     model_finite=np.concatenate(outputs['finite']).astype(bool),
+    batches_computed=None if resume_dir is None else computed,
   )
 
 
@@ -212,6 +305,7 @@ def evaluate_attack(
   targeted: bool = False,
   keep_adv: bool = False,
   progress: bool = False,
+  resume_dir: str | os.PathLike | None = None,
 ) -> AttackEvaluation:
   """Runs ``attack`` over a dataset in batches and keeps its per-example results.
 
@@ -246,6 +340,12 @@ def evaluate_attack(
       attacks need not accept it).
     keep_adv: also keep the adversarial images (``N`` images in host memory).
     progress: show a progress bar.
+    resume_dir: a directory where each finished batch's per-example results are saved
+      atomically (``batch_NNNNNN.npz``, written whole or not at all) beside a ``manifest.json``
+      of what is evaluated (name, attack and settings, batch size, key, a digest of the images
+      and labels and of the model's parameters). A rerun with the same arguments, e.g. after the
+      process was killed, reads the finished batches back and attacks only the others
+      (`AttackEvaluation.batches_computed`); a rerun with other arguments is refused.
 
   Returns:
     An :class:`AttackEvaluation`. Examples where the model's logits at the clean image are
@@ -254,8 +354,8 @@ def evaluate_attack(
 
   Raises:
     ValueError: mismatched lengths, no images, a batch size that does not split over the
-      mesh's devices, a mesh without a ``'data'`` axis, or an attack that binds ``key`` or
-      ``targeted``.
+      mesh's devices, a mesh without a ``'data'`` axis, an attack that binds ``key`` or
+      ``targeted``, or a ``resume_dir`` holding another evaluation.
 
   References:
     Rony et al., 2019, Section 4 (the protocol of Table 1).
@@ -274,6 +374,7 @@ def evaluate_attack(
     targeted=targeted,
     keep_adv=keep_adv,
     progress=progress,
+    resume_dir=resume_dir,
   )
 
 

