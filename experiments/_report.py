@@ -12,6 +12,8 @@ import importlib.util
 import pathlib
 import shlex
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 RESULTS_DIR = pathlib.Path(__file__).parent / 'results'
@@ -42,3 +44,37 @@ def parse_args(argv: list[str] | None, description: str, module: str):
   """``--config`` and ``--out``; returns the config, the output directory and the command."""
   args = argument_parser(description, module).parse_args(argv)
   return load_config(args.config), pathlib.Path(args.out), command_line(module, argv)
+
+
+def run_experiment(
+  argv: list[str] | None,
+  *,
+  doc: str,
+  module: str,
+  stem: str,
+  title: str,
+  run: Callable[[dict[str, Any], Any], None],
+  torch: bool = False,
+) -> None:
+  """The ``main`` of an experiment that reports with one `ddn_jax.reports.Report`: parses
+  ``--config``/``--out``, opens ``<out>/<stem>``, records the config and calls
+  ``run(config, report)``.
+
+  Args:
+    argv: the arguments (None: ``sys.argv[1:]``).
+    doc: the script's docstring (its first line describes the command).
+    module: ``python -m`` name of the script.
+    stem: the results' file stem.
+    title: the report's title.
+    run: the experiment.
+    torch: import PyTorch first (adv-lib's side), so the machine line records its threads.
+  """
+  from ddn_jax import reports  # pylint: disable=g-import-not-at-top
+
+  start = time.perf_counter()
+  config, out, command = parse_args(argv, doc.split('\n')[0], module)
+  if torch:
+    import torch as _  # noqa: F401
+  report = reports.Report(out / stem, title=title, command=command, start=start)
+  report.data['config'] = config
+  run(config, report)

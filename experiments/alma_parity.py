@@ -11,7 +11,6 @@ side again on the digits moved by one float32 ulp (how far rounding alone moves 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -117,15 +116,15 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  import torch  # noqa: F401  (adv-lib's side; imported first so the machine line has its threads)
-
-  report = reports.Report(
-    out / 'alma_parity', title='ALMA: ddn_jax against adv-lib', command=command, start=start
+  _report.run_experiment(
+    argv,
+    doc=__doc__,
+    module=_MODULE,
+    stem='alma_parity',
+    title='ALMA: ddn_jax against adv-lib',
+    run=run,
+    torch=True,
   )
-  report.data['config'] = config
-  run(config, report)
 
 
 if __name__ == '__main__':

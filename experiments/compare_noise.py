@@ -14,7 +14,6 @@ per-example L2 ratio. Writes ``compare_noise.{md,json,csv}`` under ``--out``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -115,18 +114,15 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  import torch  # noqa: F401  (adv-lib's side; imported first so the machine line has its threads)
-
-  report = reports.Report(
-    out / 'compare_noise',
+  _report.run_experiment(
+    argv,
+    doc=__doc__,
+    module=_MODULE,
+    stem='compare_noise',
     title='Rounding noise of the adv-lib comparison',
-    command=command,
-    start=start,
+    run=run,
+    torch=True,
   )
-  report.data['config'] = config
-  run(config, report)
 
 
 if __name__ == '__main__':

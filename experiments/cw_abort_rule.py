@@ -12,7 +12,6 @@ training set is available offline). Writes ``cw_abort_rule.{md,json,csv}`` under
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import jax
@@ -132,15 +131,15 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  import torch  # noqa: F401  (adv-lib's side; imported first so the machine line has its threads)
-
-  report = reports.Report(
-    out / 'cw_abort_rule', title="C&W's early-abort rule", command=command, start=start
+  _report.run_experiment(
+    argv,
+    doc=__doc__,
+    module=_MODULE,
+    stem='cw_abort_rule',
+    title="C&W's early-abort rule",
+    run=run,
+    torch=True,
   )
-  report.data['config'] = config
-  run(config, report)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import jax
 import numpy as np
 
 from ddn_jax import attacks, interop, models, reference, reports
@@ -116,14 +115,15 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  report = reports.Report(
-    out / 'precision_fidelity', title='bfloat16 against float32', command=command, start=start
+  _report.run_experiment(
+    argv,
+    doc=__doc__,
+    module=_MODULE,
+    stem='precision_fidelity',
+    title='bfloat16 against float32',
+    run=run,
+    torch=False,
   )
-  report.data['config'] = config
-  report.data['devices'] = str(jax.devices())
-  run(config, report)
 
 
 if __name__ == '__main__':
