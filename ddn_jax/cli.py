@@ -178,12 +178,28 @@ def _setup(args: argparse.Namespace, argv, specs: Sequence[str], stem: str, **pa
   return out, attack_list, loaded, images, report
 
 
+# Where `attack` and `evaluate` keep each attack's finished batches, to resume after a kill.
+_BATCHES = 'batches'
+
+
 def _attack(args: argparse.Namespace, argv) -> None:
-  """Runs one attack on images of a dataset and saves the adversarial examples."""
+  """Runs one attack on images of a dataset and saves the adversarial examples.
+
+  Each finished batch is kept in --out/batches: rerun the same command after an interruption
+  to resume; a rerun with other arguments in the same --out is refused.
+  """
   from ddn_jax import workflows  # pylint: disable=g-import-not-at-top
 
   out, attack_list, loaded, images, report = _setup(args, argv, [args.attack], 'results')
-  (result,) = _call(workflows.attack_report, args, report, attack_list, loaded.logits_fn, *images)
+  (result,) = _call(
+    workflows.attack_report,
+    args,
+    report,
+    attack_list,
+    loaded.logits_fn,
+    *images,
+    resume_dir=out / _BATCHES,
+  )
   path = out / 'adversarials.npz'
   _call(workflows.save_adversarials, args, path, result, loaded.logits_fn, *images)
   print(report.markdown())
@@ -191,7 +207,12 @@ def _attack(args: argparse.Namespace, argv) -> None:
 
 
 def _evaluate(args: argparse.Namespace, argv) -> None:
-  """Evaluates a model under several attacks: Table-1-style table, All row, robustness curve."""
+  """Evaluates a model under several attacks: Table-1-style table, All row, robustness curve.
+
+  Without --targeted, each attack's finished batches are kept in --out/batches: rerun the same
+  command after an interruption to resume; a rerun with other arguments in the same --out is
+  refused.
+  """
   from ddn_jax import workflows  # pylint: disable=g-import-not-at-top
 
   specs = args.attacks or workflows.DEMO_ATTACKS
@@ -200,7 +221,9 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
     _call(workflows.targeted_report, args, report, attack_list, loaded.logits_fn, *images)
   else:
     run = workflows.attack_report
-    _call(run, args, report, attack_list, loaded.logits_fn, *images, keep_adv=args.examples > 0)
+    keep_adv, resume_dir = args.examples > 0, out / _BATCHES
+    _call(run, args, report, attack_list, loaded.logits_fn, *images, keep_adv=keep_adv,
+          resume_dir=resume_dir)  # fmt: skip
   print(report.markdown())
   print(f'Wrote the report (results.md, .json, .csv) and its files to {out}')
 

@@ -250,6 +250,24 @@ def test_attack_in_bfloat16_reports_what_the_float32_model_confirms(checkpoint, 
   assert saved['success'].any()
 
 
+def test_attack_resumes_its_batches_and_refuses_other_arguments(checkpoint, tmp_path, capsys):
+  out = tmp_path / 'attack'
+  argv = ['attack', '--checkpoint', str(checkpoint), *_IMAGES, '--out', str(out)]
+  assert cli.main(argv) == 0
+  (batch,) = (out / 'batches').glob('*/batch_*.npz')
+  written = batch.stat().st_mtime_ns
+  first = np.load(out / 'adversarials.npz')
+  assert cli.main(argv) == 0  # the same command: the finished batch is read back
+  assert batch.stat().st_mtime_ns == written
+  np.testing.assert_array_equal(np.load(out / 'adversarials.npz')['adv'], first['adv'])
+  capsys.readouterr()
+  assert cli.main([*_with(argv, seed='1')]) == 2
+  error = capsys.readouterr().err.strip()
+  assert len(error.splitlines()) == 1 and 'holds the batches of another evaluation' in error
+  assert 'key' in error
+  np.testing.assert_array_equal(np.load(out / 'adversarials.npz')['adv'], first['adv'])
+
+
 def test_attack_on_a_state_dict_equals_the_attack_on_its_checkpoint(checkpoint, tmp_path, capsys):
   """--state-dict FILE reads a PyTorch state_dict: the same weights as the checkpoint's give the
   same adversarials, and --dataset must be named since the file does not say."""

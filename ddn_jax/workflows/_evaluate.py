@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,11 @@ import numpy as np
 
 from ddn_jax import attacks, data, evaluation, plotting, reports
 from ddn_jax.workflows._inputs import batch_mesh
+
+
+def _folder(attack: attacks.Attack) -> str:
+  """A folder name for an attack: its label in lower case, runs of other characters as '_'."""
+  return re.sub(r'[^a-z0-9]+', '_', attack.label.lower()).strip('_')
 
 
 def attack_report(
@@ -25,6 +31,7 @@ def attack_report(
   keep_adv: bool = True,
   epsilons: Sequence[float] | None = None,
   examples: int = 8,
+  resume_dir: str | pathlib.Path | None = None,
 ) -> list[evaluation.AttackEvaluation]:
   """Evaluates each attack in turn into ``report`` (Table-1 rows, All row, robust accuracy).
 
@@ -42,6 +49,9 @@ def attack_report(
     keep_adv: keep the adversarial images (`evaluation.evaluate_attack`).
     epsilons: L2 budgets of the robust-accuracy curve (default `reports.add_attack_results`').
     examples: images in the examples figure (0: none).
+    resume_dir: where each attack keeps its finished batches (a folder per attack label,
+      `evaluation.evaluate_attack`'s ``resume_dir``): a rerun resumes them, a rerun with other
+      arguments is refused.
 
   Returns:
     The attacks' `evaluation.AttackEvaluation`s.
@@ -64,6 +74,7 @@ def attack_report(
         key=jax.random.key(seed),
         keep_adv=keep_adv,
         progress=True,
+        resume_dir=None if resume_dir is None else pathlib.Path(resume_dir) / _folder(attack),
       )
     )
     reports.add_attack_results(report, evaluations, epsilons=epsilons)
