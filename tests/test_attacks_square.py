@@ -149,9 +149,9 @@ def test_new_eps_and_p_init_do_not_recompile(problem, monkeypatch):
     attacks.square_l2(problem.logits_fn, problem.inputs, problem.labels, eps=1.0, queries=6)
   # Traced under the caller's jit: one eps per call of the compiled function.
   robust = jax.jit(
-    lambda e: attacks.square_l2(
-      problem.logits_fn, problem.inputs, problem.labels, eps=e, queries=5
-    ).success
+    lambda e: (
+      attacks.square_l2(problem.logits_fn, problem.inputs, problem.labels, eps=e, queries=5).success
+    )
   )
   np.testing.assert_array_equal(
     robust(1.0),

@@ -73,23 +73,20 @@ def _initial_delta(key, shape, sums):
   height, width, channels = shape
   side = height // 5
   start = (height - side * 5) // 2
+  rows, cols = height // side, width // side
+  # Per pixel (static): its tile, and its position in the tile.
+  r = np.arange(height)[:, None] - start
+  c = np.arange(width)[None, :] - start
+  tiled = (r >= 0) & (c >= 0) & (r // side < rows) & (c // side < cols)
+  tile = np.where(tiled, r // side * cols + c // side, 0)
+  a, b = np.broadcast_arrays(r % side, c % side)
   grid = np.arange(side)
   eta = _eta(grid[:, None], grid[None, :], side, sums)
-  corners = [
-    (start + u * side, start + v * side)
-    for u in range(height // side)
-    for v in range(width // side)
-  ]
   flips, signs = jax.random.split(key)
-  flips = jax.random.bernoulli(flips, shape=(len(corners),))
-  signs = jax.random.rademacher(signs, (len(corners), channels), jnp.float32)
-  delta = jnp.zeros(shape, jnp.float32)
-  for t, (h, w) in enumerate(corners):
-    dh, dw = min(side, height - h), min(side, width - w)
-    if dh > 0 and dw > 0:
-      tile = jnp.where(flips[t], eta.T, eta)[:dh, :dw, None] * signs[t]
-      delta = delta.at[h : h + dh, w : w + dw].add(tile)
-  return delta
+  flips = jax.random.bernoulli(flips, shape=(rows * cols,))
+  signs = jax.random.rademacher(signs, (rows * cols, channels), jnp.float32)
+  pattern = jnp.where(flips[tile], eta[b, a], eta[a, b])
+  return jnp.where(tiled[..., None], pattern[..., None] * signs[tile], 0)
 
 
 def _to_ball(x, delta, eps):
