@@ -3,7 +3,8 @@
 Runs `ddn_jax.attacks.square_l2` and torchattacks' ``Square(norm='L2')`` with the same budget on
 the reference MNIST SmallCNN (`ddn_jax.reference.mnist_small_cnn`, held-out real digits), for a
 few seeds on each side, and compares their robust accuracy with its spread across seeds. Writes
-``square_parity.{md,json}`` under ``--out``.
+``square_parity.{md,json}`` under ``--out``. Needs torchattacks (``pip install --no-deps
+torchattacks==3.5.1``; no test needs it).
 
   python -m experiments.square_parity --config experiments/configs/square_parity.py
 """

@@ -41,7 +41,7 @@ ATTACKS = {
   'apgd_targeted_l2': functools.partial(
     attacks.apgd_targeted_l2, eps=0.55, steps=3, num_targets=2, random_start=False
   ),
-  'square_l2': functools.partial(attacks.square_l2, eps=0.55, queries=20),
+  'square_l2': functools.partial(attacks.square_l2, eps=0.55, queries=10),
 }
 MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2', 'alma_l2']
 BOUNDED = ['fgm_l2', 'pgd_l2', 'apgd_l2', 'apgd_targeted_l2', 'square_l2']
