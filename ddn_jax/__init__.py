@@ -13,6 +13,7 @@ from ddn_jax.attacks import (
   fmn_l2,
   pgd_l2,
   project_l2_ball,
+  square_l2,
 )
 
 __version__ = '0.1.0'
@@ -30,4 +31,5 @@ __all__ = [
   'fmn_l2',
   'pgd_l2',
   'project_l2_ball',
+  'square_l2',
 ]

@@ -38,6 +38,7 @@ from ddn_jax.attacks._registry import (
   parse_value,
 )
 from ddn_jax.attacks._result import AttackResult
+from ddn_jax.attacks._square import square_l2
 
 __all__ = [
   'ATTACKS',
@@ -69,5 +70,6 @@ __all__ = [
   'pgd_l2',
   'predicted_class',
   'project_l2_ball',
+  'square_l2',
   'validate_inputs',
 ]

@@ -23,6 +23,7 @@ from ddn_jax.attacks._deepfool import deepfool
 from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._pgd import pgd_l2
+from ddn_jax.attacks._square import square_l2
 
 # Arguments a spec cannot set: the data, what the protocol running the attack decides, and
 # C&W's deprecated switch of its return type.
@@ -224,6 +225,15 @@ def _entries() -> dict[str, AttackEntry]:
       adv_lib='alma',
       # The function's defaults are adv-lib's (P2, no quantisation); targeted, see alma_l2.
       adv_lib_settings={'steps': 1000, 'penalty': 'P2', 'logit_tolerance': 1e-4},
+    ),
+    # Score-based (no gradients); adv-lib 0.2.8 has no Square Attack.
+    AttackEntry(
+      name='square',
+      function=square_l2,
+      title='Square',
+      budget=('queries',),
+      defaults={'queries': 5000},
+      minimum_norm=False,
     ),
   ]
   return {e.name: e for e in entries}
