@@ -67,7 +67,8 @@ def run_experiment(
     stem: the results' file stem.
     title: the report's title.
     run: the experiment.
-    torch: import PyTorch first (adv-lib's side), so the machine line records its threads.
+    torch: import PyTorch first (adv-lib's or torchattacks' side), so the machine line records
+      its threads.
   """
   from ddn_jax import reports  # pylint: disable=g-import-not-at-top
 

@@ -124,18 +124,15 @@ def run(config: dict[str, Any], report: reports.Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  start = time.perf_counter()
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  import torch  # noqa: F401  (torchattacks' side; imported first so the machine line has its threads)
-
-  report = reports.Report(
-    out / 'square_parity',
+  _report.run_experiment(
+    argv,
+    doc=__doc__,
+    module=_MODULE,
+    stem='square_parity',
     title='Square Attack: ddn_jax against torchattacks',
-    command=command,
-    start=start,
+    run=run,
+    torch=True,
   )
-  report.data['config'] = config
-  run(config, report)
 
 
 if __name__ == '__main__':
