@@ -58,9 +58,7 @@ class _NnxApply(_Apply):
     return model(images)
 
   def reduced(self, state, images):
-    dtype = _precision.PRECISIONS[self.precision]
-    logits = self.full(_precision.cast_floats(state, dtype), images.astype(dtype))
-    return logits.astype(images.dtype)
+    return _precision.call_in_precision(self.full, self.precision, state, images)
 
 
 # The value is the float32 model's, the derivative the reduced-precision model's (module docstring

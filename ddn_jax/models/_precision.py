@@ -17,6 +17,7 @@ its decisions need float32. Under a reduced precision:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -44,6 +45,15 @@ def cast_floats(tree: Any, dtype: Any) -> Any:
   )
 
 
+def call_in_precision(fn: Any, precision: str, variables: Any, images: jax.Array) -> Any:
+  """``fn(variables, images)`` computed in ``precision``'s dtype: floating-point variables and
+  the images cast to it, floating-point outputs back in the images' dtype (float32)."""
+  dtype = PRECISIONS[precision]
+  if dtype is None:
+    return fn(variables, images)
+  return cast_floats(fn(cast_floats(variables, dtype), images.astype(dtype)), images.dtype)
+
+
 def apply_in_precision(
   model: Any, precision: str, variables: Any, images: jax.Array, **kwargs: Any
 ) -> Any:
@@ -52,8 +62,4 @@ def apply_in_precision(
   Floating-point outputs (logits, updated batch statistics) come back in the images' dtype
   (float32), so that a training state keeps its dtypes from step to step.
   """
-  dtype = PRECISIONS[precision]
-  if dtype is None:
-    return model.apply(variables, images, **kwargs)
-  out = model.apply(cast_floats(variables, dtype), images.astype(dtype), **kwargs)
-  return cast_floats(out, images.dtype)
+  return call_in_precision(functools.partial(model.apply, **kwargs), precision, variables, images)

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 
 from ddn_jax import attacks
 from ddn_jax.data import to_float_images
-from ddn_jax.models import make_logits_fn
 from ddn_jax.training._state import TrainState
 from ddn_jax.training._step import optimizer_step
 
@@ -204,7 +203,7 @@ def adversarial_train_step(
     )
   images, labels = to_float_images(batch['image']), batch['label']
   clean_key, adv_key, attack_key = jax.random.split(jax.random.fold_in(state.rng, state.step), 3)
-  logits_fn = make_logits_fn(state.model, state.variables, precision=state.precision)
+  logits_fn = state.logits_fn()
   metrics = {'clean_accuracy': jnp.mean(attacks.predicted_class(logits_fn(images)) == labels)}
   terms = [(clean_weight, images, clean_key)]
   if clean_weight < 1:

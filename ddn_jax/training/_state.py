@@ -49,6 +49,11 @@ class TrainState:
       return {'params': self.params, 'batch_stats': self.batch_stats}
     return {'params': self.params}
 
+  def logits_fn(self) -> jax.tree_util.Partial:
+    """The current model in inference mode, in the state's precision, for the attacks
+    (`ddn_jax.models.make_logits_fn`)."""
+    return models.make_logits_fn(self.model, self.variables, precision=self.precision)
+
 
 def create_train_state(
   model: nn.Module,

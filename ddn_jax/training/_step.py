@@ -36,7 +36,7 @@ def train_step(
     perturb_fn: optional ``perturb_fn(logits_fn, images, labels, key)``
       returning the images to train on instead, e.g. DDN adversarial
       examples for the adversarial training of the paper (Eq. 9). It sees
-      the current model in inference mode (``make_logits_fn``); no gradient
+      the current model in inference mode (`TrainState.logits_fn`); no gradient
       flows through it.
 
   Returns:
@@ -49,7 +49,7 @@ def train_step(
   images, labels = to_float_images(batch['image']), batch['label']
   dropout_key, perturb_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
   if perturb_fn is not None:
-    logits_fn = make_logits_fn(state.model, state.variables, precision=state.precision)
+    logits_fn = state.logits_fn()
     images = jax.lax.stop_gradient(perturb_fn(logits_fn, images, labels, perturb_key))
   new_state, loss, (accuracy,) = optimizer_step(state, labels, [(1.0, images, dropout_key)])
   return new_state, {'loss': loss, 'accuracy': accuracy}
