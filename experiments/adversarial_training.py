@@ -22,7 +22,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import optax
 
 from ddn_jax import data, evaluation, models, reports, training
 from experiments import _report
@@ -36,10 +35,13 @@ def _model(name: str):
   return models.build_model(name)
 
 
-def _optimizer(spec: dict[str, Any], num_train: int) -> optax.GradientTransformation:
+def _optimizer(spec: dict[str, Any], num_train: int, num_epochs: int):
   name = spec.get('recipe', spec.get('name'))
   return training.make_optimizer(
-    name, num_train_examples=num_train, learning_rate=spec.get('learning_rate')
+    name,
+    num_train_examples=num_train,
+    learning_rate=spec.get('learning_rate'),
+    num_epochs=num_epochs,
   )
 
 
@@ -62,11 +64,12 @@ def subset(arrays, size: int | None, seed: int):
 def train_defence(config, defence, spec, train_data, test_data, workdir, mesh, trained):
   """Trains one defence of a config, resuming from (or reloading) ``workdir / defence``."""
   num_train = len(train_data[0])
+  num_epochs = spec.get('num_epochs', config['num_epochs'])
   state = training.create_train_state(
     _model(config['model']),
     rng=jax.random.key(config['seed']),
     input_shape=(1, *train_data[0].shape[1:]),
-    optimizer=_optimizer(spec.get('optimizer', config['optimizer']), num_train),
+    optimizer=_optimizer(spec.get('optimizer', config['optimizer']), num_train, num_epochs),
   )
   if 'init_from' in spec:  # e.g. the paper's CIFAR-10 defence fine-tunes the baseline
     start = trained[spec['init_from']]
@@ -80,7 +83,7 @@ def train_defence(config, defence, spec, train_data, test_data, workdir, mesh, t
   return training.fit(
     state,
     train_data,
-    num_epochs=spec.get('num_epochs', config['num_epochs']),
+    num_epochs=num_epochs,
     batch_size=config['batch_size'],
     seed=config['seed'],
     eval_data=test_data,

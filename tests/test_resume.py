@@ -92,6 +92,8 @@ def test_a_rerun_with_other_arguments_is_refused(tmp_path):
   again = run(attack, logits_fn, images[:16], labels[:16], batch_size=8)
   assert again.batches_computed == 0
   np.testing.assert_array_equal(again.l2, first.l2)
+  # The run time reported is the attack's, saved with each batch, not that of reading it back.
+  assert (again.seconds, again.first_batch_seconds) == (first.seconds, first.first_batch_seconds)
   other_model = models.make_logits_fn(
     models.SmallCNN(),
     jax.jit(functools.partial(models.SmallCNN().init, train=False))(

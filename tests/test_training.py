@@ -180,6 +180,24 @@ def test_optimizers():
     training.paper_recipe('svhn', num_train_examples=1)
 
 
+def test_shortened_recipe_decays_at_the_same_fraction_of_training():
+  # The paper's MNIST recipe decays at 30 of 50 epochs; 10 epochs of 100 steps decay at epoch 6.
+  def rates(**kwargs):
+    recipe = training.paper_recipe(name, num_train_examples=128 * 100, **kwargs)
+    return recipe.num_epochs, [float(recipe.learning_rate(e * 100)) for e in range(51)]
+
+  name = 'mnist'
+  epochs, lr = rates()
+  assert epochs == 50 and lr[29] == pytest.approx(0.01) and lr[30] == pytest.approx(0.001)
+  epochs, lr = rates(num_epochs=10)
+  assert epochs == 10 and lr[5] == pytest.approx(0.01) and lr[6] == pytest.approx(0.001)
+  name = 'cifar10_wrn'  # 60, 120, 160 of 200 -> 3, 6, 8 of 10
+  _, lr = rates(num_epochs=10)
+  np.testing.assert_allclose(lr[2:9], [0.1, 0.02, 0.02, 0.02, 0.004, 0.004, 0.0008], rtol=1e-5)
+  with pytest.raises(ValueError, match='num_epochs'):
+    training.paper_recipe('mnist', num_train_examples=128, num_epochs=0)
+
+
 def test_evaluate_counts_every_example():
   images = np.zeros((25, 2, 2, 1), np.uint8)
   labels = np.arange(25) % 5

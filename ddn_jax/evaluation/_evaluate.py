@@ -40,7 +40,8 @@ class AttackEvaluation:
     num_grads: ``(N,)`` int64 gradient evaluations spent on the example.
     worst_l2: ``(N,)`` float64 distance of the image to the uniform grey image, the norm a
       failure counts as in the median.
-    seconds: total wall time, compilation included.
+    seconds: total wall time of the batches, compilation included; a resumed evaluation adds
+      the times its batches took when they were attacked (saved with their results).
     first_batch_seconds: wall time of the first batch, compilation included; with equal-size
       batches, ``seconds - first_batch_seconds`` is the time of the remaining, compiled batches.
     batch_size: examples per attack call.
@@ -239,8 +240,7 @@ def run_batches(
     )
   computed = 0
   outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': [], 'finite': []}
-  start_time = time.perf_counter()
-  first_batch_seconds = None
+  batch_seconds = []  # each batch's wall time, kept with its results: a resumed run adds it up
   with tqdm.tqdm(total=n, desc=name, unit='example', disable=not progress) as bar:
     for start in range(0, n, batch_size):
       rows = np.arange(start, min(start + batch_size, n))
@@ -250,6 +250,7 @@ def run_batches(
         with np.load(saved) as done:
           batch_outputs = {k: done[k] for k in done.files}
       else:
+        start_time = time.perf_counter()
         # Pad the last batch with copies of its own examples up to a multiple of the devices.
         rows = np.resize(rows, count + (-count) % num_devices)
         x = to_float_images(images[image_index[rows]])
@@ -267,23 +268,22 @@ def run_batches(
           np.ones(count, bool) if finite is None else np.asarray(finite)[:count]
         )
         computed += 1
+        batch_outputs['seconds'] = np.float64(time.perf_counter() - start_time)
         if saved is not None:
           _write_atomically(saved, lambda f, o=batch_outputs: np.savez(f, **o))
-        if first_batch_seconds is None:
-          first_batch_seconds = time.perf_counter() - start_time
+      batch_seconds.append(float(batch_outputs.pop('seconds')))
       for field, value in batch_outputs.items():
         outputs[field].append(value)
       outputs['worst_l2'].append(worst_case_l2(images[image_index[rows[:count]]]))
       bar.update(count)
-  seconds = time.perf_counter() - start_time
   return AttackEvaluation(
     name=name,
     success=np.concatenate(outputs['success']).astype(bool),
     l2=np.concatenate(outputs['l2']).astype(np.float64),
     num_grads=np.concatenate(outputs['num_grads']).astype(np.int64),
     worst_l2=np.concatenate(outputs['worst_l2']),
-    seconds=seconds,
-    first_batch_seconds=0.0 if first_batch_seconds is None else first_batch_seconds,
+    seconds=sum(batch_seconds),
+    first_batch_seconds=batch_seconds[0] if batch_seconds else 0.0,
     batch_size=batch_size,
     num_devices=num_devices,
     adv=np.concatenate(outputs['adv']) if keep_adv else None,

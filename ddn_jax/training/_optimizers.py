@@ -50,14 +50,15 @@ def sgd(
 
 
 class Recipe(NamedTuple):
-  """An optimizer with the number of epochs and batch size it is meant for."""
+  """An optimizer with the number of epochs and batch size it is meant for, and its schedule."""
 
   optimizer: optax.GradientTransformation
   num_epochs: int
   batch_size: int
+  learning_rate: optax.Schedule
 
 
-def paper_recipe(name: str, *, num_train_examples: int) -> Recipe:
+def paper_recipe(name: str, *, num_train_examples: int, num_epochs: int | None = None) -> Recipe:
   """Training recipes of the paper (Section 6) and its references.
 
   * ``"mnist"``: `SmallCNN`, 50 epochs, batch 128, SGD momentum 0.9,
@@ -77,39 +78,56 @@ def paper_recipe(name: str, *, num_train_examples: int) -> Recipe:
     name: one of the recipe names above.
     num_train_examples: training set size, to convert epochs to steps
       (incomplete batches are dropped).
+    num_epochs: train for this many epochs instead of the recipe's, with its
+      learning-rate decays at the same fractions of training (rounded to
+      whole epochs): ``"mnist"`` with 10 epochs decays at epoch 6, as the
+      paper's 50 do at 30. None: the recipe's own epochs.
 
   Returns:
     The `Recipe`.
 
+  Raises:
+    ValueError: an unknown name, or ``num_epochs`` < 1.
+
   References:
     Rony et al., 2019, Sections 4 and 6.
   """
+  recipes = {  # name: (learning rate, its decay epochs, decay factor, epochs, SGD options)
+    'mnist': (0.01, [30], 0.1, 50, {'weight_decay': 1e-6}),
+    'cifar10_cnn': (0.01, [10, 20, 30, 40], 0.5, 50, {}),
+    'cifar10_wrn': (0.1, [60, 120, 160], 0.2, 200, {'nesterov': True, 'weight_decay': 5e-4}),
+    'cifar10_wrn_adversarial': (
+      0.1 * 0.2**3,
+      [],
+      1.0,
+      30,
+      {'nesterov': True, 'weight_decay': 5e-4},
+    ),
+  }
+  if name not in recipes:
+    raise ValueError(f'Unknown recipe {name!r}; expected one of {list(recipes)}.')
+  learning_rate, decay_epochs, decay_factor, epochs, options = recipes[name]
+  if num_epochs is not None:
+    if num_epochs < 1:
+      raise ValueError(f'num_epochs must be at least 1; got {num_epochs}.')
+    decay_epochs = [round(e * num_epochs / epochs) for e in decay_epochs]
+    epochs = num_epochs
   batch_size = 128
-  steps = num_train_examples // batch_size
-  if name == 'mnist':
-    schedule = step_schedule(0.01, steps_per_epoch=steps, decay_epochs=[30], decay_factor=0.1)
-    return Recipe(sgd(schedule, weight_decay=1e-6), 50, batch_size)
-  if name == 'cifar10_cnn':
-    schedule = step_schedule(
-      0.01, steps_per_epoch=steps, decay_epochs=[10, 20, 30, 40], decay_factor=0.5
-    )
-    return Recipe(sgd(schedule), 50, batch_size)
-  wrn_sgd = {'nesterov': True, 'weight_decay': 5e-4}
-  if name == 'cifar10_wrn':
-    schedule = step_schedule(
-      0.1, steps_per_epoch=steps, decay_epochs=[60, 120, 160], decay_factor=0.2
-    )
-    return Recipe(sgd(schedule, **wrn_sgd), 200, batch_size)
-  if name == 'cifar10_wrn_adversarial':
-    return Recipe(sgd(0.1 * 0.2**3, **wrn_sgd), 30, batch_size)
-  raise ValueError(
-    f"Unknown recipe {name!r}; expected 'mnist', 'cifar10_cnn',"
-    " 'cifar10_wrn' or 'cifar10_wrn_adversarial'."
+  schedule = step_schedule(
+    learning_rate,
+    steps_per_epoch=num_train_examples // batch_size,
+    decay_epochs=decay_epochs,
+    decay_factor=decay_factor,
   )
+  return Recipe(sgd(schedule, **options), epochs, batch_size, schedule)
 
 
 def make_optimizer(
-  name: str, *, num_train_examples: int, learning_rate: float | None = None
+  name: str,
+  *,
+  num_train_examples: int,
+  learning_rate: float | None = None,
+  num_epochs: int | None = None,
 ) -> optax.GradientTransformation:
   """The optimizer called ``name``: ``'adam'`` with ``learning_rate``, or a `paper_recipe`'s.
 
@@ -117,6 +135,7 @@ def make_optimizer(
     name: ``'adam'`` or a `paper_recipe` name.
     num_train_examples: training set size (the recipes' schedules count epochs).
     learning_rate: Adam's learning rate (required for ``'adam'``, unused by the recipes).
+    num_epochs: the epochs a recipe's schedule spans (`paper_recipe`; unused by Adam).
 
   Returns:
     The optax optimizer.
@@ -128,4 +147,4 @@ def make_optimizer(
     if learning_rate is None:
       raise ValueError("make_optimizer('adam') needs a learning_rate.")
     return optax.adam(learning_rate)
-  return paper_recipe(name, num_train_examples=num_train_examples).optimizer
+  return paper_recipe(name, num_train_examples=num_train_examples, num_epochs=num_epochs).optimizer

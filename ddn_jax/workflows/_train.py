@@ -118,7 +118,7 @@ def train(
     rng=jax.random.key(seed),
     input_shape=(1, *images.shape[1:]),
     optimizer=training.make_optimizer(
-      optimizer, num_train_examples=num_train, learning_rate=learning_rate
+      optimizer, num_train_examples=num_train, learning_rate=learning_rate, num_epochs=epochs
     ),
     precision=precision,
   )
