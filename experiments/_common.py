@@ -10,13 +10,14 @@ instead (`ddn_jax.models.InceptionV3`). Attacks are named by their function in `
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
 import jax
 import numpy as np
 
-from ddn_jax import attacks, data, evaluation, models, reference, training
+from ddn_jax import attacks, data, evaluation, models, reference, reports, training
 from experiments import _report, adversarial_training
 
 
@@ -126,13 +127,36 @@ def batch_size(config: dict[str, Any], mesh: jax.sharding.Mesh) -> int:
   return -(-config['batch_size'] // devices) * devices
 
 
-def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size):
+def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size, saved=None):
   """The paper's C&W grid search: the ``grid`` point with the best median L2 on the first images.
 
-  Returns ``{'best': point, 'rows': the sweep's table, 'seconds': its wall time}``. The ints of ``kwargs`` (search steps and
-  iterations) are fixed; the grid's floats run as one vmapped program (`evaluation.sweep`).
+  Returns ``{'best': point, 'rows': the sweep's table, 'seconds': its wall time}``. The ints of
+  ``kwargs`` (search steps and iterations) are fixed; the grid's floats run as one vmapped
+  program (`evaluation.sweep`). With ``saved`` (a JSON path), the search is written there with
+  what it searched (spec, images, model) and a rerun reads it back instead of searching again;
+  a file of another search is refused.
   """
   count = spec['grid_images']
+  if saved is not None:
+    searched = json.loads(
+      json.dumps(
+        {
+          'spec': spec,
+          'targeted': targeted,
+          'data': data.fingerprint(images[:count], labels[:count]),
+          'model': evaluation.model_digest(logits_fn),
+        }
+      )
+    )
+    if saved.exists():
+      previous = reports.read_json(saved)
+      if previous['searched'] != searched:
+        differ = sorted(k for k in searched if previous['searched'].get(k) != searched[k])
+        raise ValueError(
+          f'{saved} holds the grid search of another run (its {", ".join(differ)} differ); '
+          'delete it, or use another --workdir.'
+        )
+      return previous['search']
   kwargs = {k: v for k, v in make_attack(spec).settings.items() if k not in spec['grid']}
   result = evaluation.sweep(
     make_attack(spec).entry.function,
@@ -147,7 +171,15 @@ def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size):
   )
   rows = result.rows()
   best = min(range(len(rows)), key=lambda i: (rows[i]['median_l2'], -rows[i]['success_rate']))
-  return {'best': {k: rows[best][k] for k in spec['grid']}, 'rows': rows, 'seconds': result.seconds}
+  search = {
+    'best': {k: rows[best][k] for k in spec['grid']},
+    'rows': rows,
+    'seconds': result.seconds,
+  }
+  if saved is not None:
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    reports.write_json(saved, {'searched': searched, 'search': search})
+  return search
 
 
 def grid_search_lines(searches: dict[str, dict[str, Any]]) -> list[str]:

@@ -11,11 +11,17 @@ paper does for its short budgets. Writes, under ``--out`` (default ``experiments
   where the attack failed);
 * ``table1_<name>_robustness.png`` — accuracy under each attack vs ε (the paper's supplement).
 
+Each row's finished batches (and grid search) are kept under ``--workdir`` (default
+``runs/experiments``)``/table1_<name>``: rerun the same command after an interruption and it
+continues where it stopped; a changed row, model or image set is refused, not mixed in.
+
   python -m experiments.attacks_untargeted --config experiments/configs/table1_local.py
 """
 
 from __future__ import annotations
 
+import pathlib
+import re
 from typing import Any
 
 import numpy as np
@@ -26,8 +32,18 @@ from experiments import _common, _report
 _MODULE = 'experiments.attacks_untargeted'
 
 
-def run_rows(config, logits_fn, images, labels, *, targeted=False):
-  """Grid-searches (where asked) and runs every attack row; returns evaluations and searches."""
+def _slug(label: str) -> str:
+  return re.sub(r'[^0-9A-Za-z]+', '_', label).strip('_')
+
+
+def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None):
+  """Grid-searches (where asked) and runs every attack row; returns evaluations and searches.
+
+  A row with ``num_images`` attacks only the first ones (its name says so). With a ``workdir``,
+  each row's finished batches and grid search are saved under it and a rerun of the same
+  command after an interruption continues from them (`evaluation.evaluate_attack`'s
+  ``resume_dir``).
+  """
   mesh = training.data_mesh()
   evaluations, searches = [], {}
   for spec in config['attacks']:
@@ -42,34 +58,40 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False):
         targeted=targeted,
         mesh=mesh,
         batch_size=_common.batch_size(config, mesh),
+        saved=None if workdir is None else workdir / f'{_slug(attack.label)}_grid.json',
       )
       attack = attack.replace(**search['best'])
       searches[attack.label] = search
-    print(f'== {attack.label}', flush=True)
+    count = spec.get('num_images', len(images))
+    name = attack.label if count >= len(images) else f'{attack.label} (first {count} images)'
+    print(f'== {name}', flush=True)
     evaluations.append(
       evaluation.evaluate_attack(
         attack.function,
         logits_fn,
-        images,
-        labels,
-        name=attack.label,
-        batch_size=_common.batch_size(config, mesh),
+        images[:count],
+        labels[:count],
+        name=name,
+        batch_size=_common.batch_size({'batch_size': min(config['batch_size'], count)}, mesh),
         mesh=mesh,
         targeted=targeted,
+        resume_dir=None if workdir is None else workdir / _slug(name),
       )
     )
     print(evaluations[-1].summary, flush=True)
   return evaluations, searches
 
 
-def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
+def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, Any]:
   stem = f'table1_{config["name"]}'
   report = reports.Report(out / stem, title=f'Table 1: {config["title"]}', command=command)
   logits_fn = _common.load_models(config['model'], [config['model'].get('defence', 'baseline')])
   logits_fn = next(iter(logits_fn.values()))
   images, labels = _common.evaluation_images(config['images'], logits_fn)
   clean = float(np.mean(np.asarray(logits_fn(images)).argmax(-1) == labels))
-  evaluations, searches = run_rows(config, logits_fn, images, labels)
+  evaluations, searches = run_rows(
+    config, logits_fn, images, labels, workdir=None if workdir is None else workdir / stem
+  )
 
   report.add_text(config['notes'])
   report.add_text(
@@ -99,8 +121,16 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  run(config, out, command)
+  parser = _report.argument_parser(__doc__.split('\n')[0], _MODULE)
+  parser.add_argument(
+    '--workdir',
+    default='runs/experiments',
+    help="each row's finished batches, to resume an interrupted run (%(default)s)",
+  )
+  args = parser.parse_args(argv)
+  config = _report.load_config(args.config)
+  command = _report.command_line(_MODULE, argv)
+  run(config, pathlib.Path(args.out), command, workdir=pathlib.Path(args.workdir))
 
 
 if __name__ == '__main__':

@@ -99,15 +99,14 @@ def test_table1(model, tmp_path):
     'batch_size': NUM_IMAGES,
     'attacks': [
       _cw(1, 5, learning_rate=[0.1, 1.0], initial_const=[1.0, 10.0]),
-      _cw(2, 5),
+      {**_cw(2, 5), 'num_images': 3},
       _attacks.deepfool(5),
       _attacks.ddn(10),
     ],
     'max_epsilon': 3.0,
   }
-  attacks_untargeted.main(
-    ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
-  )
+  args = ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
+  attacks_untargeted.main([*args, '--workdir', str(tmp_path / 'runs')])
   markdown, report, _rows = _check_outputs(
     tmp_path, 'table1_tiny', ['table1_tiny_robustness.png'], num_rows=4
   )
@@ -116,9 +115,10 @@ def test_table1(model, tmp_path):
   search = report['grid_searches'][searched]
   assert searched == _label(_cw(1, 5), **search['best'])
   assert searched.startswith('C&W 1×5 (')
-  expected = [_label(_cw(2, 5)), 'DeepFool 5', 'DDN 10']
+  expected = [f'{_label(_cw(2, 5))} (first 3 images)', 'DeepFool 5', 'DDN 10']
   assert [r['attack'] for r in report['rows'][1:]] == expected
-  assert expected[0] == 'C&W 2×5 (initial_const=0.01, abort_early=example)'
+  assert report['rows'][1]['num_examples'] == 3
+  assert expected[0] == 'C&W 2×5 (initial_const=0.01, abort_early=example) (first 3 images)'
   assert len(search['rows']) == 4
   # The chosen point is a grid point of lowest median L2.
   chosen = [r for r in search['rows'] if all(r[k] == v for k, v in search['best'].items())]
@@ -127,6 +127,18 @@ def test_table1(model, tmp_path):
   assert 'DDN 10' in markdown and 'grid search chose' in markdown
   ddn = _norms(report['per_example_l2']['DDN 10'])
   assert ddn.shape == (NUM_IMAGES,) and np.all(ddn >= 0)
+
+  # Rerun: every row and grid search is read back from --workdir, run times included (a row
+  # attacked again would report its new time); another grid is refused, not mixed in.
+  attacks_untargeted.main([*args, '--workdir', str(tmp_path / 'runs')])
+  again = reports.read_json(tmp_path / 'table1_tiny.json')
+  assert again['rows'] == report['rows'] and again['grid_searches'] == report['grid_searches']
+  config['attacks'][0]['grid'] = {'learning_rate': [0.1, 0.5], 'initial_const': [1.0, 10.0]}
+  other = _write_config(tmp_path / 'other.py', config)
+  with pytest.raises(ValueError, match='grid search of another run.*spec'):
+    attacks_untargeted.main(
+      ['--config', other, '--out', str(tmp_path), '--workdir', str(tmp_path / 'runs')]
+    )
 
 
 def test_targeted(model, tmp_path):

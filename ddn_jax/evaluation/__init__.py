@@ -9,6 +9,7 @@ from ddn_jax.evaluation._evaluate import (
   combine_best,
   evaluate_attack,
   minimal_norms,
+  model_digest,
 )
 from ddn_jax.evaluation._predict import predict
 from ddn_jax.evaluation._robustness import RobustnessCurve, robust_accuracy, robustness_curve
@@ -33,6 +34,7 @@ __all__ = [
   'evaluate_attack',
   'evaluate_targeted',
   'minimal_norms',
+  'model_digest',
   'predict',
   'robust_accuracy',
   'robustness_curve',

@@ -151,8 +151,10 @@ def _describe(attack: Any) -> Any:
   return f'{getattr(attack, "__module__", "")}.{getattr(attack, "__qualname__", repr(attack))}'
 
 
-def _model_digest(logits_fn: Any) -> str:
-  """A SHA-256 of the model's parameters (the leaves of a ``Partial``) and its function."""
+def model_digest(logits_fn: Any) -> str:
+  """A SHA-256 hex digest of a model: its parameters (the leaves of a ``Partial`` such as
+  `ddn_jax.models.make_logits_fn` returns) and its function, to check that saved results
+  (e.g. an `evaluate_attack` ``resume_dir``) belong to the same model."""
   digest = hashlib.sha256(repr(getattr(logits_fn, 'func', logits_fn)).encode())
   for leaf in jax.tree.leaves(logits_fn):
     array = np.asarray(jax.device_get(leaf))
@@ -234,7 +236,7 @@ def run_batches(
         'batch_size': int(batch_size),
         'key': np.asarray(jax.random.key_data(key)).tolist(),
         'data': fingerprint(np.asarray(images)[image_index], np.asarray(labels)),
-        'model': _model_digest(logits_fn),
+        'model': model_digest(logits_fn),
         'keep_adv': bool(keep_adv),
       },
     )
