@@ -18,6 +18,7 @@ from experiments import (
   attacks_untargeted,
   cw_constants,
   defences,
+  paper_comparison,
   sweep,
 )
 from experiments.configs import _attacks
@@ -284,3 +285,14 @@ def test_sweep(tmp_path):
   ]
   # DDN-K takes K gradient steps on every example.
   assert all(float(r['mean_grads']) == int(r['steps']) for r in rows)
+
+
+def test_paper_comparison_names_rows_as_the_paper_and_compares_on_common_images():
+  assert paper_comparison.paper_name(_attacks.carlini_wagner(9, 10000)) == 'C&W 9×10000'
+  assert paper_comparison.paper_name(_attacks.deepfool(100)) == 'DeepFool 100'
+  assert paper_comparison.paper_name(_attacks.ddn(1000)) == 'DDN 1000'
+  # A row run on all images against one run on the first 2: both means over those 2 only,
+  # each over its own successes (a failure, None in the results, is left out of the mean).
+  norms = {'all': [1.0, 2.0, None, 9.0], 'first two': [None, 4.0]}
+  ratio, images = paper_comparison.mean_l2_ratio(norms, 'all', 'first two')
+  assert (ratio, images) == (1.5 / 4.0, 2)
