@@ -71,6 +71,15 @@ def train_defence(config, defence, spec, train_data, test_data, workdir, mesh, t
     input_shape=(1, *train_data[0].shape[1:]),
     optimizer=_optimizer(spec.get('optimizer', config['optimizer']), num_train, num_epochs),
   )
+  # So that the CLI loads it too: ddn-jax attack --checkpoint <workdir>/<defence>.
+  models.save_model_info(
+    workdir / defence,
+    state.model,
+    input_shape=train_data[0].shape[1:],
+    dataset=config['dataset'],
+    experiment=config['name'],
+    defence=defence,
+  )
   if 'init_from' in spec:  # e.g. the paper's CIFAR-10 defence fine-tunes the baseline
     start = trained[spec['init_from']]
     state = state.replace(params=start.params, batch_stats=start.batch_stats)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from optional_deps import require
 
-from ddn_jax import attacks, reports
+from ddn_jax import attacks, models, reports
 from experiments import (
   adversarial_training,
   attacks_targeted,
@@ -255,6 +255,9 @@ def test_adversarial_training(tmp_path):
     assert result['clean_accuracy'] >= robust[0] >= robust[1] >= robust[2] >= 0
     assert len(result['history']) == 1
     assert ('train_adv_l2' in result['history'][0]) == (defence != 'baseline')
+    # Each trained model is one the CLI can load (ddn-jax attack --checkpoint DIR).
+    saved = models.load_model(tmp_path / 'runs' / 'tiny' / defence)
+    assert saved.info['defence'] == defence and saved.info['dataset'] == 'fashion_mnist'
 
 
 def test_sweep(tmp_path):

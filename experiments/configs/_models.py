@@ -25,6 +25,14 @@ def mnist5k_small_cnn() -> dict:
   }
 
 
-def trained(training_config: str, defence: str = 'baseline') -> dict:
-  """A defence of an `experiments/adversarial_training.py` config, trained or reloaded."""
-  return {'training_config': training_config, 'defence': defence}
+def trained(training_config: str, defence: str = 'baseline', *, workdir: str | None = None) -> dict:
+  """A defence of an `experiments/adversarial_training.py` config, trained or reloaded.
+
+  ``workdir``: where its checkpoints are (default: the training script's ``runs/...``), e.g.
+  ``experiments/checkpoints`` for the models committed with the repository.
+  """
+  return {
+    'training_config': training_config,
+    'defence': defence,
+    **({'workdir': workdir} if workdir else {}),
+  }
