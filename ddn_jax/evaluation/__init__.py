@@ -4,6 +4,12 @@ the "All" row, robust accuracy over ε, the targeted protocol and hyperparameter
 Writing the results (JSON, CSV, markdown tables, the machine description) is `ddn_jax.reports`.
 """
 
+from ddn_jax.evaluation._autoattack import (
+  AUTOATTACK_STANDARD_L2,
+  AutoAttackComponent,
+  AutoAttackEvaluation,
+  autoattack_l2,
+)
 from ddn_jax.evaluation._evaluate import (
   AttackEvaluation,
   combine_best,
@@ -23,12 +29,16 @@ from ddn_jax.evaluation._sweep import (
 from ddn_jax.evaluation._targeted import TargetedEvaluation, evaluate_targeted, target_classes
 
 __all__ = [
+  'AUTOATTACK_STANDARD_L2',
   'DEFAULT_MEMORY_BUDGET',
   'AttackEvaluation',
   'AttackSummary',
+  'AutoAttackComponent',
+  'AutoAttackEvaluation',
   'RobustnessCurve',
   'SweepResult',
   'TargetedEvaluation',
+  'autoattack_l2',
   'combine_best',
   'estimate_call_bytes',
   'evaluate_attack',
