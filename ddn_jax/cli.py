@@ -215,9 +215,14 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
   """
   from ddn_jax import workflows  # pylint: disable=g-import-not-at-top
 
-  specs = args.attacks or workflows.DEMO_ATTACKS
+  if args.autoattack is not None and (args.attacks or args.targeted):
+    raise CommandError('--autoattack runs its own attacks: drop --attacks and --targeted.')
+  specs = [] if args.autoattack is not None else (args.attacks or workflows.DEMO_ATTACKS)
   out, attack_list, loaded, images, report = _setup(args, argv, specs, 'results')
-  if args.targeted:
+  if args.autoattack is not None:
+    _call(workflows.autoattack_report, args, report, loaded.logits_fn, *images,
+          eps=args.autoattack, resume_dir=out / _BATCHES)  # fmt: skip
+  elif args.targeted:
     _call(workflows.targeted_report, args, report, attack_list, loaded.logits_fn, *images)
   else:
     run = workflows.attack_report
@@ -352,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
   )
   evaluate.add_argument(
     '--num-targets', type=_INT, help='random targets per image (default: every other class)'
+  )
+  evaluate.add_argument(
+    '--autoattack',
+    type=float,
+    metavar='EPS',
+    help="AutoAttack's standard L2 evaluation at EPS (APGD-CE, APGD-T, FAB-T, Square)",
   )
   _add_evaluation(evaluate)
   _add_common(evaluate, out='results/evaluate')

@@ -390,6 +390,23 @@ def test_evaluate_targeted_reports_average_and_least_likely(checkpoint, tmp_path
   assert rows[1]['success_rate'] <= rows[0]['success_rate']
 
 
+def test_evaluate_autoattack_reports_each_component(checkpoint, tmp_path, capsys):
+  # At a radius this large APGD-CE breaks every digit: the later components attack none.
+  out = tmp_path / 'autoattack'
+  argv = ['evaluate', '--checkpoint', str(checkpoint), *_IMAGES, '--autoattack', '4']
+  assert cli.main([*argv, '--out', str(out)]) == 0
+  result = reports.read_json(out / 'results.json')['autoattack']
+  names = [c['name'] for c in result['components']]
+  assert names == ['APGD-CE', 'APGD-T', 'FAB-T', 'Square']
+  per_example = result['per_example']
+  clean = np.array(per_example['clean'])
+  assert result['robust_accuracy'] == 0.0 and result['clean_accuracy'] == clean.mean()
+  assert [c['num_attacked'] for c in result['components']] == [clean.sum(), 0, 0, 0]
+  assert np.all(np.array(per_example['l2'])[clean] <= 4.0 * (1 + 1e-5))
+  assert 'robust accuracy at eps=4: 0.00%' in capsys.readouterr().out
+  _one_line_error(capsys, [*argv, '--targeted', '--out', str(out)], 'drop --attacks and --targeted')
+
+
 def test_a_failing_attack_keeps_the_results_of_the_ones_before(checkpoint, tmp_path, capsys):
   # The second spec parses, but the attack rejects its step size when it runs.
   out = tmp_path / 'partial'

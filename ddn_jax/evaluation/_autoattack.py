@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import pathlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -131,6 +134,7 @@ def autoattack_l2(
   key: jax.Array | None = None,
   keep_adv: bool = False,
   progress: bool = False,
+  resume_dir: str | os.PathLike | None = None,
 ) -> AutoAttackEvaluation:
   """AutoAttack's L2 protocol: robust accuracy at ``eps`` under an ensemble of attacks.
 
@@ -157,6 +161,9 @@ def autoattack_l2(
     key: PRNG key (default ``jax.random.key(0)``); component ``i`` gets ``fold_in(key, i)``.
     keep_adv: also return the worst-case inputs.
     progress: show a progress bar per component.
+    resume_dir: where each component keeps its finished batches (``<i>_<name>``, an
+      `evaluate_attack` ``resume_dir``): a rerun after an interruption recomputes none of them,
+      a rerun with other arguments is refused.
 
   Returns:
     An `AutoAttackEvaluation`.
@@ -208,6 +215,9 @@ def autoattack_l2(
         key=jax.random.fold_in(key, i),
         keep_adv=True,
         progress=progress,
+        resume_dir=None
+        if resume_dir is None
+        else pathlib.Path(resume_dir) / f'{i}_{re.sub(r"[^0-9A-Za-z]+", "_", name)}',
       )
       seconds = evaluation.seconds
       x = to_float_images(images[index])

@@ -7,6 +7,7 @@ these; scripts and notebooks can call them too.
 from ddn_jax.workflows._demo import DEMO_ATTACKS, demo
 from ddn_jax.workflows._evaluate import (
   attack_report,
+  autoattack_report,
   compare_report,
   save_adversarials,
   sweep_report,
@@ -24,6 +25,7 @@ __all__ = (
   'DEMO_ATTACKS',
   'ModelToAttack',
   'attack_report',
+  'autoattack_report',
   'batch_mesh',
   'compare_report',
   'demo',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 from collections.abc import Mapping, Sequence
@@ -86,6 +87,87 @@ def attack_report(
     )
   report.write()
   return evaluations
+
+
+def autoattack_report(
+  report: reports.Report,
+  logits_fn: Any,
+  images: np.ndarray,
+  labels: np.ndarray,
+  *,
+  eps: float,
+  batch_size: int,
+  seed: int = 0,
+  resume_dir: str | pathlib.Path | None = None,
+) -> evaluation.AutoAttackEvaluation:
+  """AutoAttack's standard L2 evaluation at ``eps`` into ``report`` (`evaluation.autoattack_l2`).
+
+  The report holds AutoAttack's lines (clean accuracy, robust accuracy after each component),
+  a table of the components (examples attacked and broken, time, unverified claims and box
+  violations, both zero for correct attacks) and, in the JSON, each example's outcome.
+
+  Args:
+    report: the report to add to and write.
+    logits_fn: the model.
+    images: ``(N, H, W, C)`` images.
+    labels: ``(N,)`` labels.
+    eps: the L2 radius.
+    batch_size: images per compiled call; a multiple of the number of devices.
+    seed: the attacks' key.
+    resume_dir: where each component keeps its finished batches.
+
+  Returns:
+    The `evaluation.AutoAttackEvaluation`.
+  """
+  result = evaluation.autoattack_l2(
+    logits_fn,
+    images,
+    labels,
+    eps=eps,
+    batch_size=batch_size,
+    mesh=batch_mesh(batch_size),
+    key=jax.random.key(seed),
+    progress=True,
+    resume_dir=resume_dir,
+  )
+  report.add_text('\n'.join(f'- {line}' for line in result.lines()))
+  rows = [
+    {
+      'component': c.name,
+      'attacked': c.num_attacked,
+      'broken': c.num_broken,
+      'robust_accuracy': c.robust_accuracy,
+      'seconds': c.seconds,
+      'unverified': c.num_unverified,
+      'box_violations': c.num_box_violations,
+    }
+    for c in result.components
+  ]
+  table = reports.markdown_table(
+    ['Component', 'Attacked', 'Broken', 'Robust acc. after', 'Time (s)', 'Unverified', 'Box'],
+    [
+      [r['component'], r['attacked'], r['broken'], f'{r["robust_accuracy"]:.2%}',
+       f'{r["seconds"]:.1f}', r['unverified'], r['box_violations']]
+      for r in rows
+    ],
+  )  # fmt: skip
+  report.add_table(table, rows)
+  report.data['autoattack'] = {
+    'eps': result.eps,
+    'version': result.version,
+    'clean_accuracy': result.clean_accuracy,
+    'robust_accuracy': result.robust_accuracy,
+    'components': [dataclasses.asdict(c) for c in result.components],
+    'seconds': result.seconds,
+    'per_example': {
+      'clean': result.clean,
+      'robust': result.robust,
+      'broken_by': result.broken_by,
+      'l2': result.l2,
+    },
+  }
+  report.write()
+  return result
 
 
 def targeted_report(
