@@ -1,5 +1,6 @@
 """AutoAttack's L2 protocol (`evaluation.autoattack_l2`): only verified adversarials count."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -127,3 +128,21 @@ def test_bad_arguments_are_refused(linear):
     run(eps=0.0)
   with pytest.raises(ValueError, match='unknown setting'):
     run(eps=_EPS, components=[('x', 'apgd', {'stepz': 3})])
+
+
+def test_model_warnings_name_softmax_outputs_randomness_and_zero_gradients(linear):
+  x, y = linear.inputs[:20], linear.labels[:20]
+  assert evaluation.model_warnings(linear.logits_fn, x, y) == []
+  softmax = lambda inputs: jax.nn.softmax(linear.logits_fn(inputs))
+  (found,) = evaluation.model_warnings(softmax, x, y)
+  assert 'look like probabilities' in found
+  rng = np.random.default_rng(0)
+  noisy = lambda inputs: linear.logits_fn(inputs) + 1e-3 * rng.standard_normal((len(inputs), 10))
+  (found,) = evaluation.model_warnings(noisy, x, y)
+  assert 'randomised' in found
+  frozen = lambda inputs: jax.lax.stop_gradient(linear.logits_fn(inputs))
+  (found,) = evaluation.model_warnings(frozen, x, y)
+  assert 'exactly zero at 20 of 20 examples' in found
+  with pytest.warns(UserWarning, match='autoattack_l2: the loss gradient is exactly zero'):
+    result = evaluation.autoattack_l2(frozen, x, y, eps=_EPS, components=_COMPONENTS[:1])
+  assert result.warnings == (found,) and result.lines()[-1] == f'warning: {found}'

@@ -10,6 +10,7 @@ from ddn_jax.evaluation._autoattack import (
   AutoAttackEvaluation,
   autoattack_l2,
 )
+from ddn_jax.evaluation._checks import model_warnings
 from ddn_jax.evaluation._evaluate import (
   AttackEvaluation,
   combine_best,
@@ -45,6 +46,7 @@ __all__ = [
   'evaluate_targeted',
   'minimal_norms',
   'model_digest',
+  'model_warnings',
   'predict',
   'robust_accuracy',
   'robustness_curve',

@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ddn_jax import attacks
 from ddn_jax.data import to_float_images
+from ddn_jax.evaluation._checks import model_warnings
 from ddn_jax.evaluation._evaluate import LogitsFn, evaluate_attack
 from ddn_jax.evaluation._predict import predict
 
@@ -77,6 +79,8 @@ class AutoAttackEvaluation:
     seconds: total wall time.
     adv: ``(N, H, W, C)`` float32, the worst-case inputs (the adversarial where one was found,
       else the clean image), if kept.
+    warnings: `model_warnings` of the model on the first 100 examples (also issued as Python
+      warnings): what would make this evaluation unreliable.
   """
 
   eps: float
@@ -88,6 +92,7 @@ class AutoAttackEvaluation:
   components: tuple[AutoAttackComponent, ...]
   seconds: float
   adv: np.ndarray | None = None
+  warnings: tuple[str, ...] = ()
 
   @property
   def clean_accuracy(self) -> float:
@@ -107,7 +112,7 @@ class AutoAttackEvaluation:
         f'{c.num_attacked} broken, {c.seconds:.1f} s)'
       )
     out.append(f'robust accuracy at eps={self.eps:g}: {self.robust_accuracy:.2%}')
-    return out
+    return out + [f'warning: {w}' for w in self.warnings]
 
 
 def _components(version: str, components) -> tuple[str, Sequence[tuple[str, Any, dict]]]:
@@ -142,7 +147,8 @@ def autoattack_l2(
   robust (`evaluate_attack` in batches of ``batch_size``, over ``mesh`` if given), and an
   example counts as broken only when the point returned is verified here: classified other
   than its label (with finite logits), within ``eps`` (up to float32 rounding, a relative
-  1e-5) and inside [0, 1]. ``version='standard'`` runs `AUTOATTACK_STANDARD_L2`: APGD with the
+  1e-5) and inside [0, 1]. The model is first checked (`model_warnings`: probabilities for
+  logits, randomness, zero gradients) and each problem is warned of. ``version='standard'`` runs `AUTOATTACK_STANDARD_L2`: APGD with the
   cross-entropy loss, APGD-T and FAB-T against the 9 most likely other classes, and the
   score-based Square attack with 5000 queries, as AutoAttack's ``version='standard'`` does for
   ``norm='L2'``.
@@ -193,6 +199,9 @@ def autoattack_l2(
     raise ValueError(f'{len(images)} images but {len(labels)} labels.')
   key = jax.random.key(0) if key is None else key
   start = time.perf_counter()
+  found = tuple(model_warnings(logits_fn, images[:100], labels[:100]))
+  for line in found:
+    warnings.warn(f'autoattack_l2: {line}', stacklevel=2)
   clean = predict(logits_fn, images, batch_size=batch_size) == labels
   robust = clean.copy()
   broken_by = np.full(len(labels), -1)
@@ -259,4 +268,5 @@ def autoattack_l2(
     components=tuple(reports),
     seconds=time.perf_counter() - start,
     adv=adv,
+    warnings=found,
   )
