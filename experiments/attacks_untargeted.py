@@ -36,13 +36,13 @@ def _slug(label: str) -> str:
   return re.sub(r'[^0-9A-Za-z]+', '_', label).strip('_')
 
 
-def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None):
+def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None, on_row=None):
   """Grid-searches (where asked) and runs every attack row; returns evaluations and searches.
 
   A row with ``num_images`` attacks only the first ones (its name says so). With a ``workdir``,
   each row's finished batches and grid search are saved under it and a rerun of the same
   command after an interruption continues from them (`evaluation.evaluate_attack`'s
-  ``resume_dir``).
+  ``resume_dir``). ``on_row(evaluations, searches)`` is called after each row.
   """
   mesh = training.data_mesh()
   evaluations, searches = [], {}
@@ -79,6 +79,8 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None)
       )
     )
     print(evaluations[-1].summary, flush=True)
+    if on_row is not None:
+      on_row(evaluations, searches)
   return evaluations, searches
 
 
@@ -89,34 +91,46 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
   logits_fn = next(iter(logits_fn.values()))
   images, labels = _common.evaluation_images(config['images'], logits_fn)
   clean = float(np.mean(np.asarray(logits_fn(images)).argmax(-1) == labels))
-  evaluations, searches = run_rows(
-    config, logits_fn, images, labels, workdir=None if workdir is None else workdir / stem
-  )
-
   report.add_text(config['notes'])
   report.add_text(
     f'{len(images)} images, clean accuracy {clean:.1%}. Success in %, L2 in [0, 1] pixel units; '
     'the median counts a failure as the distance to a uniform grey image; #Grads: mean gradient '
     'evaluations per image; run-time: total wall time in seconds, compilation included.'
   )
-  report.add_table(reports.attack_table(evaluations), [e.summary for e in evaluations])
-  if searches:
-    report.add_text('\n'.join(_common.grid_search_lines(searches)))
+  report.data.update(config=config, num_images=len(images), clean_accuracy=clean)
   epsilons = np.linspace(0, config['max_epsilon'], 101)
-  curves = {e.name: evaluation.robustness_curve(e.norms, epsilons) for e in evaluations}
-  figure = plotting.robust_accuracy(
-    {name: (c.epsilons, c.accuracy) for name, c in curves.items()}, title=config['title']
+
+  def write(evaluations, searches):
+    """The report of the rows run so far: a stopped run keeps the rows it finished."""
+    pending = len(config['attacks']) - len(evaluations)
+    report.add_text(f'{pending} more rows to run.' if pending else '', key='pending')
+    report.add_table(
+      reports.attack_table(evaluations), [e.summary for e in evaluations], key='table'
+    )
+    report.add_text('\n'.join(_common.grid_search_lines(searches)), key='searches')
+    curves = {e.name: evaluation.robustness_curve(e.norms, epsilons) for e in evaluations}
+    figure = plotting.robust_accuracy(
+      {name: (c.epsilons, c.accuracy) for name, c in curves.items()}, title=config['title']
+    )
+    report.add_figure(
+      figure, f'{stem}_robustness.png', caption='Accuracy under each attack vs ε', key='figure'
+    )
+    report.data.update(
+      rows=[e.summary for e in evaluations],
+      grid_searches=searches,
+      per_example_l2={e.name: e.norms for e in evaluations},
+    )
+    return report.write()
+
+  evaluations, searches = run_rows(
+    config,
+    logits_fn,
+    images,
+    labels,
+    workdir=None if workdir is None else workdir / stem,
+    on_row=write,
   )
-  report.add_figure(figure, f'{stem}_robustness.png', caption='Accuracy under each attack vs ε')
-  report.data.update(
-    config=config,
-    num_images=len(images),
-    clean_accuracy=clean,
-    rows=[e.summary for e in evaluations],
-    grid_searches=searches,
-    per_example_l2={e.name: e.norms for e in evaluations},
-  )
-  print(report.write())
+  print(write(evaluations, searches))
   return report.data
 
 

@@ -55,18 +55,12 @@ def deepfool(steps: int = 100) -> dict:
   return {'attack': 'deepfool', 'kwargs': kwargs}
 
 
-def table1(
-  *,
-  grid_images: int,
-  cw_long: tuple[int, int] = (9, 10000),
-  ddn_steps=(100, 300, 1000),
-  cw_long_images: int | None = None,
-):
+def table1(*, grid_images: int, cw_long: tuple[int, int] = (9, 10000), ddn_steps=(100, 300, 1000)):
   """Table 1's rows: C&W 4×25 and 1×100 (grid-searched), C&W 9×10000, DeepFool 100, DDN."""
   return [
     carlini_wagner(4, 25, grid_images=grid_images),
     carlini_wagner(1, 100, grid_images=grid_images),
-    carlini_wagner(*cw_long, num_images=cw_long_images),
+    carlini_wagner(*cw_long),
     deepfool(100),
     *(ddn(steps) for steps in ddn_steps),
   ]

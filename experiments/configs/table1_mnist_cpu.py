@@ -5,7 +5,9 @@ hyperparameters. Reduced for a 2-core CPU: the model is the paper's `SmallCNN` r
 to 12 epochs (``adversarial_training_mnist_cpu.py``); the C&W grid searches (the paper's 5×7
 grid of learning rate × initial constant) run on the first 20 images (the paper does not say on
 how many); C&W 9×10000 attacks only the first 10 images (about 20 GPU-free minutes; the paper's
-run on 1000 took 857 s on a GTX 1080 Ti). With the IDX files offline, set ``DDN_JAX_MNIST_DIR``.
+run on 1000 took 857 s on a GTX 1080 Ti). The rows run cheapest first, so that a run stopped
+early keeps the most rows (rerunning the command resumes it). With the IDX files offline, set
+``DDN_JAX_MNIST_DIR``.
 
   DDN_JAX_MNIST_DIR=../shared/data/mnist python -m experiments.attacks_untargeted \
     --config experiments/configs/table1_mnist_cpu.py
@@ -22,5 +24,13 @@ def get_config() -> dict:
     'notes': __doc__.split('\n\n')[1].replace('\n', ' '),
     'model': _models.trained('experiments/configs/adversarial_training_mnist_cpu.py'),
     'batch_size': 250,
-    'attacks': _attacks.table1(grid_images=20, cw_long_images=10),
+    'attacks': [
+      _attacks.ddn(100),
+      _attacks.ddn(300),
+      _attacks.deepfool(100),
+      _attacks.carlini_wagner(1, 100, grid_images=20),
+      _attacks.carlini_wagner(4, 25, grid_images=20),
+      _attacks.ddn(1000),
+      _attacks.carlini_wagner(9, 10000, num_images=10),
+    ],
   }
