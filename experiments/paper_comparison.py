@@ -76,11 +76,15 @@ def run(config: dict[str, Any], report) -> None:
   header = ['Attack', 'protocol', 'success %', 'paper', 'mean L2', 'paper', 'median L2', 'paper']
   header += ['#grads', 'paper', 'run-time s', 'paper']
   rows, data_rows = [], []
-  for spec, name, ours in zip(specs, names, results['rows']):
+  run_rows = results['rows'] + [None] * (len(specs) - len(results['rows']))  # a stopped run
+  for spec, name, ours in zip(specs, names, run_rows):
     paper = table1['paper'][name]
-    protocol = _protocol(spec, ours, num_images)
-    values = [100 * ours['success_rate'], ours['mean_l2'], ours['median_l2'], ours['mean_grads']]
-    values.append(ours['seconds'])
+    if ours is None:
+      protocol, values = 'not run yet', [None] * 5
+    else:
+      protocol = _protocol(spec, ours, num_images)
+      values = [100 * ours['success_rate'], ours['mean_l2'], ours['median_l2']]
+      values += [ours['mean_grads'], ours['seconds']]
     cells, row = [], {'attack': name, 'protocol': protocol}
     for field, value, published, spec in zip(_FIELDS, values, paper, _FORMATS):
       cells += [reports.format_cell(value, spec), reports.format_cell(published, spec)]
@@ -94,9 +98,12 @@ def run(config: dict[str, Any], report) -> None:
   }
   ratio_rows, ratios = [], []
   for numerator, denominator in config['ratios']:
-    ours, n = mean_l2_ratio(norms, numerator, denominator)
+    ours, n = None, 0
+    if numerator in norms and denominator in norms:
+      ours, n = mean_l2_ratio(norms, numerator, denominator)
     paper = table1['paper'][numerator][1] / table1['paper'][denominator][1]
-    ratio_rows.append([f'{numerator} / {denominator}', f'{ours:.3f}', f'{paper:.3f}', n])
+    cells = [reports.format_cell(ours, '.3f'), f'{paper:.3f}', n or 'not run yet']
+    ratio_rows.append([f'{numerator} / {denominator}', *cells])
     ratios.append(
       {'ratio': f'{numerator} / {denominator}', 'ours': ours, 'paper': paper, 'images': n}
     )
