@@ -358,8 +358,9 @@ def evaluate_attack(
   `ddn_jax.sharding.data_mesh`), every process calls this with the same arguments; each reads
   only the images of its own devices' rows of each batch (``images`` may be memory-mapped), and
   every process returns the whole result. Process 0 writes the ``resume_dir`` files; all
-  processes read them back (a filesystem shared by the processes). Each example's result is
-  the same for every process count with the same devices per batch.
+  processes read them back (a filesystem shared by the processes; the manifest's digest of the
+  data reads every image). An example's result does not depend on the process count: with the
+  same examples per device and devices per process, it is the same bit for bit.
 
   Args:
     attack: ``attack(logits_fn, inputs, labels, *, targeted=..., key=..., ...) ->
