@@ -225,8 +225,8 @@ def sweep(
   ``attack(logits_fn, inputs[j:j+1], labels[j:j+1], key=jax.random.fold_in(key, j), **point)``,
   so no result depends on ``batch_size`` or on the mesh (beyond float rounding, as the model
   sees batches of another size). Under ``jax.distributed``, every process calls it with the same
-  arguments and a mesh over all their devices; each places only its devices' examples, and
-  every process returns the whole result. Attacks without a key, or whose key only picks a direction
+  arguments and a mesh over all their devices; each places only its devices' examples, and every
+  process returns the whole result. Attacks without a key, or whose key only picks a direction
   where a gradient is exactly zero (DDN), give the same as the attack on the whole batch.
 
   Args:
