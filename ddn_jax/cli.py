@@ -9,10 +9,15 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import inspect
 import json
+import pathlib
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -134,6 +139,50 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
   )
 
 
+def _add_processes(parser: argparse.ArgumentParser) -> None:
+  group = parser.add_argument_group(
+    'several processes (jax.distributed: run the same command in each, e.g. one per host; each '
+    'attacks its share of every batch on its devices, process 0 writes the outputs)'
+  )
+  group.add_argument(
+    '--distributed',
+    action='store_true',
+    help='join jax.distributed with the settings the cluster provides (a TPU pod slice, SLURM)',
+  )
+  group.add_argument('--coordinator', metavar='HOST:PORT', help="process 0's address and port")
+  group.add_argument('--num-processes', type=_INT, help='the number of processes')
+  group.add_argument('--process-id', type=int, help='this process, in [0, --num-processes)')
+
+
+def _join_processes(args: argparse.Namespace) -> None:
+  """``jax.distributed.initialize`` with the flags of `_add_processes`, if any is given."""
+  flags = {k: getattr(args, k, None) for k in ('coordinator', 'num_processes', 'process_id')}
+  if not getattr(args, 'distributed', False) and all(v is None for v in flags.values()):
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+
+  jax.distributed.initialize(
+    coordinator_address=flags['coordinator'],
+    num_processes=flags['num_processes'],
+    process_id=flags['process_id'],
+  )
+
+
+def _is_chief() -> bool:
+  """Whether this process writes the outputs (process 0, or the only one)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  return jax.process_index() == 0
+
+
+@functools.cache
+def _scratch() -> pathlib.Path:
+  """Where a process other than 0 puts its copy of the report, removed at exit."""
+  path = tempfile.mkdtemp(prefix='ddn_jax_process_')
+  atexit.register(shutil.rmtree, path, ignore_errors=True)
+  return pathlib.Path(path)
+
+
 def _signature_defaults(function) -> dict[str, Any]:
   """``function``'s keyword defaults: the library's defaults are the command's (not ``command``,
   the command line the CLI records, whose name is also the subcommand's parser dest)."""
@@ -174,7 +223,9 @@ def _setup(args: argparse.Namespace, argv, specs: Sequence[str], stem: str, **pa
   title = f'{loaded.info["model"]} on {len(images[0])} {loaded.info["dataset"]} images'
   if loaded.info['precision'] != 'float32':
     title += f', {loaded.info["precision"]} gradients'
-  report = reports.Report(out / stem, title=title, command=_command_line(argv))
+  # Process 0 writes the report; the others (under jax.distributed) build theirs in scratch.
+  path = (out if _is_chief() else _scratch()) / stem
+  report = reports.Report(path, title=title, command=_command_line(argv))
   return out, attack_list, loaded, images, report
 
 
@@ -201,6 +252,8 @@ def _attack(args: argparse.Namespace, argv) -> None:
     resume_dir=out / _BATCHES,
   )
   path = out / 'adversarials.npz'
+  if not _is_chief():
+    return
   _call(workflows.save_adversarials, args, path, result, loaded.logits_fn, *images)
   print(report.markdown())
   print(f'Wrote results.{{md,json,csv}}, per_example.csv, robust_accuracy.*, {path.name} to {out}')
@@ -229,6 +282,8 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
     keep_adv, resume_dir = args.examples > 0, out / _BATCHES
     _call(run, args, report, attack_list, loaded.logits_fn, *images, keep_adv=keep_adv,
           resume_dir=resume_dir)  # fmt: skip
+  if not _is_chief():
+    return
   print(report.markdown())
   print(f'Wrote the report (results.md, .json, .csv) and its files to {out}')
 
@@ -275,7 +330,8 @@ def _sweep(args: argparse.Namespace, argv) -> None:
   report.title = f'Sweep of {attack.label}'
   run = workflows.sweep_report
   _call(run, args, report, attack, loaded.logits_fn, *images, grid=grid, static=static)
-  print(report.markdown())
+  if _is_chief():
+    print(report.markdown())
 
 
 def _compare_torch(args: argparse.Namespace, argv) -> None:
@@ -336,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_images(attack, num_images=100, batch_size=100)
   attack.add_argument('--attack', default='ddn', metavar='SPEC', help=_attack_help())
   _add_evaluation(attack)
+  _add_processes(attack)
   _add_common(attack, out='results/attack')
 
   evaluate = add('evaluate', _evaluate, 'evaluate a model under several attacks (Table 1 style)',
@@ -365,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     help="AutoAttack's standard L2 evaluation at EPS (APGD-CE, APGD-T, FAB-T, Square)",
   )
   _add_evaluation(evaluate)
+  _add_processes(evaluate)
   _add_common(evaluate, out='results/evaluate')
 
   train = add('train', _train, 'train a model, optionally adversarially', _train.__doc__,
@@ -409,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     '--grid', nargs='+', required=True, metavar=values, help='float ones: one vmapped program'
   )
   sweep.add_argument('--static', nargs='+', metavar=values, help='static: a program each')
+  _add_processes(sweep)
   _add_common(sweep, out='results/sweep')
 
   compare = add('compare-torch', _compare_torch, 'ddn_jax vs adv-lib on the same weights',
@@ -454,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       warnings.showwarning = lambda message, *_, **__: print(
         f'ddn-jax: warning: {" ".join(str(message).split())}', file=sys.stderr
       )
+      _join_processes(args)
       args.run(args, argv)
   except KeyboardInterrupt:
     raise

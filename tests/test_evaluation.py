@@ -153,8 +153,9 @@ def test_targeted_protocol_bookkeeping(mesh):
   np.testing.assert_allclose(pairs.l2, result.image_index + 0.1 * result.target, rtol=1e-6)
   np.testing.assert_array_equal(pairs.success, ~((result.image_index == 1) & (result.target == 3)))
   # Every call was targeted, with a key per pair (folded in by the pair's index); the last batch
-  # is padded for 8 devices with copies of its own pairs, keys included.
-  sizes = [8, 8] if mesh else [5, 5, 2]
+  # is padded to the batch size (one shape, one compilation) with copies of its own pairs, keys
+  # included.
+  sizes = [8, 8] if mesh else [5, 5, 5]
   assert [c[2] for c in calls] == sizes and all(c[0] for c in calls)
   batch = 8 if mesh else 5
   for i, (_, keys, size) in enumerate(calls):

@@ -19,6 +19,7 @@ import tqdm
 
 from ddn_jax import attacks
 from ddn_jax.data import fingerprint, to_float_images
+from ddn_jax.evaluation import _multihost
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
 from ddn_jax.sharding import DATA_AXIS, check_mesh, replicate
 
@@ -174,10 +175,14 @@ def _write_atomically(path: pathlib.Path, write: Callable[[Any], None]) -> None:
   os.replace(tmp, path)
 
 
-def _open_resume_dir(directory: Any, manifest: dict[str, Any]) -> pathlib.Path:
-  """Creates ``directory`` with ``manifest.json``, or checks that it holds the same run."""
+def _open_resume_dir(directory: Any, manifest: dict[str, Any]) -> tuple[pathlib.Path, set[str]]:
+  """Creates ``directory`` with ``manifest.json``, or checks that it holds the same run; returns
+  it and the names of the batch files it holds.
+
+  Every process checks (so all raise alike); process 0 writes. The batch files are listed
+  before any process goes on to write one, so all processes read back the same batches.
+  """
   directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
   path = directory / 'manifest.json'
   if path.exists():
     try:
@@ -192,10 +197,14 @@ def _open_resume_dir(directory: Any, manifest: dict[str, Any]) -> pathlib.Path:
         f'{directory} holds the batches of another evaluation (it differs in: '
         f'{", ".join(differs)}); resume it with the same arguments, or use another directory.'
       )
-  else:
+  elif _multihost.is_chief():
+    directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(manifest, indent=2, sort_keys=True).encode()
     _write_atomically(path, lambda f: f.write(text))
-  return directory
+  _multihost.sync('ddn_jax.evaluation: resume manifest written')
+  done = {p.name for p in directory.glob('batch_*.npz')}
+  _multihost.sync('ddn_jax.evaluation: resume batches listed')
+  return directory, done
 
 
 def run_batches(
@@ -215,19 +224,29 @@ def run_batches(
   resume_dir: Any = None,
 ) -> AttackEvaluation:
   """Attacks ``images[image_index]`` with ``labels`` (true classes, or targets) in batches,
-  each batch's results saved in ``resume_dir`` (if given) and read back instead of recomputed."""
+  each batch's results saved in ``resume_dir`` (if given) and read back instead of recomputed.
+
+  With a mesh over several processes' devices, each process reads only the rows of its own
+  devices, and every process gets the whole result; process 0 writes the batch files."""
   check_attack(attack)
   num_devices = check_mesh(mesh, batch_size)
   key = jax.random.key(0) if key is None else key
   kwargs = {'targeted': True} if targeted else {}
   takes_key = _takes_key(attack)
+  n = len(image_index)
+  # Every call has one shape (one compilation): a last, shorter batch is padded with copies of
+  # its own examples to the batch size (to a multiple of the devices if it is the only batch),
+  # and the copies are dropped.
+  call_size = min(batch_size, -(-n // num_devices) * num_devices)
+  local = np.arange(call_size)  # the rows of a call this process reads
   if mesh is not None:
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
+    local = _multihost.local_positions(sharding, call_size)
     if isinstance(logits_fn, jax.tree_util.Partial):  # parameters on every device of the mesh
       logits_fn = replicate(logits_fn, mesh)
-  n = len(image_index)
+  done = set()
   if resume_dir is not None:
-    resume_dir = _open_resume_dir(
+    resume_dir, done = _open_resume_dir(
       resume_dir,
       {
         'name': name,
@@ -243,40 +262,50 @@ def run_batches(
   computed = 0
   outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': [], 'finite': []}
   batch_seconds = []  # each batch's wall time, kept with its results: a resumed run adds it up
+  progress = progress and _multihost.is_chief()
   with tqdm.tqdm(total=n, desc=name, unit='example', disable=not progress) as bar:
     for start in range(0, n, batch_size):
-      rows = np.arange(start, min(start + batch_size, n))
-      count = len(rows)
-      saved = None if resume_dir is None else resume_dir / f'batch_{start // batch_size:06d}.npz'
-      if saved is not None and saved.exists():
-        with np.load(saved) as done:
-          batch_outputs = {k: done[k] for k in done.files}
+      count = min(batch_size, n - start)
+      rows = np.resize(np.arange(start, start + count), call_size)
+      file_name = f'batch_{start // batch_size:06d}.npz'
+      if file_name in done:
+        with np.load(resume_dir / file_name) as saved:
+          batch_outputs = {k: saved[k] for k in saved.files}
       else:
         start_time = time.perf_counter()
-        # Pad the last batch with copies of its own examples up to a multiple of the devices.
-        rows = np.resize(rows, count + (-count) % num_devices)
-        x = to_float_images(images[image_index[rows]])
-        y = labels[rows]
-        if mesh is not None:
-          x, y = jax.device_put((x, y), sharding)
+
+        def read_images(positions, rows=rows):
+          return to_float_images(images[image_index[rows[positions]]])
+
+        if mesh is None:
+          x, y, indices = read_images(local), labels[rows], rows
+        else:  # each process puts only its devices' rows
+          x, y, indices = (
+            _multihost.put_rows(read, call_size, shape, sharding)
+            for read, shape in (
+              (read_images, images.shape[1:]),
+              (lambda p, rows=rows: labels[rows[p]], ()),
+              (lambda p, rows=rows: rows[p].astype(np.int32), ()),
+            )
+          )
         if takes_key:  # one key per example, from its index: independent of the batching
-          kwargs['key'] = jax.vmap(functools.partial(jax.random.fold_in, key))(rows)
+          kwargs['key'] = jax.vmap(functools.partial(jax.random.fold_in, key))(indices)
         result = attack(logits_fn, x, y, **kwargs)
         fields = ('success', 'l2', 'num_grads') + (('adv',) if keep_adv else ())
-        values = jax.device_get(tuple(getattr(result, f) for f in fields))
-        batch_outputs = {f: np.asarray(v)[:count] for f, v in zip(fields, values)}
+        batch_outputs = {f: _multihost.to_host(getattr(result, f))[:count] for f in fields}
         finite = getattr(result, 'model_finite', None)  # None: a result built by hand
         batch_outputs['finite'] = (
-          np.ones(count, bool) if finite is None else np.asarray(finite)[:count]
+          np.ones(count, bool) if finite is None else _multihost.to_host(finite)[:count]
         )
         computed += 1
         batch_outputs['seconds'] = np.float64(time.perf_counter() - start_time)
-        if saved is not None:
-          _write_atomically(saved, lambda f, o=batch_outputs: np.savez(f, **o))
+        if resume_dir is not None and _multihost.is_chief():
+          _write_atomically(resume_dir / file_name, lambda f, o=batch_outputs: np.savez(f, **o))
       batch_seconds.append(float(batch_outputs.pop('seconds')))
       for field, value in batch_outputs.items():
         outputs[field].append(value)
-      outputs['worst_l2'].append(worst_case_l2(images[image_index[rows[:count]]]))
+      worst = worst_case_l2(images[image_index[rows[local]]])
+      outputs['worst_l2'].append(_multihost.gather_rows(worst, local, call_size)[:count])
       bar.update(count)
   return AttackEvaluation(
     name=name,
@@ -320,10 +349,18 @@ def evaluate_attack(
 
   With a ``mesh``, each batch is placed on it split along ``'data'``
   (``NamedSharding(mesh, P('data'))``) and the attack runs per device in ``shard_map`` islands.
-  A last batch that does not split evenly is padded with copies of its own examples to a
-  multiple of the devices and the copies are dropped: each example's computation is
-  independent of the others, and the per-example keys of JAX's default (partitionable)
-  threefry are prefix-stable, so the results equal the unsharded ones. Single-process only.
+  Every call has the same shape (one compilation): a last, shorter batch is padded with copies
+  of its own examples to ``batch_size`` (to a multiple of the devices when all examples fit in
+  one batch) and the copies are dropped; each example's computation is independent of the
+  others, so no result depends on the padding.
+
+  Under ``jax.distributed`` (several processes, a mesh over all their devices, e.g.
+  `ddn_jax.sharding.data_mesh`), every process calls this with the same arguments; each reads
+  only the images of its own devices' rows of each batch (``images`` may be memory-mapped), and
+  every process returns the whole result. Process 0 writes the ``resume_dir`` files; all
+  processes read them back (a filesystem shared by the processes; the manifest's digest of the
+  data reads every image). An example's result does not depend on the process count: with the
+  same examples per device and devices per process, it is the same bit for bit.
 
   Args:
     attack: ``attack(logits_fn, inputs, labels, *, targeted=..., key=..., ...) ->
@@ -334,9 +371,10 @@ def evaluate_attack(
     images: ``(N, H, W, C)`` uint8 (divided by 255) or float in [0, 1].
     labels: ``(N,)`` int true labels, or target classes when ``targeted``.
     name: the attack's name in reports.
-    batch_size: examples per attack call; a multiple of the devices of ``mesh``.
+    batch_size: examples per attack call (over all processes); a multiple of the devices of
+      ``mesh``.
     mesh: a mesh with a ``'data'`` axis, e.g. ``ddn_jax.training.data_mesh()``; None runs
-      each batch as the attack places it.
+      each batch as the attack places it (each process then attacks every example itself).
     key: PRNG key (default ``jax.random.key(0)``).
     targeted: pass ``targeted=True`` to the attack (not passed otherwise, so untargeted-only
       attacks need not accept it).

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddn_jax import attacks
+from ddn_jax.evaluation import _multihost
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
 from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
@@ -223,7 +224,9 @@ def sweep(
   Example ``j`` at a point is attacked as by
   ``attack(logits_fn, inputs[j:j+1], labels[j:j+1], key=jax.random.fold_in(key, j), **point)``,
   so no result depends on ``batch_size`` or on the mesh (beyond float rounding, as the model
-  sees batches of another size). Attacks without a key, or whose key only picks a direction
+  sees batches of another size). Under ``jax.distributed``, every process calls it with the same
+  arguments and a mesh over all their devices; each places only its devices' examples, and every
+  process returns the whole result. Attacks without a key, or whose key only picks a direction
   where a gradient is exactly zero (DDN), give the same as the attack on the whole batch.
 
   Args:
@@ -303,18 +306,23 @@ def sweep(
     name: jax.device_put(np.asarray([p[name] for p in grid_points], inputs.dtype), replicated)
     for name in grid_values
   }
-  keys = None
-  if takes_key:  # per example, so neither batching nor sharding changes any example's result
-    base_key = attacks.default_key(key)
-    keys = jax.vmap(functools.partial(jax.random.fold_in, base_key))(np.arange(len(inputs)))
+  base_key = attacks.default_key(key) if takes_key else None
 
   start = time.perf_counter()
   outputs = []
   for s in static_points:
     per_call = []
     for index in calls:
-      x, y = jax.device_put((inputs[index], labels[index]), batched)
-      call_keys = None if keys is None else jax.device_put(keys[index], batched)
+      if mesh is None:
+        x, y, indices = inputs[index], labels[index], index
+      else:  # each process puts only its devices' examples
+        x, y, indices = (
+          _multihost.put_rows(lambda p, a=a, index=index: a[index[p]], size, a.shape[1:], batched)
+          for a in (inputs, labels, np.arange(len(inputs), dtype=np.int32))
+        )
+      call_keys = None  # per example, so neither batching nor sharding changes any result
+      if takes_key:
+        call_keys = jax.vmap(functools.partial(jax.random.fold_in, base_key))(indices)
       out = _sweep_program(
         attack,
         logits_fn,
@@ -326,7 +334,7 @@ def sweep(
         targeted=bool(targeted),
         mesh=mesh,
       )
-      per_call.append(jax.device_get(out))
+      per_call.append(tuple(_multihost.to_host(a) for a in out))
     outputs.append([np.concatenate(a, axis=1)[:, : len(inputs)] for a in zip(*per_call)])
   seconds = time.perf_counter() - start
 
