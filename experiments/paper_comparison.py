@@ -39,7 +39,7 @@ def _protocol(spec, row, num_images):
     reductions.append(f'first {row["num_examples"]} of the {num_images} images')
   if 'grid' in spec:
     reductions.append(f'grid search on the first {spec["grid_images"]} images')
-  return 'reduced: ' + '; '.join(reductions) if reductions else "paper's"
+  return 'reduced: ' + '; '.join(reductions) if reductions else "the paper's"
 
 
 def mean_l2_ratio(norms, numerator, denominator):
@@ -69,7 +69,9 @@ def run(config: dict[str, Any], report) -> None:
   accuracy, num_test = _test_accuracy(_report.load_config(table1['config']))
   report.add_text(config['notes'])
   report.add_text(
-    f'Model: {results["config"]["notes"]} Test accuracy re-measured from the checkpoint on the '
+    "The protocol column says how each row departs from the paper's attack protocol; every row "
+    "also has our model in place of the paper's. "
+    f'Model and images: {results["config"]["notes"]} Test accuracy re-measured from the checkpoint on the '
     f'{num_test} test images: **{accuracy:.2%}** (the paper: {config["paper_test_accuracy"]:.2%}).'
     f' Ours from `{table1["results"]}` ({num_images} images; its command and machine are there).'
   )
@@ -110,6 +112,7 @@ def run(config: dict[str, Any], report) -> None:
   report.add_text('Mean L2 ratios (each mean over the successes of its row):')
   report.add_table(reports.markdown_table(['ratio', 'ours', 'paper', 'images (ours)'], ratio_rows))
   report.data.update(test_accuracy=accuracy, num_test=num_test, table1=data_rows, ratios=ratios)
+  print(report.write())
 
 
 def main(argv: list[str] | None = None) -> None:

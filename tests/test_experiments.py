@@ -134,6 +134,8 @@ def test_table1(model, tmp_path):
   attacks_untargeted.main([*args, '--workdir', str(tmp_path / 'runs')])
   again = reports.read_json(tmp_path / 'table1_tiny.json')
   assert again['rows'] == report['rows'] and again['grid_searches'] == report['grid_searches']
+  assert 'read back from its workdir' not in markdown
+  assert 'read back from its workdir' in (tmp_path / 'table1_tiny.md').read_text()
   config['attacks'][0]['grid'] = {'learning_rate': [0.1, 0.5], 'initial_const': [1.0, 10.0]}
   other = _write_config(tmp_path / 'other.py', config)
   with pytest.raises(ValueError, match='grid search of another run.*spec'):

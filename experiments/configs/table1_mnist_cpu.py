@@ -4,7 +4,7 @@ As ``table1_mnist.py``: the first 1000 MNIST test images, the paper's attack bud
 hyperparameters. Reduced for a 2-core CPU: the model is the paper's `SmallCNN` recipe shortened
 to 12 epochs (``adversarial_training_mnist_cpu.py``); the C&W grid searches (the paper's 5×7
 grid of learning rate × initial constant) run on the first 20 images (the paper does not say on
-how many); C&W 9×10000 attacks only the first 10 images (about 20 GPU-free minutes; the paper's
+how many); C&W 9×10000 attacks only the first 10 images (6 minutes on this CPU; the paper's
 run on 1000 took 857 s on a GTX 1080 Ti). The rows run cheapest first, so that a run stopped
 early keeps the most rows (rerunning the command resumes it). With the IDX files offline, set
 ``DDN_JAX_MNIST_DIR``.
