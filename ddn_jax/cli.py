@@ -262,9 +262,8 @@ def _attack(args: argparse.Namespace, argv) -> None:
 def _evaluate(args: argparse.Namespace, argv) -> None:
   """Evaluates a model under several attacks: Table-1-style table, All row, robustness curve.
 
-  Without --targeted, each attack's finished batches are kept in --out/batches: rerun the same
-  command after an interruption to resume; a rerun with other arguments in the same --out is
-  refused.
+  Each attack's finished batches are kept in --out/batches: rerun the same command after an
+  interruption to resume; a rerun with other arguments in the same --out is refused.
   """
   from ddn_jax import workflows  # pylint: disable=g-import-not-at-top
 
@@ -276,7 +275,8 @@ def _evaluate(args: argparse.Namespace, argv) -> None:
     _call(workflows.autoattack_report, args, report, loaded.logits_fn, *images,
           eps=args.autoattack, resume_dir=out / _BATCHES)  # fmt: skip
   elif args.targeted:
-    _call(workflows.targeted_report, args, report, attack_list, loaded.logits_fn, *images)
+    _call(workflows.targeted_report, args, report, attack_list, loaded.logits_fn, *images,
+          resume_dir=out / _BATCHES)  # fmt: skip
   else:
     run = workflows.attack_report
     keep_adv, resume_dir = args.examples > 0, out / _BATCHES

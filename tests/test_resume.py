@@ -112,6 +112,17 @@ def test_a_rerun_with_other_arguments_is_refused(tmp_path):
   for what, call in refused.items():
     with pytest.raises(ValueError, match=f'holds the batches of another evaluation.*{what}'):
       call()
+  # A targeted evaluation resumes too; other targets are other data.
+  targeted = functools.partial(
+    evaluation.evaluate_targeted, attack, logits_fn, images[:4], labels[:4], name='DDN',
+    num_targets=3, batch_size=8,
+  )  # fmt: skip
+  first = targeted(resume_dir=tmp_path / 'targeted')
+  again = targeted(resume_dir=tmp_path / 'targeted')
+  assert (first.pairs.batches_computed, again.pairs.batches_computed) == (2, 0)
+  np.testing.assert_array_equal(again.pairs.l2, first.pairs.l2)
+  with pytest.raises(ValueError, match='another evaluation.*labels|another evaluation.*data'):
+    targeted(resume_dir=tmp_path / 'targeted', seed=1)
   (tmp_path / 'manifest.json').write_text('{not json')
   with pytest.raises(ValueError, match='not a readable resume manifest'):
     run(attack, logits_fn, images[:16], labels[:16], batch_size=8)

@@ -254,7 +254,10 @@ def run_batches(
         'targeted': bool(targeted),
         'batch_size': int(batch_size),
         'key': np.asarray(jax.random.key_data(key)).tolist(),
-        'data': fingerprint(np.asarray(images)[image_index], np.asarray(labels)),
+        # The images and which of them each example is (a targeted evaluation repeats each
+        # image per target): never the repeated images themselves, which may not fit in memory.
+        'data': fingerprint(np.asarray(images), np.asarray(labels)),
+        'index': hashlib.sha256(np.asarray(image_index, np.int64).tobytes()).hexdigest(),
         'model': model_digest(logits_fn),
         'keep_adv': bool(keep_adv),
       },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import jax
@@ -96,6 +97,7 @@ def evaluate_targeted(
   key: jax.Array | None = None,
   keep_adv: bool = False,
   progress: bool = False,
+  resume_dir: str | os.PathLike | None = None,
 ) -> TargetedEvaluation:
   """Runs a targeted attack towards every other class (or ``num_targets`` random ones).
 
@@ -118,6 +120,8 @@ def evaluate_targeted(
     key: PRNG key (default ``jax.random.key(0)``).
     keep_adv: also keep the adversarial images of all pairs.
     progress: show a progress bar.
+    resume_dir: where each finished batch of pairs is saved, to resume after an interruption
+      (as `evaluate_attack`'s; a rerun with other arguments, targets included, is refused).
 
   Returns:
     A :class:`TargetedEvaluation`: ``pairs.summary`` is the average case and
@@ -145,6 +149,7 @@ def evaluate_targeted(
     targeted=True,
     keep_adv=keep_adv,
     progress=progress,
+    resume_dir=resume_dir,
   )
   # Per image the worst pair: a non-finite model (NaN) or a failure (inf) first, then the
   # largest norm.

@@ -180,6 +180,7 @@ def targeted_report(
   batch_size: int,
   num_targets: int | None = None,
   seed: int = 0,
+  resume_dir: str | pathlib.Path | None = None,
 ) -> list[evaluation.TargetedEvaluation]:
   """The paper's targeted protocol into ``report``: average and least-likely rows per attack.
 
@@ -192,6 +193,8 @@ def targeted_report(
     batch_size: images per compiled call; a multiple of the number of devices.
     num_targets: random targets per image (None: every other class).
     seed: the targets' seed and the attacks' key.
+    resume_dir: where each attack keeps its finished batches of pairs (a folder per attack
+      label), to resume after an interruption.
 
   Returns:
     The `evaluation.TargetedEvaluation`s.
@@ -212,6 +215,7 @@ def targeted_report(
         mesh=mesh,
         key=jax.random.key(seed),
         progress=True,
+        resume_dir=None if resume_dir is None else pathlib.Path(resume_dir) / _folder(attack),
       )
     )
     report.add_table(reports.targeted_table(results), reports.targeted_rows(results), key='table')
