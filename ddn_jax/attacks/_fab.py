@@ -186,8 +186,7 @@ def _fab_l2(logits_fn, inputs, labels, key, eps, alpha_max, beta, eta, *, mode, 
   adv, runs = _mapping.map_examples(
     single, (inputs, labels, keys), (logits_fn, eps, alpha_max, beta, eta)
   )
-  num_classes = jax.eval_shape(logits_fn, inputs[:1]).shape[-1]
-  rows = num_classes - 1 if mode == 'untargeted' else 1
+  rows = _num_classes(logits_fn, inputs) - 1 if mode == 'untargeted' else 1
   return _result.finalize(
     logits_fn,
     inputs,
