@@ -119,7 +119,10 @@ def _along_the_normal(steps, alpha_max, beta, eta):
 
 
 @pytest.mark.parametrize('run', ['fab', 'fab-t', 'fab targeted'])
-@pytest.mark.parametrize('steps, alpha_max, beta, eta', [(20, 0.1, 0.9, 1.05), (7, 0.4, 0.7, 1.2)])
+# The defaults; then a backward step far enough that alpha_max binds (at 0.1, and 0.02).
+@pytest.mark.parametrize(
+  'steps, alpha_max, beta, eta', [(20, 0.1, 0.9, 1.05), (7, 0.1, 0.5, 1.2), (10, 0.02, 0.6, 1.1)]
+)
 def test_norms_follow_the_algorithm_along_the_normal(problem, run, steps, alpha_max, beta, eta):
   # On a linear model every step stays on the line through the input along the boundary's
   # normal (the box never binds here): the norms are the 1-D recursion's, a few float32 ulps
