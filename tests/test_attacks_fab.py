@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from optional_deps import require
 
-from ddn_jax import attacks
+from ddn_jax import attacks, interop
 from ddn_jax.attacks import _fab
 from ddn_jax.reference import LinearProblem
 
@@ -260,3 +261,24 @@ def test_restarts_start_from_the_key_where_the_first_run_cannot_move():
   np.testing.assert_array_equal(a.adv, b.adv)
   # The direction is the random start's: another key, another point on the sphere.
   assert not np.allclose(a.adv, c.adv, atol=1e-3)
+
+
+# --- adv-lib's fab on the linear model's PyTorch twin -----------------------------------------
+
+
+@pytest.mark.parametrize('attack', ['fab_l2', 'fab_targeted_l2'])
+def test_linear_model_matches_adv_lib(problem, attack):
+  """adv-lib's algorithm step for step: on the linear model (float32 on both sides, with no
+  boundary case: every iterate is at least 0.5% of the minimal norm from the boundary) each
+  example's norm agrees to float32 rounding, and the backward passes are counted alike."""
+  require('torch')
+  require('adv_lib')
+  hparams = {**interop.DEFAULT_HPARAMS[attack], 'steps': 10}
+  if attack == 'fab_targeted_l2':
+    hparams['num_targets'] = 3
+  args = (problem.inputs, problem.labels, hparams)
+  ours = interop.comparison.run_ddn_jax(attack, problem.logits_fn, *args, warmup=False)
+  ref = interop.comparison.run_adv_lib(attack, problem.torch_module(), *args)
+  assert ours.success.all() and ref.success.all()
+  np.testing.assert_allclose(ours.l2, ref.l2, rtol=1e-5)
+  assert ours.grads_per_example == ref.grads_per_example == 10 * (9 if attack == 'fab_l2' else 3)
