@@ -101,8 +101,9 @@ def _diff_fn(logits_fn, y, target, mode, num_classes):
   return fn
 
 
-def _fab_single(x, y, key, logits_fn, eps, alpha_max, beta, eta, *, mode, bounded, steps, restarts,
-                num_targets):  # fmt: skip
+def _fab_single(
+  x, y, key, logits_fn, eps, alpha_max, beta, eta, *, mode, bounded, steps, restarts, num_targets
+):
   """FAB (or FAB-T, with ``num_targets``) on one example; returns ``(point, runs made)``.
 
   Runs follow one another (``restarts`` of them, per target with FAB-T), the first from the
@@ -157,8 +158,8 @@ def _fab_single(x, y, key, logits_fn, eps, alpha_max, beta, eta, *, mode, bounde
     noise = jax.random.normal(jax.random.fold_in(key, r), x.shape, x.dtype)
     scale = jnp.minimum(best_norm, eps) / (2 * _numerics.l2_norm(noise))
     start = jnp.where(r % restarts > 0, jnp.clip(x + noise * scale, 0, 1), x)
-    step = functools.partial(fab_step, jac_fn=jac_fn)
-    _, best, best_norm = jax.lax.fori_loop(0, steps, lambda _, c: step(c), (start, best, best_norm))
+    step = lambda _, c: fab_step(c, jac_fn)
+    _, best, best_norm = jax.lax.fori_loop(0, steps, step, (start, best, best_norm))
     return r + 1, best, best_norm
 
   already = is_adv(clean)
@@ -172,8 +173,22 @@ def _fab_single(x, y, key, logits_fn, eps, alpha_max, beta, eta, *, mode, bounde
 
 
 @functools.partial(jax.jit, static_argnames=('mode', 'bounded', 'steps', 'restarts', 'num_targets'))
-def _fab_l2(logits_fn, inputs, labels, key, eps, alpha_max, beta, eta, *, mode, bounded, steps,
-            restarts, num_targets):  # fmt: skip
+def _fab_l2(
+  logits_fn,
+  inputs,
+  labels,
+  key,
+  eps,
+  alpha_max,
+  beta,
+  eta,
+  *,
+  mode,
+  bounded,
+  steps,
+  restarts,
+  num_targets,
+):
   single = functools.partial(
     _fab_single,
     mode=mode,
