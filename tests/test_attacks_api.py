@@ -42,8 +42,12 @@ ATTACKS = {
     attacks.apgd_targeted_l2, eps=0.55, steps=3, num_targets=2, random_start=False
   ),
   'square_l2': functools.partial(attacks.square_l2, eps=0.55, queries=10),
+  'fab_l2': functools.partial(attacks.fab_l2, steps=5),
+  'fab_targeted_l2': functools.partial(attacks.fab_targeted_l2, steps=5, num_targets=2),
 }
-MINIMUM_NORM = ['ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2', 'alma_l2']
+MINIMUM_NORM = [
+  'ddn', 'carlini_wagner_l2', 'deepfool', 'fmn_l2', 'alma_l2', 'fab_l2', 'fab_targeted_l2'
+]  # fmt: skip
 BOUNDED = ['fgm_l2', 'pgd_l2', 'apgd_l2', 'apgd_targeted_l2', 'square_l2']
 # The attacks that quantise their points to grey levels when asked (DDN does by default).
 QUANTISING = ['ddn', 'deepfool', 'fmn_l2', 'alma_l2']
@@ -129,7 +133,9 @@ def test_a_boundary_outside_the_box_is_never_reached(name):
   x = np.full((2, 8, 8, 1), 0.9, np.float32)
   y = np.zeros(2, np.int32)
   # Two classes: DeepFool's candidates and APGD's loss (the DLR needs 3) must say so.
-  kwargs = {'deepfool': {'candidates': 2}, 'apgd_l2': {'loss': 'ce'}}.get(name, {})
+  kwargs = {
+    'deepfool': {'candidates': 2}, 'apgd_l2': {'loss': 'ce'}, 'fab_targeted_l2': {'num_targets': 1}
+  }.get(name, {})  # fmt: skip
   r = ATTACKS[name](beyond_the_box, x, y, **kwargs)
   assert not np.asarray(r.success).any()
   _check_result(beyond_the_box, x, y, r, minimum_norm=name in MINIMUM_NORM)
@@ -534,7 +540,8 @@ def test_empty_batch_gives_an_empty_result(small_cnn, name):
   assert r.adv.shape == x.shape and r.adv.dtype == jnp.float32
   assert r.l2.shape == r.success.shape == r.num_grads.shape == r.model_finite.shape == (0,)
   assert r.success.dtype == bool and r.num_grads.dtype == jnp.int32
-  extras = {'carlini_wagner_l2': {'best_const': (0,)}, 'square_l2': {'num_forwards': (0,)}}
+  extras = {'carlini_wagner_l2': {'best_const': (0,)}}
+  extras.update({n: {'num_forwards': (0,)} for n in ('square_l2', 'fab_l2', 'fab_targeted_l2')})
   assert {k: v.shape for k, v in r.extras.items()} == extras.get(name, {})
 
 

@@ -26,6 +26,8 @@ MIN_NORM = {
   'deepfool': attacks.deepfool,
   'fmn_l2': attacks.fmn_l2,
   'alma_l2': functools.partial(attacks.alma_l2, steps=200),
+  'fab_l2': functools.partial(attacks.fab_l2, steps=20),
+  'fab_targeted_l2': functools.partial(attacks.fab_targeted_l2, steps=20, num_targets=2),
 }
 ATTACKS = {
   **MIN_NORM,

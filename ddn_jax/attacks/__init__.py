@@ -20,6 +20,7 @@ from ddn_jax.attacks._checks import (
 )
 from ddn_jax.attacks._ddn import ddn
 from ddn_jax.attacks._deepfool import deepfool
+from ddn_jax.attacks._fab import fab_l2, fab_targeted_l2, project_hyperplane_box
 from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._mapping import compacting_while_loop
@@ -60,6 +61,8 @@ __all__ = [
   'ddn',
   'deepfool',
   'default_key',
+  'fab_l2',
+  'fab_targeted_l2',
   'fgm_l2',
   'fmn_l2',
   'get_attack',
@@ -69,6 +72,7 @@ __all__ = [
   'parse_value',
   'pgd_l2',
   'predicted_class',
+  'project_hyperplane_box',
   'project_l2_ball',
   'square_l2',
   'validate_inputs',

@@ -20,6 +20,7 @@ from ddn_jax.attacks._apgd import apgd_l2, apgd_targeted_l2
 from ddn_jax.attacks._carlini_wagner import carlini_wagner_l2
 from ddn_jax.attacks._ddn import ddn
 from ddn_jax.attacks._deepfool import deepfool
+from ddn_jax.attacks._fab import fab_l2, fab_targeted_l2
 from ddn_jax.attacks._fgm import fgm_l2
 from ddn_jax.attacks._fmn import fmn_l2
 from ddn_jax.attacks._pgd import pgd_l2
@@ -225,6 +226,26 @@ def _entries() -> dict[str, AttackEntry]:
       adv_lib='alma',
       # The function's defaults are adv-lib's (P2, no quantisation); targeted, see alma_l2.
       adv_lib_settings={'steps': 1000, 'penalty': 'P2', 'logit_tolerance': 1e-4},
+    ),
+    AttackEntry(
+      name='fab',
+      function=fab_l2,
+      title='FAB',
+      budget=('steps',),
+      defaults={'steps': 100},
+      adv_lib='fab',
+      adv_lib_settings={'steps': 100, 'restarts': 1},
+    ),
+    AttackEntry(
+      name='fab-t',
+      function=fab_targeted_l2,
+      title='FAB-T',
+      budget=('num_targets', 'steps'),
+      defaults={'num_targets': 9, 'steps': 100},
+      # adv-lib's fab with targeted_restarts=True and restarts=num_targets.
+      adv_lib='fab',
+      adv_lib_settings={'steps': 100, 'num_targets': 9, 'restarts': 1},
+      targeted=False,
     ),
     # Score-based (no gradients); adv-lib 0.2.8 has no Square Attack.
     AttackEntry(

@@ -185,6 +185,18 @@ def ref_kwargs(attack: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     kwargs.update({k: hparams[k] for k in ('check_steps', 'levels') if k in hparams})
     kwargs['penalty'] = all_penalties[hparams.get('penalty', 'P2')]
     return kwargs
+  if attack in ('fab_l2', 'fab_targeted_l2'):
+    if hparams.get('eps') is not None:
+      raise ValueError("adv-lib's fab has no eps criterion (its ε only scales random starts).")
+    kwargs = {'norm': 2, 'n_iter': hparams.get('steps', 100)}
+    names = {'alpha_max': 'α_max', 'beta': 'β', 'eta': 'η'}
+    kwargs.update({names[k]: float(v) for k, v in hparams.items() if k in names})
+    if attack == 'fab_l2':
+      kwargs['restarts'] = hparams.get('restarts', 1)
+      return kwargs
+    if hparams.get('restarts', 1) != 1:
+      raise ValueError("adv-lib's FAB-T runs each target once: restarts must be 1.")
+    return {**kwargs, 'targeted_restarts': True, 'restarts': hparams.get('num_targets', 9)}
   raise ValueError(f'Unknown attack {attack!r}; expected one of {sorted(DEFAULT_HPARAMS)}.')
 
 
