@@ -36,7 +36,7 @@ def _torchattacks(module, images, labels, eps):
   seconds = time.perf_counter() - start
   with torch.no_grad():
     robust = module(adv).argmax(1).numpy() == labels
-  l2 = np.linalg.norm((adv - x).numpy().reshape(len(labels), -1), axis=1)
+  l2 = np.linalg.norm((adv - x).detach().numpy().reshape(len(labels), -1), axis=1)
   return {'robust': float(robust.mean()), 'max_l2': float(l2.max()), 'seconds': seconds,
           'after': None}  # fmt: skip
 
