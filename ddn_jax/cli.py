@@ -229,7 +229,7 @@ def _setup(args: argparse.Namespace, argv, specs: Sequence[str], stem: str, **pa
   return out, attack_list, loaded, images, report
 
 
-# Where `attack` and `evaluate` keep each attack's finished batches, to resume after a kill.
+# Where `attack`, `evaluate` and `sweep` keep their finished batches, to resume after a kill.
 _BATCHES = 'batches'
 
 
@@ -321,15 +321,20 @@ def _demo(args: argparse.Namespace, argv) -> None:
 
 def _sweep(args: argparse.Namespace, argv) -> None:
   """Runs one attack at every point of a hyperparameter grid: the float hyperparameters of
-  --grid as one vmapped program, each combination of --static values as its own program."""
+  --grid as one vmapped program, each combination of --static values as its own program.
+
+  Each finished call is kept in --out/batches: rerun the same command after an interruption to
+  resume; a rerun with other arguments in the same --out is refused.
+  """
   from ddn_jax import workflows  # pylint: disable=g-import-not-at-top
 
   grid = dict(_values(item, '--grid') for item in args.grid)
   static = dict(_values(item, '--static') for item in args.static or [])
-  _, (attack,), loaded, images, report = _setup(args, argv, [args.attack], 'sweep')
+  out, (attack,), loaded, images, report = _setup(args, argv, [args.attack], 'sweep')
   report.title = f'Sweep of {attack.label}'
   run = workflows.sweep_report
-  _call(run, args, report, attack, loaded.logits_fn, *images, grid=grid, static=static)
+  _call(run, args, report, attack, loaded.logits_fn, *images, grid=grid, static=static,
+        resume_dir=out / _BATCHES)  # fmt: skip
   if _is_chief():
     print(report.markdown())
 

@@ -32,19 +32,29 @@ def _setup(steps=300):
   return attack, models.make_logits_fn(model, variables), images[:_NUM_IMAGES], labels[:_NUM_IMAGES]
 
 
-def _evaluate(resume_dir, out):
-  """Run in a subprocess: the evaluation, its per-example results saved to ``out``."""
+def _evaluate(kind, resume_dir, out):
+  """Run in a subprocess: the evaluation (or a sweep over DDN's gamma), its per-example results
+  saved to ``out``."""
   attack, logits_fn, images, labels = _setup()
-  result = evaluation.evaluate_attack(
-    attack, logits_fn, images, labels, name='DDN', batch_size=_BATCH, resume_dir=resume_dir
-  )
+  if kind == 'sweep':
+    result = evaluation.sweep(
+      attack, logits_fn, data.to_float_images(images), labels, grid={'gamma': [0.05, 0.1]},
+      batch_size=_BATCH,
+      resume_dir=resume_dir,
+    )  # fmt: skip
+    computed = result.calls_computed
+  else:
+    result = evaluation.evaluate_attack(
+      attack, logits_fn, images, labels, name='DDN', batch_size=_BATCH, resume_dir=resume_dir
+    )
+    computed = result.batches_computed
   np.savez(out, success=result.success, l2=result.l2, num_grads=result.num_grads)
   with open(f'{out}.json', 'w') as f:
-    json.dump({'batches_computed': result.batches_computed}, f)
+    json.dump({'batches_computed': computed}, f)
 
 
-def _start(resume_dir, out):
-  code = f'import test_resume; test_resume._evaluate({str(resume_dir)!r}, {str(out)!r})'
+def _start(kind, resume_dir, out):
+  code = f'import test_resume; test_resume._evaluate({kind!r}, {str(resume_dir)!r}, {str(out)!r})'
   env = {**os.environ, 'PYTHONPATH': os.path.dirname(__file__)}
   return subprocess.Popen([sys.executable, '-c', code], env=env)
 
@@ -56,17 +66,18 @@ def _results(out):
     return arrays, json.load(f)['batches_computed']
 
 
-def test_an_evaluation_killed_at_a_random_point_resumes_to_the_same_results(tmp_path):
+@pytest.mark.parametrize('kind', ['evaluate', 'sweep'])
+def test_an_evaluation_killed_at_a_random_point_resumes_to_the_same_results(tmp_path, kind):
   require('mlxtend')
   num_batches = _NUM_IMAGES // _BATCH
-  reference = _start(tmp_path / 'whole', tmp_path / 'whole.npz')
+  reference = _start(kind, tmp_path / 'whole', tmp_path / 'whole.npz')
   assert reference.wait(timeout=600) == 0
   expected, computed = _results(tmp_path / 'whole.npz')
   assert computed == num_batches
 
   resume_dir = tmp_path / 'killed'
   kill_after = random.Random().randint(1, num_batches - 2)
-  victim = _start(resume_dir, tmp_path / 'killed.npz')
+  victim = _start(kind, resume_dir, tmp_path / 'killed.npz')
   while len(list(resume_dir.glob('batch_*.npz'))) < kill_after:
     assert victim.poll() is None, 'the evaluation ended before it could be killed'
     time.sleep(0.02)
@@ -75,7 +86,7 @@ def test_an_evaluation_killed_at_a_random_point_resumes_to_the_same_results(tmp_
   finished = len(list(resume_dir.glob('batch_*.npz')))
   assert kill_after <= finished < num_batches, (kill_after, finished)
 
-  resumed = _start(resume_dir, tmp_path / 'killed.npz')
+  resumed = _start(kind, resume_dir, tmp_path / 'killed.npz')
   assert resumed.wait(timeout=600) == 0
   got, computed = _results(tmp_path / 'killed.npz')
   assert computed == num_batches - finished  # no batch attacked twice
@@ -123,6 +134,22 @@ def test_a_rerun_with_other_arguments_is_refused(tmp_path):
   np.testing.assert_array_equal(again.pairs.l2, first.pairs.l2)
   with pytest.raises(ValueError, match='another evaluation.*labels|another evaluation.*data'):
     targeted(resume_dir=tmp_path / 'targeted', seed=1)
+  # A sweep resumes too, and refuses other grids, static values or chunking.
+  sweep = functools.partial(
+    evaluation.sweep, attack, logits_fn, data.to_float_images(images[:16]), labels[:16],
+    batch_size=8,
+    resume_dir=tmp_path / 'sweep',
+  )  # fmt: skip
+  first = sweep(grid={'gamma': [0.05, 0.1]})
+  again = sweep(grid={'gamma': [0.05, 0.1]})
+  assert (first.calls_computed, again.calls_computed) == (2, 0)
+  np.testing.assert_array_equal(again.l2, first.l2)
+  assert again.seconds == first.seconds
+  for what, changed in (('grid', {'grid': {'gamma': [0.05, 0.2]}}),
+                        ('static', {'grid': {'gamma': [0.05, 0.1]}, 'static': {'steps': [3]}}),
+                        ('batch_size', {'grid': {'gamma': [0.05, 0.1]}, 'batch_size': 16})):  # fmt: skip
+    with pytest.raises(ValueError, match=f'holds the batches of another evaluation.*{what}'):
+      sweep(**changed)
   (tmp_path / 'manifest.json').write_text('{not json')
   with pytest.raises(ValueError, match='not a readable resume manifest'):
     run(attack, logits_fn, images[:16], labels[:16], batch_size=8)

@@ -138,11 +138,11 @@ def check_dataset(images: Any, labels: Any, batch_size: Any) -> tuple[np.ndarray
   return images, labels
 
 
-def _describe(attack: Any) -> Any:
+def describe_attack(attack: Any) -> Any:
   """What identifies an attack and its settings in a resume manifest."""
   if isinstance(attack, functools.partial):
     return {
-      'function': _describe(attack.func),
+      'function': describe_attack(attack.func),
       'args': [repr(a) for a in attack.args],
       'keywords': {k: repr(v) for k, v in sorted(attack.keywords.items())},
     }
@@ -164,7 +164,7 @@ def model_digest(logits_fn: Any) -> str:
   return digest.hexdigest()
 
 
-def _write_atomically(path: pathlib.Path, write: Callable[[Any], None]) -> None:
+def write_atomically(path: pathlib.Path, write: Callable[[Any], None]) -> None:
   """``write(file)`` to a temporary file beside ``path``, then renamed over it: a reader (or a
   resumed run after a kill) sees the whole file or none."""
   tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
@@ -175,7 +175,7 @@ def _write_atomically(path: pathlib.Path, write: Callable[[Any], None]) -> None:
   os.replace(tmp, path)
 
 
-def _open_resume_dir(directory: Any, manifest: dict[str, Any]) -> tuple[pathlib.Path, set[str]]:
+def open_resume_dir(directory: Any, manifest: dict[str, Any]) -> tuple[pathlib.Path, set[str]]:
   """Creates ``directory`` with ``manifest.json``, or checks that it holds the same run; returns
   it and the names of the batch files it holds.
 
@@ -200,7 +200,7 @@ def _open_resume_dir(directory: Any, manifest: dict[str, Any]) -> tuple[pathlib.
   elif _multihost.is_chief():
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    _write_atomically(path, lambda f: f.write(text))
+    write_atomically(path, lambda f: f.write(text))
   _multihost.sync('ddn_jax.evaluation: resume manifest written')
   done = {p.name for p in directory.glob('batch_*.npz')}
   _multihost.sync('ddn_jax.evaluation: resume batches listed')
@@ -246,11 +246,11 @@ def run_batches(
       logits_fn = replicate(logits_fn, mesh)
   done = set()
   if resume_dir is not None:
-    resume_dir, done = _open_resume_dir(
+    resume_dir, done = open_resume_dir(
       resume_dir,
       {
         'name': name,
-        'attack': _describe(attack),
+        'attack': describe_attack(attack),
         'targeted': bool(targeted),
         'batch_size': int(batch_size),
         'key': np.asarray(jax.random.key_data(key)).tolist(),
@@ -303,7 +303,7 @@ def run_batches(
         computed += 1
         batch_outputs['seconds'] = np.float64(time.perf_counter() - start_time)
         if resume_dir is not None and _multihost.is_chief():
-          _write_atomically(resume_dir / file_name, lambda f, o=batch_outputs: np.savez(f, **o))
+          write_atomically(resume_dir / file_name, lambda f, o=batch_outputs: np.savez(f, **o))
       batch_seconds.append(float(batch_outputs.pop('seconds')))
       for field, value in batch_outputs.items():
         outputs[field].append(value)

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,7 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddn_jax import attacks
+from ddn_jax.data import fingerprint
 from ddn_jax.evaluation import _multihost
+from ddn_jax.evaluation._evaluate import (
+  describe_attack,
+  model_digest,
+  open_resume_dir,
+  write_atomically,
+)
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
 from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
@@ -30,6 +38,8 @@ from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 _NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')
 # What one call of a sweep without a batch size may take (estimated: see `estimate_call_bytes`).
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
+# What each call returns, per grid point and example, in the order `_sweep_program` returns it.
+_CALL_FIELDS = ('l2', 'success', 'num_grads', 'model_finite')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +58,15 @@ class SweepResult:
     num_grads: ``(P, N)`` int, gradient evaluations spent on the example.
     summaries: ``P`` :class:`AttackSummary` (success rate, mean and median L2, gradients,
       non-finite examples).
-    seconds: wall time of the whole sweep, compilation included.
+    seconds: wall time of the whole sweep, compilation included; a resumed sweep adds the time
+      its saved calls took when they ran.
     model_finite: ``(P, N)`` bool, whether the model's logits at the clean image are finite.
     batch_size: examples per compiled call (each call runs all ``G`` grid points of them).
     num_calls: calls per static combination.
     call_bytes: the estimated memory of one call (`estimate_call_bytes`) where the batch size
       was chosen from a memory budget; None where it was given.
+    calls_computed: calls run by this invocation, the others read back from ``resume_dir``
+      (None: no ``resume_dir``).
   """
 
   attack: str
@@ -67,6 +80,7 @@ class SweepResult:
   batch_size: int | None = None
   num_calls: int | None = None
   call_bytes: int | None = None
+  calls_computed: int | None = None
 
   def rows(self) -> list[dict[str, Any]]:
     """One dict per point for a results table: its hyperparameters, then its summary."""
@@ -211,6 +225,7 @@ def sweep(
   memory_budget: int = DEFAULT_MEMORY_BUDGET,
   targeted: bool = False,
   key: jax.Array | None = None,
+  resume_dir: str | os.PathLike | None = None,
 ) -> SweepResult:
   """Runs ``attack`` at every point of a hyperparameter grid.
 
@@ -246,14 +261,20 @@ def sweep(
     targeted: passed to the attack.
     key: for attacks that take one (default ``jax.random.key(0)``); example ``j`` uses
       ``jax.random.fold_in(key, j)``.
+    resume_dir: a directory where each finished call's per-example results are saved
+      atomically (``batch_SSS_CCCCCC.npz``: static combination, call) beside a
+      ``manifest.json``; a rerun with the same arguments reads them back instead of recomputing
+      them, a rerun with other arguments (attack, grid, static values, chunking, targeted, key,
+      data, model) is refused. Under ``jax.distributed``, process 0 writes it (a filesystem
+      shared by the processes).
 
   Returns:
     A :class:`SweepResult` with ``P = G ×`` (number of static combinations) points.
 
   Raises:
     ValueError / TypeError: an unknown hyperparameter, a static one in ``grid``, an empty or
-      non-sequence list of values, a value the attack rejects, bad inputs (or none), or a mesh
-      without a ``'data'`` axis.
+      non-sequence list of values, a value the attack rejects, bad inputs (or none), a mesh
+      without a ``'data'`` axis, or a ``resume_dir`` holding another sweep.
 
   References:
     Rony et al., CVPR 2019, Section 4 (the grid search over C&W's learning rate and constant).
@@ -307,12 +328,35 @@ def sweep(
     for name in grid_values
   }
   base_key = attacks.default_key(key) if takes_key else None
+  done: set[str] = set()
+  if resume_dir is not None:
+    resume_dir, done = open_resume_dir(
+      resume_dir,
+      {
+        'name': attack_name,
+        'attack': describe_attack(attack),
+        'grid': {name: [float(v) for v in values] for name, values in grid_values.items()},
+        'static': {name: [repr(v) for v in values] for name, values in static_values.items()},
+        'targeted': bool(targeted),
+        'batch_size': int(size),
+        'num_calls': int(num_calls),
+        'key': None if base_key is None else np.asarray(jax.random.key_data(base_key)).tolist(),
+        'data': fingerprint(inputs, labels),
+        'model': model_digest(logits_fn),
+      },
+    )
 
-  start = time.perf_counter()
-  outputs = []
-  for s in static_points:
+  outputs, call_seconds, computed = [], [], 0
+  for s_index, s in enumerate(static_points):
     per_call = []
-    for index in calls:
+    for c_index, index in enumerate(calls):
+      file_name = f'batch_{s_index:03d}_{c_index:06d}.npz'
+      if file_name in done:
+        with np.load(resume_dir / file_name) as saved:
+          per_call.append(tuple(saved[f] for f in _CALL_FIELDS))
+          call_seconds.append(float(saved['seconds']))
+        continue
+      start = time.perf_counter()
       if mesh is None:
         x, y, indices = inputs[index], labels[index], index
       else:  # each process puts only its devices' examples
@@ -335,8 +379,13 @@ def sweep(
         mesh=mesh,
       )
       per_call.append(tuple(_multihost.to_host(a) for a in out))
+      call_seconds.append(time.perf_counter() - start)
+      computed += 1
+      if resume_dir is not None and _multihost.is_chief():
+        saved = {**dict(zip(_CALL_FIELDS, per_call[-1])), 'seconds': np.float64(call_seconds[-1])}
+        write_atomically(resume_dir / file_name, lambda f, o=saved: np.savez(f, **o))
     outputs.append([np.concatenate(a, axis=1)[:, : len(inputs)] for a in zip(*per_call)])
-  seconds = time.perf_counter() - start
+  seconds = sum(call_seconds)
 
   l2, success, num_grads, finite = (np.concatenate(a) for a in zip(*outputs))
   points = tuple({**s, **g} for s in static_points for g in grid_points)
@@ -360,4 +409,5 @@ def sweep(
     batch_size=size,
     num_calls=num_calls,
     call_bytes=call_bytes,
+    calls_computed=None if resume_dir is None else computed,
   )

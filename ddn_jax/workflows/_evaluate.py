@@ -235,6 +235,7 @@ def sweep_report(
   static: Mapping[str, Sequence[Any]] | None = None,
   batch_size: int,
   seed: int = 0,
+  resume_dir: str | pathlib.Path | None = None,
 ) -> evaluation.SweepResult:
   """`evaluation.sweep` of ``attack`` into ``report``: the table and a median-L2 figure.
 
@@ -248,6 +249,8 @@ def sweep_report(
     static: static hyperparameters, one program per combination.
     batch_size: images per compiled call; a multiple of the number of devices.
     seed: the attack's key.
+    resume_dir: where the sweep keeps its finished calls (`evaluation.sweep`'s
+      ``resume_dir``): a rerun resumes them, a rerun with other arguments is refused.
 
   Returns:
     The `evaluation.SweepResult`.
@@ -263,6 +266,7 @@ def sweep_report(
     mesh=batch_mesh(batch_size),
     batch_size=batch_size,
     key=jax.random.key(seed),
+    resume_dir=resume_dir,
   )
   rows = result.rows()
   report.add_table(reports.sweep_table(rows), rows)
