@@ -63,7 +63,7 @@ def tiny_results(installed):
     '--attacks',
     'ddn,deepfool',
     '--sections',
-    'gradient,attacks,compaction,scaling,sweep',
+    'gradient,attacks,compaction,scaling,sweep,persist,distributed',
     '--out',
     'bench',
     '--tag',
@@ -102,6 +102,15 @@ def test_tiny_run_writes_every_section(tiny_results):
     assert all(p['overhead_vs_loop'] > 0 for p in result[section])
   assert 'error' not in result['sweep'], result['sweep']
   assert result['sweep']['points'] == 2 and result['sweep']['vmapped_s'] > 0
+  persist = result['persist']
+  assert 'error' not in persist, persist
+  assert persist['batches'] == 2 and persist['plain_s'] > 0 and persist['persisted_s'] > 0
+  # One process with one device, then two processes joined by jax.distributed.
+  one, two = result['distributed']
+  assert (one['processes'], one['devices'], two['processes'], two['devices']) == (1, 1, 2, 2)
+  for row in (one, two):
+    assert 'error' not in row and row['rounds'] == 1, row
+    assert row['evaluate_s'] > 0 and row['sweep_s'] > 0 and row['sweep_efficiency'] > 0
 
 
 def test_tiny_run_reports_flop_rates_against_the_measured_peak(tiny_results):
@@ -140,6 +149,8 @@ def test_tiny_run_markdown_has_the_tables(tiny_results):
     '## Attacks, side by side',
     '## Scaling with the batch',
     '## Compacting loops',
+    '## Cost of persisting batches for resume',
+    '## Devices and processes',
   ):
     assert heading in markdown
   assert f'| small_cnn | {result["attacks"][0]["attack"]} | 4 | adv_lib |' in markdown

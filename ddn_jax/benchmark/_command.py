@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ddn_jax import attacks
-from ddn_jax.benchmark import _presets, _sections
+from ddn_jax.benchmark import _distributed, _presets, _sections
 from ddn_jax.benchmark._run import PROG, _execute, _plan, annotate
 
 
@@ -86,6 +86,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     "same kind (otherwise the peak stays unknown); an accelerator's comes from the table",
   )
   parser.add_argument('--point', help=argparse.SUPPRESS)  # model,batch,steps: one scaling point.
+  # JSON [processes, process id, port, devices per process, config]: one distributed process.
+  parser.add_argument('--distributed-point', help=argparse.SUPPRESS)
   return parser
 
 
@@ -97,6 +99,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, An
   if args.point:
     model_name, batch, steps = args.point.split(',')
     print(json.dumps(_sections.point(model_name, int(batch), int(steps))))
+    return None
+  if args.distributed_point:
+    timings = _distributed.point(*json.loads(args.distributed_point))
+    if timings is not None:
+      print(json.dumps(timings))
     return None
   if args.annotate:
     for path in args.annotate:

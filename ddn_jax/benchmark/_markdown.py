@@ -218,7 +218,64 @@ def to_markdown(result: dict[str, Any]) -> str:
       )
   if 'compaction' in result:  # Results recorded before the section existed have none.
     lines += _compaction(result['compaction'])
+  if 'persist' in result and 'not run' not in result['persist'].get('error', ''):
+    lines += _persist(result['persist'])
+  if result.get('distributed'):
+    lines += _distributed(result['distributed'])
   return '\n'.join(lines) + '\n'
+
+
+def _persist(p: dict[str, Any]) -> list[str]:
+  lines = ['', '## Cost of persisting batches for resume', '']
+  if 'error' in p:
+    return [*lines, f'error: `{p["error"]}`']
+  return [
+    *lines,
+    (
+      f'`evaluation.evaluate_attack` of DDN-{p["steps"]} on {p["images"]} images in '
+      f'{p["batches"]} batches of {p["batch"]}, without and with a fresh `resume_dir` (each batch '
+      f'written atomically and fsynced), alternating, medians of {p["rounds"]} rounds: '
+      f'{p["plain_s"]:.2f} s vs {p["persisted_s"]:.2f} s; persisted / plain = '
+      f'**{p["persisted_over_plain"]:.3f}**.'
+    ),
+  ]
+
+
+def _distributed(rows: list[dict[str, Any]]) -> list[str]:
+  lines = [
+    '',
+    '## Devices and processes (DDN evaluation and a gamma sweep, fresh processes per point)',
+    '',
+    (
+      "Speedup: one device's time / this one's; efficiency: speedup / devices. Forced CPU "
+      'devices and processes on one machine share its cores: past the number of cores, '
+      'efficiency falls by construction; this measures the overhead of sharding and collectives, '
+      'not the scaling of a pod.'
+    ),
+    '',
+    (
+      '| processes | devices per process | devices | rounds | evaluate (s) | speedup | efficiency '
+      '| first call (s) | sweep (s) | speedup | efficiency | first call (s) |'
+    ),
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for r in rows:
+    head = f'| {r["processes"]} | {r["devices_per_process"]} | {r["devices"]} | {r["rounds"]} |'
+    if 'error' in r:
+      lines.append(f'{head} error: `{r["error"]}` |')
+      continue
+    cells = [
+      _fmt(r.get(f'{name}{key}'), spec)
+      for name in ('evaluate', 'sweep')
+      for key, spec in (
+        ('_s', '.2f'),
+        ('_speedup', '.2f'),
+        ('_efficiency', '.2f'),
+        ('_first_s', '.1f'),
+      )
+    ]
+    lines.append(f'{head} {" | ".join(cells)} |')
+  return lines
 
 
 def _compaction(rows: list[dict[str, Any]]) -> list[str]:

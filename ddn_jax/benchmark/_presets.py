@@ -15,7 +15,16 @@ MODELS = {
 # The attacks compared side by side: those of the registry with an adv-lib counterpart.
 # The minimum-norm attacks with an adv-lib counterpart (the bounded ones need an eps).
 ATTACKS = tuple(e.name for e in attacks.ATTACKS.values() if e.adv_lib and e.minimum_norm)
-SECTIONS = ('gradient', 'attacks', 'cw_long', 'compaction', 'scaling', 'sweep')
+SECTIONS = (
+  'gradient',
+  'attacks',
+  'cw_long',
+  'compaction',
+  'scaling',
+  'sweep',
+  'persist',
+  'distributed',
+)
 # The precisions a run can use (`ddn_jax.models.make_logits_fn`; the peak table knows more:
 # `ddn_jax.benchmark.PEAKS`). PyTorch's side stays float32.
 RUN_PRECISIONS = ('float32', 'bfloat16')
@@ -42,6 +51,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     'scaling_steps_batch': 1,
     'scaling_attack_steps': 2,
     'sweep': {'points': 2, 'batch': 2, 'steps': 2},
+    'persist': {'images': 4, 'batch': 2, 'steps': 2, 'rounds': 1},
+    'distributed': {
+      'devices': (1,),
+      'processes': (2,),
+      'images': 4,
+      'steps': 2,
+      'sweep_points': 2,
+      'sweep_steps': 2,
+      'repeats': 1,
+      'rounds': 1,
+    },
   },
   # Sized for a 2-core CPU (about 20 minutes when the machine is not shared).
   'cpu': {
@@ -62,6 +82,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     'scaling_steps_batch': 4,
     'scaling_attack_steps': 2,
     'sweep': {'points': 8, 'batch': 16, 'steps': 20},
+    # The CPU benchmark's evaluation: DDN-100 on the small CNN, a file per batch of 16.
+    'persist': {'images': 128, 'batch': 16, 'steps': 100, 'rounds': 5},
+    # Forced CPU devices and processes share the machine's cores: efficiency falls past them.
+    'distributed': {
+      'devices': (1, 2, 4, 8),
+      'processes': (1, 2, 4),
+      'images': 64,
+      'steps': 100,
+      'sweep_points': 8,
+      'sweep_steps': 20,
+      'repeats': 2,
+      'rounds': 2,
+    },
   },
   'gpu': {
     'models': ('small_cnn', 'cifar_cnn', 'wide_resnet'),
@@ -88,6 +121,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     'scaling_steps_batch': 256,
     'scaling_attack_steps': 20,
     'sweep': {'points': 8, 'batch': 1000, 'steps': 100},
+    'persist': {'images': 8000, 'batch': 1000, 'steps': 100, 'rounds': 3},
+    # One process over the machine's accelerators (the devices counts are CPU devices only).
+    'distributed': {
+      'devices': (1,),
+      'processes': (1,),
+      'images': 1024,
+      'steps': 100,
+      'sweep_points': 8,
+      'sweep_steps': 100,
+      'repeats': 3,
+      'rounds': 1,
+    },
   },
 }
 

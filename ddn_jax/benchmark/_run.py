@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ddn_jax import attacks
-from ddn_jax.benchmark import _compaction, _flops, _markdown, _presets, _sections, _setup, _sides
+from ddn_jax.benchmark import (
+  _compaction,
+  _distributed,
+  _flops,
+  _markdown,
+  _presets,
+  _sections,
+  _setup,
+  _sides,
+)
 from ddn_jax.benchmark._timing import BareGradient, error_text
 
 PROG = 'python -m ddn_jax.benchmark'
@@ -119,7 +128,7 @@ def run(
       filters the preset's compaction attacks.
     implementations: among `IMPLEMENTATIONS` (``ddn_jax``, ``adv_lib``, ``foolbox``).
     sections: among `SECTIONS` (``gradient``, ``attacks``, ``cw_long``, ``compaction``,
-      ``scaling``, ``sweep``).
+      ``scaling``, ``sweep``, ``persist``, ``distributed``).
     batch, steps, repeats: override the preset's images per attack call, K and timed rounds.
     compaction_batches, compaction_attacks: override the compaction section's batch sizes and
       attack specs (``NAME[:KEY=VALUE,...]``, `ddn_jax.attacks.parse_attack`).
@@ -177,6 +186,10 @@ def _execute(plan: _Plan, *, single_thread, out, tag, notes, command) -> dict[st
     bench.sweep_block()
   if 'scaling' in sections:
     bench.scaling_block()
+  if 'persist' in sections:
+    bench.persist_block()
+  if 'distributed' in sections:
+    bench.distributed_block()
   if 'cw_long' in sections and bench.small:
     bench.cw_long_block()
   if 'compaction' in sections:
@@ -266,6 +279,8 @@ class _Benchmark:
       'scaling_batch': [],
       'scaling_steps': [],
       'sweep': {'error': 'not run'},
+      'persist': {'error': 'not run'},
+      'distributed': [],
       'precision': plan.precision,
       'model_flops': {},
     }
@@ -408,6 +423,30 @@ class _Benchmark:
       point = _sections.run_point('small_cnn', config['scaling_steps_batch'], steps)
       self.result['scaling_steps'].append(point)
       self.save()
+
+  def persist_block(self) -> None:
+    cfg = self.config['persist']
+    _log(f'[persist] {cfg}')
+    _, _, logits_fn, _ = _setup.make_model('small_cnn', 0, self.plan.precision)
+    x, _ = _setup.load_images('small_cnn', cfg['images'])
+    y = _setup.predictions(logits_fn, x)
+    try:
+      settings = {k: cfg[k] for k in ('batch', 'steps', 'rounds')}
+      self.result['persist'] = _distributed.persist_section(logits_fn, x, y, **settings)
+    except Exception as e:  # noqa: BLE001
+      traceback.print_exc()
+      self.result['persist'] = {'error': error_text(e)}
+    self.save()
+
+  def distributed_block(self) -> None:
+    cfg = self.config['distributed']
+    _log(f'[distributed] {cfg}')
+
+    def save(rows):
+      self.result['distributed'] = rows
+      self.save()
+
+    _distributed.distributed_section(cfg, save)
 
   def compaction_block(self) -> None:
     if not self.plan.compaction:
