@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from ddn_jax import attacks, data, evaluation, models, sharding
+from ddn_jax import attacks, data, evaluation, models, sharding, training
 
 _WORKER = pathlib.Path(__file__).with_name('multiprocess_worker.py')
 _NUM_IMAGES = 22
@@ -194,3 +194,56 @@ def test_the_attack_command_in_two_processes_writes_what_one_process_writes(tmp_
   assert one['success'].any()
   for name in one.files:
     np.testing.assert_array_equal(two[name], one[name], err_msg=name)
+
+
+_TRAIN_WORKER = _WORKER.with_name('multiprocess_train_worker.py')
+
+
+def _train(tmp_path, name, *, num_processes, local_devices, adversary, max_steps=0):
+  """`multiprocess_train_worker.py` in ``num_processes`` processes; its final parameters and
+  metrics, and its work directory."""
+  workdir, out = tmp_path / name, tmp_path / f'{name}.npz'
+  args = ['{port}', local_devices, adversary, workdir, max_steps, out]
+  _run_processes(
+    [[_TRAIN_WORKER, i, num_processes, *args] for i in range(num_processes)],
+    local_devices=local_devices,
+  )
+  with np.load(out) as saved:
+    params = {k: saved[k] for k in saved.files}
+  return params, json.loads(pathlib.Path(f'{out}.json').read_text()), workdir
+
+
+@pytest.mark.parametrize('adversary', ['ddn', 'madry'])
+def test_training_in_two_processes_equals_one_process_and_resumes(tmp_path, adversary):
+  """`fit` with the DDN or Madry adversary over 2 processes of 1 device: the parameters and
+  metrics of one process with 2 devices (the same per-device batches; the gradient's
+  all-reduce crosses processes). DDN's run is also stopped at step 5 (a checkpoint at step 3,
+  and at 5) and resumed by a new pair of processes, and its checkpoints load in one process."""
+  reference, ref_metrics, _ = _train(
+    tmp_path, 'one', num_processes=1, local_devices=2, adversary=adversary
+  )
+  if adversary == 'ddn':
+    _, stopped, workdir = _train(
+      tmp_path, 'two', num_processes=2, local_devices=1, adversary=adversary, max_steps=5
+    )
+    assert stopped['step'] == 5
+  params, metrics, workdir = _train(
+    tmp_path, 'two', num_processes=2, local_devices=1, adversary=adversary
+  )
+  assert metrics['step'] == ref_metrics['step'] == 8
+  assert reference.keys() == params.keys()
+  for name, value in reference.items():
+    np.testing.assert_array_equal(params[name], value, err_msg=name)
+  drop_time = lambda rows: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows]
+  assert drop_time(metrics['history']) == drop_time(ref_metrics['history'])
+  # Trained: the parameters moved from their initial values.
+  assert any(
+    not np.array_equal(reference[f'initial{k}'], reference[k]) for k in params if k[0] != 'i'
+  )
+  # The last checkpoint, saved by two processes, reads back here (one process, 8 devices).
+  final = training.load_checkpoint(workdir)
+  assert final.step == 8
+  leaves = jax.tree_util.tree_flatten_with_path(final.state['params'])[0]
+  assert len(leaves) == len(reference) // 2
+  for path, leaf in leaves:
+    np.testing.assert_array_equal(np.asarray(leaf), reference[jax.tree_util.keystr(path)])

@@ -24,8 +24,28 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
 
 
 def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-  """Places every array of ``tree`` (e.g. a `TrainState`) on all devices of ``mesh``."""
-  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  """Places every array of ``tree`` (e.g. a `TrainState`) on all devices of ``mesh``.
+
+  With a mesh over several processes, each process passes the same ``tree`` (e.g. read from the
+  same checkpoint) and places its own copy on its own devices.
+  """
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  if sharding.is_fully_addressable:
+    return jax.device_put(tree, sharding)
+
+  # device_put refuses an array committed to one of this process's devices for a sharding over
+  # other processes' devices too; a global array made from each process's copy is what it means.
+  def put(leaf):
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(
+        put(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf)
+      )
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+      return jax.device_put(leaf, sharding)  # already global: a reshard
+    host = np.asarray(jax.device_get(leaf))
+    return jax.make_array_from_process_local_data(sharding, host, host.shape)
+
+  return jax.tree.map(put, tree)
 
 
 def shard_batch(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:

@@ -146,8 +146,8 @@ def _read(mngr: ocp.CheckpointManager, step: int, target: Any | None) -> Checkpo
     raise _Unusable(f'cannot read progress/ ({_first_line(e)})') from e
   if not isinstance(progress, dict) or not {'history', 'sums'} <= progress.keys():
     raise _Unusable('progress/ holds no training progress')
-  if target is None and jax.process_count() > 1:  # under jax.distributed, each process reads it
-    # onto its first device: the device it was saved from (as saved) need not be this process's
+  if target is None:  # each process reads it onto its first device: the devices (and processes)
+    # it was saved from need not exist here, and orbax refuses another topology without a target
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
