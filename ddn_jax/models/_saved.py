@@ -170,8 +170,11 @@ def save_model_info(
         f'({path.name} records the first value). Resume it with the same settings, or use '
         'another directory.'
       )
-  directory.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(info, indent=1) + '\n')
+  if jax.process_index() == 0:  # every process checks; one writes, whole or not at all
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(info, indent=1) + '\n')
+    os.replace(tmp, path)
   return path
 
 
