@@ -21,7 +21,6 @@ continues where it stopped; a changed row, model or image set is refused, not mi
 from __future__ import annotations
 
 import pathlib
-import re
 from typing import Any
 
 import numpy as np
@@ -30,10 +29,6 @@ from ddn_jax import evaluation, plotting, reports, training
 from experiments import _common, _report
 
 _MODULE = 'experiments.attacks_untargeted'
-
-
-def _slug(label: str) -> str:
-  return re.sub(r'[^0-9A-Za-z]+', '_', label).strip('_')
 
 
 def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None, on_row=None):
@@ -58,7 +53,9 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None,
         targeted=targeted,
         mesh=mesh,
         batch_size=_common.batch_size(config, mesh),
-        saved=None if workdir is None else workdir / f'{_slug(attack.label)}_grid.json',
+        saved=None
+        if workdir is None
+        else workdir / f'{evaluation.folder_name(attack.label)}_grid.json',
       )
       attack = attack.replace(**search['best'])
       searches[attack.label] = search
@@ -75,7 +72,7 @@ def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None,
         batch_size=_common.batch_size({'batch_size': min(config['batch_size'], count)}, mesh),
         mesh=mesh,
         targeted=targeted,
-        resume_dir=None if workdir is None else workdir / _slug(name),
+        resume_dir=None if workdir is None else workdir / evaluation.folder_name(name),
       )
     )
     print(evaluations[-1].summary, flush=True)

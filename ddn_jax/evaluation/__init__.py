@@ -15,6 +15,7 @@ from ddn_jax.evaluation._evaluate import (
   AttackEvaluation,
   combine_best,
   evaluate_attack,
+  folder_name,
   minimal_norms,
   model_digest,
 )
@@ -44,6 +45,7 @@ __all__ = [
   'estimate_call_bytes',
   'evaluate_attack',
   'evaluate_targeted',
+  'folder_name',
   'minimal_norms',
   'model_digest',
   'model_warnings',

@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import os
 import pathlib
-import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ import numpy as np
 from ddn_jax import attacks
 from ddn_jax.data import to_float_images
 from ddn_jax.evaluation._checks import model_warnings
-from ddn_jax.evaluation._evaluate import LogitsFn, evaluate_attack
+from ddn_jax.evaluation._evaluate import LogitsFn, evaluate_attack, folder_name
 from ddn_jax.evaluation._predict import predict
 
 # AutoAttack's version='standard' for norm='L2' (Croce & Hein, 2020; its autoattack.py): each
@@ -226,7 +225,7 @@ def autoattack_l2(
         progress=progress,
         resume_dir=None
         if resume_dir is None
-        else pathlib.Path(resume_dir) / f'{i}_{re.sub(r"[^0-9A-Za-z]+", "_", name)}',
+        else pathlib.Path(resume_dir) / f'{i}_{folder_name(name)}',
       )
       seconds = evaluation.seconds
       x = to_float_images(images[index])

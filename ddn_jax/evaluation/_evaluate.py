@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import pathlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import tqdm
 
 from ddn_jax import attacks
+from ddn_jax._atomic import write_atomically
 from ddn_jax.data import fingerprint, to_float_images
 from ddn_jax.evaluation import _multihost
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
@@ -152,6 +154,12 @@ def describe_attack(attack: Any) -> Any:
   return f'{getattr(attack, "__module__", "")}.{getattr(attack, "__qualname__", repr(attack))}'
 
 
+def folder_name(label: str) -> str:
+  """A file-system name for a label (e.g. a resume directory per attack): lower case, each run
+  of other characters than letters and digits as one ``_``; ``'C&W 1×100'`` -> ``'c_w_1_100'``."""
+  return re.sub(r'[^a-z0-9]+', '_', label.lower()).strip('_')
+
+
 def model_digest(logits_fn: Any) -> str:
   """A SHA-256 hex digest of a model: its parameters (the leaves of a ``Partial`` such as
   `ddn_jax.models.make_logits_fn` returns) and its function, to check that saved results
@@ -162,17 +170,6 @@ def model_digest(logits_fn: Any) -> str:
     digest.update(f'{array.dtype}{array.shape}'.encode())
     digest.update(np.ascontiguousarray(array).tobytes())
   return digest.hexdigest()
-
-
-def write_atomically(path: pathlib.Path, write: Callable[[Any], None]) -> None:
-  """``write(file)`` to a temporary file beside ``path``, then renamed over it: a reader (or a
-  resumed run after a kill) sees the whole file or none."""
-  tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-  with open(tmp, 'wb') as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 def open_resume_dir(directory: Any, manifest: dict[str, Any]) -> tuple[pathlib.Path, set[str]]:

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from ddn_jax._atomic import write_text_atomically
 from ddn_jax.data import fingerprint, split_indices
 from ddn_jax.models._cifar_cnn import CifarCNN
 from ddn_jax.models._preact_resnet import PreActResNet18
@@ -172,9 +173,7 @@ def save_model_info(
       )
   if jax.process_index() == 0:  # every process checks; one writes, whole or not at all
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(info, indent=1) + '\n')
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(info, indent=1) + '\n')
   return path
 
 

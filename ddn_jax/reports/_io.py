@@ -8,13 +8,13 @@ import io
 import json
 import math
 import os
-import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ddn_jax import evaluation
+from ddn_jax._atomic import write_text_atomically
 
 
 def to_dict(obj: Any) -> Any:
@@ -48,16 +48,10 @@ def _finite_or_none(obj: Any) -> Any:
 def write_text(path: str | os.PathLike[str], text: str) -> None:
   """Writes ``text`` to ``path`` atomically: a reader (or a crash) never sees half a file.
 
-  The text goes to a temporary file in the same directory, which then replaces ``path``; a
-  failure while writing leaves the previous file as it was.
+  A failure while writing leaves the previous file as it was. The line endings are written as
+  given (CSV rows end in \\r\\n already).
   """
-  path = pathlib.Path(path)
-  temporary = path.with_name(f'.{path.name}.tmp')
-  try:
-    temporary.write_text(text, newline='')  # no translation: CSV rows end in \r\n already
-    os.replace(temporary, path)
-  finally:
-    temporary.unlink(missing_ok=True)
+  write_text_atomically(path, text)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

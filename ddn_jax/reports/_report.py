@@ -11,6 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ddn_jax._atomic import write_atomically
 from ddn_jax.reports._io import write_csv, write_json, write_text
 from ddn_jax.reports._machine import describe_machine
 
@@ -123,12 +124,7 @@ class Report:
     """
     path = self.path.parent / filename
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f'.{path.name}.tmp')
-    try:
-      figure.savefig(temporary, format='png', dpi=120)
-      os.replace(temporary, path)
-    finally:
-      temporary.unlink(missing_ok=True)
+    write_atomically(path, lambda f: figure.savefig(f, format='png', dpi=120))
     self._add(filename if key is None else key, _Block(f'![{caption}]({filename})'))
     return path
 

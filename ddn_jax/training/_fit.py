@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from ddn_jax import data
+from ddn_jax._atomic import write_text_atomically
 from ddn_jax.sharding import check_batch_size, replicate, shard_batch
 from ddn_jax.training import _checkpoints
 from ddn_jax.training._output import make_output_dir
@@ -53,15 +54,10 @@ def _finite_or_none(value: Any) -> Any:
   return value
 
 
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-  # A crash mid-write leaves the previous file, never a truncated one.
-  temporary = path.with_name(path.name + '.tmp')
-  temporary.write_text(text)
-  os.replace(temporary, path)
-
-
 def _write_metrics(workdir: pathlib.Path, history: list[dict[str, Any]]) -> None:
-  _write_atomically(workdir / 'metrics.json', json.dumps(history, indent=1, allow_nan=False) + '\n')
+  write_text_atomically(
+    workdir / 'metrics.json', json.dumps(history, indent=1, allow_nan=False) + '\n'
+  )
   if history:
     with open(workdir / 'metrics.csv', 'w', newline='') as f:
       writer = csv.DictWriter(f, fieldnames=list(history[0]))
@@ -98,7 +94,7 @@ def _check_run(workdir: pathlib.Path, record: dict[str, Any], *, resuming: bool)
         'with the same training data, batch size and seed, or use another directory.'
       )
   elif jax.process_index() == 0:  # a new run, or one of a version that kept no record
-    _write_atomically(path, json.dumps(record, indent=1) + '\n')
+    write_text_atomically(path, json.dumps(record, indent=1) + '\n')
 
 
 def _local_copy(state: TrainState) -> TrainState:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,11 +12,6 @@ import numpy as np
 
 from ddn_jax import attacks, data, evaluation, plotting, reports
 from ddn_jax.workflows._inputs import batch_mesh
-
-
-def _folder(attack: attacks.Attack) -> str:
-  """A folder name for an attack: its label in lower case, runs of other characters as '_'."""
-  return re.sub(r'[^a-z0-9]+', '_', attack.label.lower()).strip('_')
 
 
 def attack_report(
@@ -75,7 +69,9 @@ def attack_report(
         key=jax.random.key(seed),
         keep_adv=keep_adv,
         progress=True,
-        resume_dir=None if resume_dir is None else pathlib.Path(resume_dir) / _folder(attack),
+        resume_dir=None
+        if resume_dir is None
+        else pathlib.Path(resume_dir) / evaluation.folder_name(attack.label),
       )
     )
     reports.add_attack_results(report, evaluations, epsilons=epsilons)
@@ -215,7 +211,9 @@ def targeted_report(
         mesh=mesh,
         key=jax.random.key(seed),
         progress=True,
-        resume_dir=None if resume_dir is None else pathlib.Path(resume_dir) / _folder(attack),
+        resume_dir=None
+        if resume_dir is None
+        else pathlib.Path(resume_dir) / evaluation.folder_name(attack.label),
       )
     )
     report.add_table(reports.targeted_table(results), reports.targeted_rows(results), key='table')
