@@ -121,10 +121,10 @@ def make_attack(spec: dict[str, Any], **settings) -> attacks.Attack:
   return attacks.make_attack(spec['attack'], **{**spec['kwargs'], **settings})
 
 
-def batch_size(config: dict[str, Any], mesh: jax.sharding.Mesh) -> int:
-  """The config's batch size rounded up to a multiple of the mesh's devices."""
+def batch_size(size: int, mesh: jax.sharding.Mesh) -> int:
+  """``size`` (e.g. a config's batch size) rounded up to a multiple of the mesh's devices."""
   devices = mesh.shape[training.DATA_AXIS]
-  return -(-config['batch_size'] // devices) * devices
+  return -(-size // devices) * devices
 
 
 def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size, saved=None):

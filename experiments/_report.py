@@ -51,8 +51,8 @@ def run_experiment(
   *,
   doc: str,
   module: str,
-  stem: str,
-  title: str,
+  stem: str | Callable[[dict[str, Any]], str],
+  title: str | Callable[[dict[str, Any]], str],
   run: Callable[[dict[str, Any], Any], None],
   torch: bool = False,
 ) -> None:
@@ -64,8 +64,8 @@ def run_experiment(
     argv: the arguments (None: ``sys.argv[1:]``).
     doc: the script's docstring (its first line describes the command).
     module: ``python -m`` name of the script.
-    stem: the results' file stem.
-    title: the report's title.
+    stem: the results' file stem, or a function of the config that makes it.
+    title: the report's title, or a function of the config that makes it.
     run: the experiment.
     torch: import PyTorch first (adv-lib's or torchattacks' side), so the machine line records
       its threads.
@@ -76,6 +76,7 @@ def run_experiment(
   config, out, command = parse_args(argv, doc.split('\n')[0], module)
   if torch:
     import torch as _  # noqa: F401
+  stem, title = (v(config) if callable(v) else v for v in (stem, title))
   report = reports.Report(out / stem, title=title, command=command, start=start)
   report.data['config'] = config
   run(config, report)

@@ -57,7 +57,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
         targets,
         targeted=True,
         mesh=mesh,
-        batch_size=_common.batch_size(config, mesh),
+        batch_size=_common.batch_size(config['batch_size'], mesh),
       )
       attack = attack.replace(**search['best'])
       searches[attack.label] = search
@@ -70,7 +70,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
       name=attack.label,
       num_targets=num_targets,
       seed=seed,
-      batch_size=_common.batch_size(config, mesh),
+      batch_size=_common.batch_size(config['batch_size'], mesh),
       mesh=mesh,
       keep_adv=attack_spec['attack'] == 'ddn',
     )

@@ -39,7 +39,7 @@ def _evaluate(config, logits_fn, images, labels, mesh):
         images,
         labels,
         name=attack.label,
-        batch_size=_common.batch_size(config, mesh),
+        batch_size=_common.batch_size(config['batch_size'], mesh),
         mesh=mesh,
         keep_adv=spec['attack'] == 'ddn',
       )

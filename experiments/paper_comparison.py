@@ -116,13 +116,12 @@ def run(config: dict[str, Any], report) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  config = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)[0]
   _report.run_experiment(
     argv,
     doc=__doc__,
     module=_MODULE,
-    stem=f'paper_comparison_{config["name"]}',
-    title=f'The paper beside ours: {config["name"]}',
+    stem=lambda config: f'paper_comparison_{config["name"]}',
+    title=lambda config: f'The paper beside ours: {config["name"]}',
     run=run,
   )
 
