@@ -708,5 +708,7 @@ def test_attack_result_is_a_pytree(problem):
     )
   )(jnp.array([0.1, 1.0]))
   assert swept.extras['best_const'].shape == swept.model_finite.shape == (2, 4)
-  # The first four fields still build a result by position.
+  # The first four fields still build a result by position (without a count of its queries).
   assert attacks.AttackResult(*leaves[:4]).model_finite is None
+  with pytest.raises(ValueError, match=r"no extras\['num_forwards'\]"):
+    _ = attacks.AttackResult(*leaves[:4]).num_queries

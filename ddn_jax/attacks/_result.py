@@ -37,7 +37,11 @@ class AttackResult(NamedTuple):
   example: a ``value_and_grad`` of a loss of the logits is 1 forward and 1 backward, a Jacobian
   of ``k`` logit differences 1 forward and ``k`` backward. The forward passes of `finalize`'s
   re-check of the result are the library's evaluation, not the attack's, and are not counted
-  (AttackBench evaluates the returned points outside its query counter too).
+  (AttackBench evaluates the returned points outside its query counter too). The counts are the
+  algorithm's: work the compiled program does and discards is not a query (the lanes of finished
+  examples in a vmapped loop, the VJPs DeepFool evaluates at the step that finds its point
+  adversarial, C&W's gradient at an iteration that ends its search step), as an eager
+  implementation such as adv-lib's would not make those passes.
 
   References:
     Cinà et al., `AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples
