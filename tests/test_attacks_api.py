@@ -253,6 +253,21 @@ def test_forward_and_backward_counts_are_the_models_calls(problem, name):
     assert int(r.num_queries[0]) == int(r.num_grads[0]) + forwards
 
 
+def test_fmn_counts_its_bisection_towards_starting_points(problem):
+  x, y = problem.inputs[1:2], problem.labels[1:2]
+  start = attacks.ddn(problem.logits_fn, x, y, steps=20)
+  assert bool(start.success[0])
+  model, calls = _counting_model(problem.logits_fn)
+  r = attacks.fmn_l2(model, x, y, steps=5, binary_search_steps=7, starting_points=start.adv)
+  jax.block_until_ready(r)
+  # 5 value_and_grads, 7 bisection steps; then finalize's 2 and the check that the starting
+  # points are adversarial (before the attack, not counted) are the model's other passes.
+  assert int(r.extras['num_forwards'][0]) == 5 + 7 == calls['forward'] - 3
+  assert int(r.num_grads[0]) == 5 == calls['backward']
+  spec = attacks.make_attack('fmn', steps=5, binary_search_steps=7, starting_points=start.adv)
+  assert spec.max_queries(num_classes=10) == int(r.num_queries[0])
+
+
 @pytest.mark.parametrize('name', QUANTISING)
 def test_quantised_points_lie_on_the_grid(problem, name):
   r = ATTACKS[name](problem.logits_fn, problem.inputs, problem.labels, levels=256)
