@@ -138,6 +138,10 @@ def test_combine_best_takes_the_smallest_success_per_example():
   np.testing.assert_array_equal(best.norms, [0.5, 2.0, 4.0, np.inf])
   np.testing.assert_array_equal(best.adv.ravel(), [1, 0, 1, 0])  # the winner's image
   np.testing.assert_array_equal(best.num_grads, [11, 12, 13, 14])  # the cost of running both
+  assert best.num_forwards is None  # unknown for a hand-made evaluation
+  counted = [dataclasses.replace(e, num_forwards=np.arange(4) + k) for k, e in ((1, a), (5, b))]
+  np.testing.assert_array_equal(evaluation.combine_best(counted).num_forwards, [6, 8, 10, 12])
+  assert evaluation.combine_best([counted[0], b]).num_forwards is None
   assert best.seconds == 2.0
   s = best.summary
   assert s.attack == 'All' and s.success_rate == 0.75 and s.mean_l2 == pytest.approx(6.5 / 3)
@@ -256,6 +260,7 @@ def test_evaluate_ddn_on_real_digits_sharded_and_batched(digits):
   assert single.success.any() and single.l2.dtype == np.float64
   assert single.num_devices == 1 and 0 < single.first_batch_seconds <= single.seconds
   np.testing.assert_array_equal(single.num_grads, 20)
+  np.testing.assert_array_equal(single.num_forwards, 20)  # one value_and_grad per step
   np.testing.assert_allclose(
     single.l2, np.linalg.norm((single.adv - x).reshape(12, -1), axis=1), rtol=1e-5
   )
