@@ -201,6 +201,73 @@ def test_num_grads_counts_the_gradient_evaluations(problem, name, run, extra_cal
   assert int(jax.block_until_ready(r.num_grads)[0]) == len(calls) - extra_calls
 
 
+def _counting_model(logits_fn):
+  """``logits_fn`` counting, as it runs, the examples of each forward and backward pass.
+
+  A backward pass is a pull-back of the logits' cotangent: a VJP vmapped over ``k`` rows (a
+  Jacobian, DeepFool's logit differences) is ``k`` of them, as in AttackBench.
+  """
+  calls = {'forward': 0, 'backward': 0}
+
+  def tick(kind, a, per_example):
+    jax.debug.callback(lambda a: calls.__setitem__(kind, calls[kind] + a.size // per_example), a)
+
+  @jax.custom_vjp
+  def model(x):
+    tick('forward', x, x[0].size)
+    return logits_fn(x)
+
+  def forward(x):
+    tick('forward', x, x[0].size)
+    return logits_fn(x), x
+
+  def backward(x, g):
+    tick('backward', g, g.shape[-1])
+    return jax.vjp(logits_fn, x)[1](g)
+
+  model.defvjp(forward, backward)
+  return model, calls
+
+
+@pytest.mark.parametrize('name', list(ALL_ATTACKS))
+def test_forward_and_backward_counts_are_the_models_calls(problem, name):
+  """``extras['num_forwards']`` and ``num_grads`` equal the passes counted in the model, on each
+  example alone (a batch's vmapped loops also run the lanes of finished examples, which are
+  discarded, not queries)."""
+  assert set(ALL_ATTACKS) == {e.function.__name__ for e in attacks.ATTACKS.values()}
+  run = ALL_ATTACKS[name]
+  if name == 'carlini_wagner_l2':  # An aborting iteration evaluates its gradient unused.
+    run = functools.partial(run, abort_early=False)
+  for i in range(len(problem.labels)):  # examples the bounded attacks break and one they do not
+    model, calls = _counting_model(problem.logits_fn)
+    r = jax.block_until_ready(run(model, problem.inputs[i : i + 1], problem.labels[i : i + 1]))
+    forwards, backwards = int(r.extras['num_forwards'][0]), int(r.num_grads[0])
+    # finalize's re-check of the returned point and of the clean logits is not the attack's.
+    assert calls['forward'] - 2 == forwards
+    if name == 'deepfool':
+      # The step that finds the point adversarial evaluates its 9 VJPs, then stops: unused.
+      steps = backwards // 9
+      assert backwards == 9 * steps and forwards == steps + 1
+      backwards += 9
+    assert calls['backward'] == backwards
+    assert int(r.num_queries[0]) == int(r.num_grads[0]) + forwards
+
+
+def test_fmn_counts_its_bisection_towards_starting_points(problem):
+  x, y = problem.inputs[1:2], problem.labels[1:2]
+  start = attacks.ddn(problem.logits_fn, x, y, steps=20)
+  assert bool(start.success[0])
+  model, calls = _counting_model(problem.logits_fn)
+  r = attacks.fmn_l2(model, x, y, steps=5, binary_search_steps=7, starting_points=start.adv)
+  jax.block_until_ready(r)
+  # 5 value_and_grads, 7 bisection steps; then finalize's 2 and the check that the starting
+  # points are adversarial (before the attack, not counted) are the model's other passes.
+  assert int(r.extras['num_forwards'][0]) == 5 + 7 == calls['forward'] - 3
+  assert int(r.num_grads[0]) == 5 == calls['backward']
+  spec = attacks.make_attack('fmn', steps=5, binary_search_steps=7, starting_points=start.adv)
+  assert spec.max_queries(num_classes=10) == int(r.num_queries[0])
+
+
 @pytest.mark.parametrize('name', QUANTISING)
 def test_quantised_points_lie_on_the_grid(problem, name):
   r = ATTACKS[name](problem.logits_fn, problem.inputs, problem.labels, levels=256)
@@ -540,9 +607,9 @@ def test_empty_batch_gives_an_empty_result(small_cnn, name):
   assert r.adv.shape == x.shape and r.adv.dtype == jnp.float32
   assert r.l2.shape == r.success.shape == r.num_grads.shape == r.model_finite.shape == (0,)
   assert r.success.dtype == bool and r.num_grads.dtype == jnp.int32
-  extras = {'carlini_wagner_l2': {'best_const': (0,)}}
-  extras.update({n: {'num_forwards': (0,)} for n in ('square_l2', 'fab_l2', 'fab_targeted_l2')})
-  assert {k: v.shape for k, v in r.extras.items()} == extras.get(name, {})
+  extras = {'num_forwards': (0,), **({'best_const': (0,)} if name == 'carlini_wagner_l2' else {})}
+  assert {k: v.shape for k, v in r.extras.items()} == extras
+  assert r.extras['num_forwards'].dtype == jnp.int32
 
 
 @pytest.mark.parametrize('name', ['ddn', 'pgd_l2'])
@@ -647,8 +714,8 @@ def test_deepfool_default_candidates_adapt_to_few_classes():
 def test_attack_result_is_a_pytree(problem):
   r = ATTACKS['carlini_wagner_l2'](problem.logits_fn, problem.inputs, problem.labels)
   leaves, tree = jax.tree.flatten(r)
-  assert len(leaves) == 6  # four fields, model_finite and extras['best_const']
-  assert jax.tree.unflatten(tree, leaves).extras.keys() == {'best_const'}
+  assert len(leaves) == 7  # four fields, model_finite, extras['num_forwards'] and ['best_const']
+  assert jax.tree.unflatten(tree, leaves).extras.keys() == {'num_forwards', 'best_const'}
   # Results of an attack vmapped over a hyperparameter, extras included.
   swept = jax.vmap(
     lambda c: attacks.carlini_wagner_l2(
@@ -656,5 +723,7 @@ def test_attack_result_is_a_pytree(problem):
     )
   )(jnp.array([0.1, 1.0]))
   assert swept.extras['best_const'].shape == swept.model_finite.shape == (2, 4)
-  # The first four fields still build a result by position.
+  # The first four fields still build a result by position (without a count of its queries).
   assert attacks.AttackResult(*leaves[:4]).model_finite is None
+  with pytest.raises(ValueError, match=r"no extras\['num_forwards'\]"):
+    _ = attacks.AttackResult(*leaves[:4]).num_queries

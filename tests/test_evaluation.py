@@ -75,6 +75,58 @@ def test_robustness_curve_and_its_area():
     evaluation.robust_accuracy(norms, [-1.0])
 
 
+def test_optimality_on_hand_made_norms():
+  inf = np.inf
+  norms = {
+    'A': [0.0, 1.0, 2.0, inf, 3.0],
+    'B': [0.0, 2.0, 1.0, 4.0, inf],
+    'best': [0.0, 1.0, 1.0, 4.0, 3.0],  # the per-example best of A and B
+    'none': [0.0, inf, inf, inf, inf],  # finds nothing
+  }
+  # ε* = 4, clean accuracy 4/5: A* = 9/5, A_0 = 16/5, A_A = 10/5, A_B = 11/5.
+  expected = {'A': 1 - 1 / 7, 'B': 1 - 2 / 7, 'best': 1.0, 'none': 0.0}
+  scores = evaluation.optimality(norms)
+  assert scores == pytest.approx(expected, abs=1e-12)
+  # A ratio of areas: the scale of the norms does not matter.
+  scaled = {k: 3.7 * np.asarray(v) for k, v in norms.items()}
+  assert evaluation.optimality(scaled) == pytest.approx(expected, abs=1e-12)
+  # A non-finite model (NaN for every attack) is never robust: it weighs on no attack.
+  with_nan = {k: [*v, np.nan] for k, v in norms.items()}
+  assert evaluation.optimality(with_nan) == pytest.approx(expected, abs=1e-12)
+  # No example separates the attacks: one correctly classified example, or none.
+  assert all(math.isnan(v) for v in evaluation.optimality({'A': [2.0], 'B': [inf]}).values())
+  assert all(math.isnan(v) for v in evaluation.optimality({'A': [0.0, 0.0]}).values())
+
+
+def test_optimality_is_the_area_between_robust_accuracy_curves():
+  """Against a Riemann sum of the robust-accuracy curves of `robustness_curve`."""
+  rng = np.random.default_rng(3)
+  norms = {k: rng.exponential(1.0, 400) for k in 'ABC'}
+  norms['A'][rng.random(400) < 0.1] = np.inf
+  for d in norms.values():
+    d[:20] = 0.0  # misclassified
+  best = np.min(list(norms.values()), axis=0)
+  eps_star = best[np.isfinite(best)].max()
+  grid = np.linspace(0, eps_star, 400_001)
+  area = lambda d: evaluation.robustness_curve(d, grid).accuracy.mean() * eps_star
+  nothing = np.where(best > 0, np.inf, 0.0)
+  for name, score in evaluation.optimality(norms).items():
+    riemann = 1 - (area(norms[name]) - area(best)) / (area(nothing) - area(best))
+    assert score == pytest.approx(riemann, abs=1e-4)
+    assert 0 <= score <= 1
+
+
+def test_optimality_rejects_bad_norms():
+  with pytest.raises(ValueError, match='at least one attack'):
+    evaluation.optimality({})
+  with pytest.raises(ValueError, match='same examples'):
+    evaluation.optimality({'A': [1.0, 2.0], 'B': [1.0]})
+  with pytest.raises(ValueError, match='disagree on where the model is non-finite'):
+    evaluation.optimality({'A': [1.0, np.nan], 'B': [1.0, 2.0]})
+  with pytest.raises(ValueError, match='got negative values'):
+    evaluation.optimality({'A': [1.0, -2.0]})
+
+
 def test_combine_best_takes_the_smallest_success_per_example():
   adv_a, adv_b = np.zeros((4, 1, 1, 1), np.float32), np.ones((4, 1, 1, 1), np.float32)
   a = _evaluation('A', [1, 1, 0, 0], [1.0, 2.0, 0.0, 0.0], num_grads=[1, 2, 3, 4], adv=adv_a)
@@ -86,6 +138,10 @@ def test_combine_best_takes_the_smallest_success_per_example():
   np.testing.assert_array_equal(best.norms, [0.5, 2.0, 4.0, np.inf])
   np.testing.assert_array_equal(best.adv.ravel(), [1, 0, 1, 0])  # the winner's image
   np.testing.assert_array_equal(best.num_grads, [11, 12, 13, 14])  # the cost of running both
+  assert best.num_forwards is None  # unknown for a hand-made evaluation
+  counted = [dataclasses.replace(e, num_forwards=np.arange(4) + k) for k, e in ((1, a), (5, b))]
+  np.testing.assert_array_equal(evaluation.combine_best(counted).num_forwards, [6, 8, 10, 12])
+  assert evaluation.combine_best([counted[0], b]).num_forwards is None
   assert best.seconds == 2.0
   s = best.summary
   assert s.attack == 'All' and s.success_rate == 0.75 and s.mean_l2 == pytest.approx(6.5 / 3)
@@ -204,6 +260,7 @@ def test_evaluate_ddn_on_real_digits_sharded_and_batched(digits):
   assert single.success.any() and single.l2.dtype == np.float64
   assert single.num_devices == 1 and 0 < single.first_batch_seconds <= single.seconds
   np.testing.assert_array_equal(single.num_grads, 20)
+  np.testing.assert_array_equal(single.num_forwards, 20)  # one value_and_grad per step
   np.testing.assert_allclose(
     single.l2, np.linalg.norm((single.adv - x).reshape(12, -1), axis=1), rtol=1e-5
   )

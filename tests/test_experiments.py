@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from optional_deps import require
 
-from ddn_jax import attacks, models, reports
+from ddn_jax import attacks, evaluation, models, reports
 from experiments import (
   adversarial_training,
+  attackbench,
   attacks_targeted,
   attacks_untargeted,
   cw_constants,
@@ -260,6 +261,30 @@ def test_adversarial_training(tmp_path):
     # Each trained model is one the CLI can load (ddn-jax attack --checkpoint DIR).
     saved = models.load_model(tmp_path / 'runs' / 'tiny' / defence)
     assert saved.info['defence'] == defence and saved.info['dataset'] == 'fashion_mnist'
+
+
+def test_attackbench(model, tmp_path):
+  config = {
+    'name': 'tiny',
+    'title': 'AttackBench tiny',
+    'notes': 'Tiny.',
+    'model': {**model, 'defence': 'baseline'},
+    'images': {'training_config': model['training_config'], 'num_images': 16},
+    'queries': [20, 200],
+    'attacks': ['ddn', 'deepfool'],
+  }
+  attackbench.main(['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)])
+  _, report, rows = _check_outputs(tmp_path, 'attackbench_tiny', [], num_rows=4)
+  assert [r['attack'] for r in rows] == ['DDN 10', 'DeepFool 2', 'DDN 100', 'DeepFool 20']
+  results = report['results']
+  for r in results:  # every image within its budget
+    assert len(r['queries']) == 16 and max(r['queries']) <= r['budget']
+  # The scores are those of the per-image norms written, against the best of all four runs.
+  names = [f'{r["budget"]}:{r["spec"]}' for r in results]
+  scores = evaluation.optimality({n: _norms(r['norms']) for n, r in zip(names, results)})
+  written = [np.nan if r['optimality'] is None else r['optimality'] for r in results]
+  assert not np.isnan(list(scores.values())).any()
+  np.testing.assert_allclose(written, list(scores.values()))
 
 
 def test_sweep(tmp_path):

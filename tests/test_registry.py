@@ -3,6 +3,7 @@ labels say what actually runs."""
 
 import inspect
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -113,3 +114,51 @@ def test_a_registered_attack_runs_as_its_function_with_its_settings():
   np.testing.assert_array_equal(np.asarray(ours.adv), np.asarray(direct.adv))
   via_partial = attack.function(problem.logits_fn, problem.inputs, problem.labels)
   np.testing.assert_array_equal(np.asarray(via_partial.adv), np.asarray(direct.adv))
+
+
+# Every registered attack on the linear problem (ε = 0.55 breaks all examples but the first).
+BUDGET_SPECS = {
+  'fgm': 'fgm:eps=0.55',
+  'pgd': 'pgd:eps=0.55,steps=1,step_size=0.2',
+  'apgd': 'apgd:eps=0.55',
+  'apgd-t': 'apgd-t:eps=0.55',
+  'square': 'square:eps=0.55',
+}
+# Attacks that may stop an example early, making fewer queries than `Attack.max_queries`.
+STOP_EARLY = {'deepfool'}
+
+
+@pytest.mark.parametrize('name', list(attacks.ATTACKS))
+def test_a_query_budget_is_never_exceeded_and_is_used(name):
+  problem = LinearProblem(4, seed=21)
+  budget = 60
+  attack = attacks.within_query_budget(BUDGET_SPECS.get(name, name), budget, num_classes=10)
+  r = attack(problem.logits_fn, problem.inputs, problem.labels)
+  queries = np.asarray(r.num_queries)
+  assert queries.max() <= budget
+  # The count is the attack's own (exactly what it makes where nothing stops early) ...
+  most = attack.max_queries(num_classes=10)
+  assert queries.max() <= most and (name in STOP_EARLY or queries.max() == most)
+  if name in STOP_EARLY:  # On a flat model nothing is ever adversarial: every step runs.
+    flat = lambda x: 0 * x.reshape(len(x), -1)[:, :10] - jnp.arange(10.0)
+    r = attack(flat, problem.inputs, np.zeros(len(problem.labels), np.int32))
+    np.testing.assert_array_equal(r.num_queries, most)
+  # ... and one more iteration of the inner loop would not fit.
+  if attack.entry.budget:
+    key = attack.entry.budget[-1]
+    longer = attack.replace(**{key: attack.settings[key] + 1})
+    assert longer.max_queries(num_classes=10) > budget
+
+
+def test_query_budgets_that_fit_no_iteration_are_rejected():
+  with pytest.raises(ValueError, match=r'one iteration \(steps=1\) takes 12 queries'):
+    attacks.within_query_budget('fab', 11, num_classes=10)  # 1 + (1 forward, 9 backward, 1)
+  with pytest.raises(ValueError, match='more than the budget of 1'):
+    attacks.within_query_budget('fgm:eps=1', 1, num_classes=10)
+  for bad in (0, 2.5, True):
+    with pytest.raises(ValueError, match='positive int'):
+      attacks.within_query_budget('ddn', bad, num_classes=10)
+  # C&W at 1×49 is 99 queries; two search steps leave 24 iterations each.
+  assert attacks.within_query_budget('cw', 100, num_classes=10).settings['steps'] == 49
+  cw2 = attacks.within_query_budget('cw:binary_search_steps=2', 100, num_classes=10)
+  assert cw2.settings['steps'] == 24

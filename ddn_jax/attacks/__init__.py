@@ -37,6 +37,7 @@ from ddn_jax.attacks._registry import (
   make_attack,
   parse_attack,
   parse_value,
+  within_query_budget,
 )
 from ddn_jax.attacks._result import AttackResult
 from ddn_jax.attacks._square import square_l2
@@ -76,4 +77,5 @@ __all__ = [
   'project_l2_ball',
   'square_l2',
   'validate_inputs',
+  'within_query_budget',
 ]

@@ -197,7 +197,14 @@ def _alma_l2(
   adv = _mapping.map_examples(single, (inputs, labels), (logits_fn, *hyperparameters))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_grads,
+    targeted=targeted,
+    keep_failed=False,
   )
 
 
@@ -279,7 +286,8 @@ def alma_l2(
     levels: number of grey levels to quantise every point to; None disables quantisation.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is ``steps`` for every example.
+    An :class:`AttackResult`; ``num_grads`` and ``extras['num_forwards']`` are ``steps`` for
+    every example.
 
   Raises:
     ValueError / TypeError: bad inputs or hyperparameters, or too few classes.

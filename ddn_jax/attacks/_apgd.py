@@ -289,8 +289,16 @@ def _apgd_l2(
   )
   keys = _checks.example_keys(key, inputs.shape[0])
   adv, num_grads = _mapping.map_examples(single, (inputs, labels, keys), (logits_fn, eps, rho))
+  # APGD-T's forward pass at the clean input picks its targets.
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_grads + (num_targets is not None),
+    targeted=targeted,
+    keep_failed=True,
   )
 
 
@@ -371,7 +379,8 @@ def apgd_l2(
       ``(N,)`` of per-example keys, which makes each example's starts independent of its batch.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is ``steps + 1`` per run made.
+    An :class:`AttackResult`; ``num_grads`` and ``extras['num_forwards']`` are ``steps + 1``
+    per run made.
 
   References:
     Croce & Hein, `Reliable evaluation of adversarial robustness with an ensemble of diverse
@@ -451,8 +460,8 @@ def apgd_targeted_l2(
     key: PRNG key for the random starts, or a batch ``(N,)`` of per-example keys.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is ``steps + 1`` per target attacked (the forward
-    pass that ranks the targets is not counted).
+    An :class:`AttackResult`; ``num_grads`` is ``steps + 1`` per target attacked, and
+    ``extras['num_forwards']`` one more (the forward pass that ranks the targets).
 
   References:
     Croce & Hein, `Reliable evaluation of adversarial robustness with an ensemble of diverse

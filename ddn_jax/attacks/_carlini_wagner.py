@@ -39,6 +39,7 @@ class _SearchState(NamedTuple):
   best_adv: jax.Array  # (H, W, C) the point with that L2
   best_const: jax.Array  # the constant c of the search step that found it
   num_grads: jax.Array  # int32, over all search steps
+  num_forwards: jax.Array  # int32, iterations run (one forward pass each), over all search steps
 
 
 class _Row(NamedTuple):
@@ -130,6 +131,7 @@ def _cw_batch(
       best_adv=jnp.where(better, x_adv, s.best_adv),
       best_const=jnp.where(better, row.const, s.best_const),
       num_grads=s.num_grads + stepping,
+      num_forwards=s.num_forwards + running,
     )
     return row._replace(search=s), None
 
@@ -184,6 +186,7 @@ def _cw_batch(
     best_adv=inputs,
     best_const=jnp.full(n, jnp.nan, dtype),
     num_grads=jnp.zeros(n, jnp.int32),
+    num_forwards=jnp.zeros(n, jnp.int32),
   )
   rows = _Row(
     x=inputs,
@@ -194,7 +197,8 @@ def _cw_batch(
   )
   carry = (rows, jnp.zeros(n, dtype), jnp.full(n, _UPPER_BOUND_INIT, dtype))
   (rows, _, _), _ = jax.lax.scan(search_step, carry, jnp.arange(binary_search_steps))
-  return rows.search.best_adv, rows.search.num_grads, rows.search.best_const
+  s = rows.search
+  return s.best_adv, s.num_grads, s.num_forwards, s.best_const
 
 
 @functools.partial(
@@ -222,17 +226,26 @@ def _carlini_wagner_l2(
   )
   shared = (logits_fn, learning_rate, initial_const, confidence)
   if abort_early == 'batch':  # The examples share the abort decision: the whole batch at once.
-    adv, num_grads, best_const = batch(inputs, labels, *shared)
+    adv, num_grads, num_forwards, best_const = batch(inputs, labels, *shared)
   else:
-    adv, num_grads, best_const = _mapping.map_batches(batch, (inputs, labels), shared)
+    adv, num_grads, num_forwards, best_const = _mapping.map_batches(batch, (inputs, labels), shared)
   # The tanh box moves even an unmodified image by ~1e-6: where the clean input is already
   # adversarial, return it exactly (norm 0, as every other minimum-norm attack does).
   clean_adv = _numerics.is_adversarial(logits_fn(inputs), labels, targeted)
   adv = jnp.where(clean_adv[:, None, None, None], inputs, adv)
+  # That check is one more forward pass of the attack's.
   result = _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_forwards + 1,
+    targeted=targeted,
+    keep_failed=False,
   )
-  return result._replace(extras={'best_const': jnp.where(result.success, best_const, jnp.nan)})
+  best_const = jnp.where(result.success, best_const, jnp.nan)
+  return result._replace(extras={**result.extras, 'best_const': best_const})
 
 
 @typing.overload
@@ -332,8 +345,10 @@ def carlini_wagner_l2(
     return_best_const: deprecated; returns the pair ``(result, result.extras['best_const'])``.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` counts the Adam steps each example took, and
-    ``extras['best_const']`` ``(N,)`` is the constant ``c`` of the search step that found the
+    An :class:`AttackResult`; ``num_grads`` counts the Adam steps each example took (an
+    iteration that stops its search step evaluates the loss but takes no backward pass, as
+    adv-lib's), ``extras['num_forwards']`` the iterations run plus 1 (the check of the clean
+    input), and ``extras['best_const']`` ``(N,)`` is the constant ``c`` of the search step that found the
     returned point (NaN where the attack failed), as in Fig. 2 of Rony et al.
 
   Raises:

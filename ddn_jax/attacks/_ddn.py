@@ -73,7 +73,14 @@ def _ddn(
     adv = _projection._project_l2_ball(inputs, adv, eps, levels=levels)
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=eps is not None
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_grads,
+    targeted=targeted,
+    keep_failed=eps is not None,
   )
 
 
@@ -133,7 +140,8 @@ def ddn(
     max_norm: the older name of ``eps``, still accepted.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is ``steps`` for every example.
+    An :class:`AttackResult`; ``num_grads`` and ``extras['num_forwards']`` are ``steps`` for
+    every example.
 
   Raises:
     ValueError / TypeError: bad inputs or hyperparameters, a ``key`` that is not one PRNG key,

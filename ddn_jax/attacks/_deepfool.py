@@ -22,6 +22,7 @@ class _State(NamedTuple):
   x: jax.Array  # (H, W, C) clean input
   y: jax.Array  # int32 label
   steps_taken: jax.Array  # int32, linearisation steps taken
+  num_forwards: jax.Array  # int32, linearisations made (the last one may find it adversarial)
   x_adv: jax.Array  # (H, W, C) current point
   r_total: jax.Array  # (H, W, C) sum of the minimal steps, before overshoot and clipping
   others: jax.Array  # (candidates - 1,) int32, competing classes, fixed at the clean input
@@ -59,6 +60,7 @@ def _step(s: _State, logits_fn, overshoot, *, candidates, levels) -> _State:
   keep = lambda new, old: jnp.where(adv | stuck, old, new)
   return s._replace(
     steps_taken=s.steps_taken + jnp.where(adv, 0, 1),
+    num_forwards=s.num_forwards + 1,
     x_adv=keep(x_new, s.x_adv),
     r_total=keep(r_total, s.r_total),
     others=others,
@@ -67,11 +69,13 @@ def _step(s: _State, logits_fn, overshoot, *, candidates, levels) -> _State:
 
 
 def _deepfool_batch(inputs, labels, logits_fn, overshoot, *, steps, candidates, levels):
-  """DeepFool on a batch; returns the last points and the steps each example took."""
+  """DeepFool on a batch; returns the last points, the steps each example took and its forward
+  passes."""
   init = _State(
     x=inputs,
     y=labels,
     steps_taken=jnp.zeros(labels.shape, jnp.int32),
+    num_forwards=jnp.zeros(labels.shape, jnp.int32),
     x_adv=inputs,
     r_total=jnp.zeros_like(inputs),
     others=jnp.zeros((len(labels), candidates - 1), jnp.int32),
@@ -82,16 +86,25 @@ def _deepfool_batch(inputs, labels, logits_fn, overshoot, *, steps, candidates, 
   running = lambda s: ~s.done & (s.steps_taken < steps)
   # Examples need from one to ``steps`` steps: the few slow ones run in a smaller batch.
   s = _mapping.compacting_while_loop(running, body, init)
-  return s.x_adv, s.steps_taken
+  return s.x_adv, s.steps_taken, s.num_forwards
 
 
 @functools.partial(jax.jit, static_argnames=('steps', 'candidates', 'levels'))
 def _deepfool(logits_fn, inputs, labels, overshoot, *, steps, candidates, levels):
   batch = functools.partial(_deepfool_batch, steps=steps, candidates=candidates, levels=levels)
-  adv, steps_taken = _mapping.map_batches(batch, (inputs, labels), (logits_fn, overshoot))
+  adv, steps_taken, num_forwards = _mapping.map_batches(
+    batch, (inputs, labels), (logits_fn, overshoot)
+  )
   num_grads = steps_taken * (candidates - 1)
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=False, keep_failed=False
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_forwards,
+    targeted=False,
+    keep_failed=False,
   )
 
 
@@ -140,7 +153,9 @@ def deepfool(
     pass and ``candidates - 1`` backward passes (one per logit difference, sharing that forward
     pass), so an example that needed ``k`` steps reports ``k * (candidates - 1)``; the forward
     pass that finds an example adversarial is not counted. With ``candidates = num_classes`` this
-    is adv-lib's count of backward passes per example.
+    is adv-lib's count of backward passes per example. ``extras['num_forwards']`` counts the
+    forward passes: one per step, plus the one that finds the point adversarial (``k + 1``,
+    at most ``steps``; the first step's at the clean input also picks the classes).
 
   Raises:
     ValueError: ``targeted`` is True, or ``candidates`` is outside ``[2, num_classes]``.

@@ -208,9 +208,9 @@ def _fab_l2(
     labels,
     adv,
     runs * steps * rows,
+    num_forwards=1 + runs * 2 * steps,
     targeted=mode == 'targeted',
     keep_failed=False,
-    extras={'num_forwards': (1 + runs * 2 * steps).astype(jnp.int32)},
   )
 
 
@@ -230,8 +230,7 @@ def _check_options(steps, restarts, eps, alpha_max, beta, eta):
 
 def _run(logits_fn, inputs, labels, key, eps, alpha_max, beta, eta, **static):
   if not inputs.shape[0]:
-    empty = _result.empty_result(inputs)
-    return empty._replace(extras={'num_forwards': jnp.zeros((0,), jnp.int32)})
+    return _result.empty_result(inputs)
   return _fab_l2(
     _checks.as_pytree_fn(logits_fn),
     inputs,

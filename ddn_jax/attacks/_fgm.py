@@ -22,7 +22,14 @@ def _fgm_l2(logits_fn, inputs, labels, eps, *, targeted):
   adv = _mapping.map_examples(single, (inputs, labels), (logits_fn, eps))
   num_grads = jnp.ones(inputs.shape[:1], jnp.int32)
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_grads,
+    targeted=targeted,
+    keep_failed=True,
   )
 
 
@@ -49,7 +56,7 @@ def fgm_l2(
     targeted: make the model predict ``labels``.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is 1. Where the gradient is zero or not finite the
+    An :class:`AttackResult`; ``num_grads`` and ``extras['num_forwards']`` are 1. Where the gradient is zero or not finite the
     example stays at its clean input.
 
   References:

@@ -140,8 +140,17 @@ def _fmn_l2(
     single, (inputs, labels, starting_points), (logits_fn, alphas, gammas)
   )
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
+  # The bisection towards the starting points adds a forward pass per step.
+  bisections = 0 if starting_points is None else binary_search_steps
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=False
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_grads + bisections,
+    targeted=targeted,
+    keep_failed=False,
   )
 
 
@@ -232,8 +241,10 @@ def fmn_l2(
       with adv-lib exactly; on MNIST it also breaks more examples in 100 steps).
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is ``steps`` for every example (the bisection's
-    ``binary_search_steps`` forward passes are not counted).
+    An :class:`AttackResult`; ``num_grads`` is ``steps`` for every example, and
+    ``extras['num_forwards']`` ``steps``, plus ``binary_search_steps`` with ``starting_points``
+    (the bisection's forward passes; checking that the starting points are adversarial, before
+    the attack, is not counted).
 
   Raises:
     ValueError: ``starting_points`` has the wrong shape or dtype, is outside [0, 1], or is not

@@ -38,7 +38,14 @@ def _pgd_l2(logits_fn, inputs, labels, key, eps, step_size, *, targeted, steps, 
   adv = _mapping.map_examples(single, (inputs, labels, keys), (logits_fn, eps, step_size))
   num_grads = jnp.full(inputs.shape[:1], steps, jnp.int32)
   return _result.finalize(
-    logits_fn, inputs, labels, adv, num_grads, targeted=targeted, keep_failed=True
+    logits_fn,
+    inputs,
+    labels,
+    adv,
+    num_grads,
+    num_forwards=num_grads,
+    targeted=targeted,
+    keep_failed=True,
   )
 
 
@@ -76,7 +83,7 @@ def pgd_l2(
     targeted: make the model predict ``labels``.
 
   Returns:
-    An :class:`AttackResult`; ``num_grads`` is ``steps``.
+    An :class:`AttackResult`; ``num_grads`` and ``extras['num_forwards']`` are ``steps``.
 
   References:
     Madry et al., `Towards Deep Learning Models Resistant to Adversarial Attacks

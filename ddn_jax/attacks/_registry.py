@@ -48,6 +48,11 @@ class AttackEntry:
     adv_lib_settings: the settings with which ours reproduces adv-lib's algorithm step for step.
     minimum_norm: a minimum-norm attack (else bounded by ``eps``).
     targeted: supports ``targeted=True``.
+    query_count: ``query_count(settings, num_classes, targeted)``, the most queries (forward plus
+      backward passes of the model, AttackBench's count) the attack makes on one example with
+      ``settings`` (all of them, the function's defaults included); an example that stops
+      early (DeepFool, restarts) makes fewer. It is exact where nothing stops early:
+      ``AttackResult.num_queries`` then equals it.
   """
 
   name: str
@@ -60,6 +65,7 @@ class AttackEntry:
   adv_lib_settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   minimum_norm: bool = True
   targeted: bool = True
+  query_count: Callable[[Mapping[str, Any], int, bool], int] | None = None
 
   def parameters(self) -> dict[str, inspect.Parameter]:
     """The function's settings (keyword arguments a spec may set), by name."""
@@ -120,6 +126,30 @@ class Attack:
     """The same attack with some settings changed (checked as in `make_attack`)."""
     return make_attack(self.entry.name, **{**self.settings, **settings})
 
+  def max_queries(self, *, num_classes: int, targeted: bool = False) -> int:
+    """The most queries (forward plus backward passes) this attack makes on one example of a
+    model with ``num_classes`` classes; see `AttackEntry.query_count`."""
+    settings = {**self.entry.function_defaults(), **self.settings}
+    return self.entry.query_count(settings, num_classes, targeted)
+
+
+# Most queries per example, from the loop counts: a value_and_grad is 1 forward + 1 backward
+# pass, a Jacobian of k logit differences 1 forward + k backward (the attacks' docstrings).
+def _fab_queries(s, num_classes, targeted, *, num_targets=None):
+  runs = s['restarts'] * (num_targets or 1)
+  rows = 1 if targeted or num_targets else num_classes - 1
+  return 1 + runs * s['steps'] * (2 + rows)  # the clean forward, then Jacobian and check
+
+
+def _deepfool_queries(s, num_classes, targeted):
+  candidates = s['candidates'] or min(10, num_classes)
+  return s['steps'] * candidates  # per step 1 forward + candidates - 1 backward
+
+
+def _fmn_queries(s, num_classes, targeted):
+  bisections = 0 if s.get('starting_points') is None else s['binary_search_steps']
+  return 2 * s['steps'] + bisections
+
 
 def _entries() -> dict[str, AttackEntry]:
   entries = [
@@ -130,6 +160,7 @@ def _entries() -> dict[str, AttackEntry]:
       budget=('steps',),
       defaults={'steps': 100},
       aliases={'max_norm': 'eps'},
+      query_count=lambda s, k, t: 2 * s['steps'],
       adv_lib='ddn',
       # adv-lib's DDN fixes its step sizes in code: cosine from 1 towards 0.01, as 'adv_lib'.
       adv_lib_settings={
@@ -155,6 +186,8 @@ def _entries() -> dict[str, AttackEntry]:
         'initial_const': 1.0,
       },
       aliases={'max_iterations': 'steps'},
+      # The check of the clean input, then each iteration's value_and_grad.
+      query_count=lambda s, k, t: 1 + 2 * s['binary_search_steps'] * s['steps'],
       adv_lib='carlini_wagner_l2',
       # adv-lib aborts a search step when the whole batch stalls: our 'batch' rule.
       adv_lib_settings={
@@ -172,6 +205,7 @@ def _entries() -> dict[str, AttackEntry]:
       title='DeepFool',
       budget=('steps',),
       defaults={'steps': 100},
+      query_count=_deepfool_queries,
       adv_lib='df',
       # adv-lib linearises every class: `ddn_jax.interop.compare` sets candidates to match.
       adv_lib_settings={'steps': 100, 'overshoot': 0.02},
@@ -183,6 +217,7 @@ def _entries() -> dict[str, AttackEntry]:
       title='FMN',
       budget=('steps',),
       defaults={'steps': 100},
+      query_count=_fmn_queries,
       adv_lib='fmn',
       adv_lib_settings={
         'steps': 100,
@@ -193,8 +228,17 @@ def _entries() -> dict[str, AttackEntry]:
         'projection': 'sphere',  # adv-lib 0.2.8's projection (ours defaults to the paper's ball).
       },
     ),
-    AttackEntry(name='fgm', function=fgm_l2, title='FGM', minimum_norm=False),
-    AttackEntry(name='pgd', function=pgd_l2, title='PGD', budget=('steps',), minimum_norm=False),
+    AttackEntry(
+      name='fgm', function=fgm_l2, title='FGM', minimum_norm=False, query_count=lambda s, k, t: 2
+    ),
+    AttackEntry(
+      name='pgd',
+      function=pgd_l2,
+      title='PGD',
+      budget=('steps',),
+      minimum_norm=False,
+      query_count=lambda s, k, t: 2 * s['steps'],
+    ),
     AttackEntry(
       name='apgd',
       function=apgd_l2,
@@ -205,6 +249,7 @@ def _entries() -> dict[str, AttackEntry]:
       # adv-lib 0.2.8's step-size rule (see apgd_l2); eps is the run's, as for PGD.
       adv_lib_settings={'steps': 100, 'loss': 'dlr', 'restarts': 1, 'reduce_rule': 'adv_lib'},
       minimum_norm=False,
+      query_count=lambda s, k, t: 2 * (s['steps'] + 1) * s['restarts'],
     ),
     AttackEntry(
       name='apgd-t',
@@ -216,6 +261,8 @@ def _entries() -> dict[str, AttackEntry]:
       adv_lib_settings={'steps': 100, 'num_targets': 9, 'reduce_rule': 'adv_lib'},
       minimum_norm=False,
       targeted=False,
+      # The clean forward that ranks the targets, then steps + 1 value_and_grads per target.
+      query_count=lambda s, k, t: 1 + 2 * (s['steps'] + 1) * s['num_targets'],
     ),
     AttackEntry(
       name='alma',
@@ -226,6 +273,7 @@ def _entries() -> dict[str, AttackEntry]:
       adv_lib='alma',
       # The function's defaults are adv-lib's (P2, no quantisation); targeted, see alma_l2.
       adv_lib_settings={'steps': 1000, 'penalty': 'P2', 'logit_tolerance': 1e-4},
+      query_count=lambda s, k, t: 2 * s['steps'],
     ),
     AttackEntry(
       name='fab',
@@ -235,6 +283,7 @@ def _entries() -> dict[str, AttackEntry]:
       defaults={'steps': 100},
       adv_lib='fab',
       adv_lib_settings={'steps': 100, 'restarts': 1},
+      query_count=_fab_queries,
     ),
     AttackEntry(
       name='fab-t',
@@ -246,6 +295,7 @@ def _entries() -> dict[str, AttackEntry]:
       adv_lib='fab',
       adv_lib_settings={'steps': 100, 'num_targets': 9, 'restarts': 1},
       targeted=False,
+      query_count=lambda s, k, t: _fab_queries(s, k, t, num_targets=s['num_targets']),
     ),
     # Score-based (no gradients); adv-lib 0.2.8 has no Square Attack.
     AttackEntry(
@@ -255,6 +305,7 @@ def _entries() -> dict[str, AttackEntry]:
       budget=('queries',),
       defaults={'queries': 5000},
       minimum_norm=False,
+      query_count=lambda s, k, t: s['restarts'] * (1 + s['queries']),  # forward passes only
     ),
   ]
   return {e.name: e for e in entries}
@@ -322,6 +373,64 @@ def make_attack(name: str, *, adv_lib: bool = False, **settings) -> Attack:
     if value < 1:
       raise ValueError(f'{entry.name}: {key} must be >= 1, got {value}.')
   return Attack(entry, types.MappingProxyType(merged))
+
+
+def within_query_budget(
+  attack: Attack | str, queries: int, *, num_classes: int, targeted: bool = False
+) -> Attack:
+  """``attack`` with its inner loop count set so that it makes at most ``queries`` queries on
+  each example, AttackBench's per-example budget (a query is one forward or one backward pass).
+
+  The last of the entry's ``budget`` counts (``steps``; Square's ``queries``) becomes the
+  largest one whose `Attack.max_queries` fits; the outer ones (C&W's ``binary_search_steps``,
+  the targets and restarts) are kept, so lower them to give the inner loop more. Where the
+  attack stops early on an example (DeepFool, restarts), it makes fewer queries there. The
+  minimum-norm attacks return the smallest adversarial point they evaluated within the budget;
+  the bounded ones return their own point (PGD its last iterate, APGD its adversarial or best
+  one), whose success is re-checked.
+
+  Args:
+    attack: an `Attack` or a spec (``'ddn'``, ``'cw:binary_search_steps=2'``).
+    queries: the budget per example, a positive int.
+    num_classes: the model's number of classes (DeepFool's and FAB's passes depend on it).
+    targeted: whether the attack will run targeted (FAB's Jacobian then has one row).
+
+  Returns:
+    An `Attack` whose `Attack.max_queries` is at most ``queries``.
+
+  Raises:
+    ValueError: a budget that is not a positive int, or that not even one iteration fits.
+
+  References:
+    Cinà et al., `AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples
+    <https://arxiv.org/abs/2404.19460>`_, AAAI 2025.
+  """
+  attack = parse_attack(attack) if isinstance(attack, str) else attack
+  if isinstance(queries, bool) or not isinstance(queries, int) or queries < 1:
+    raise ValueError(f'queries must be a positive int (queries per example), got {queries!r}.')
+  entry = attack.entry
+  cost = lambda a: a.max_queries(num_classes=num_classes, targeted=targeted)
+  if not entry.budget:  # one fixed step (FGM)
+    if cost(attack) > queries:
+      raise ValueError(
+        f'{attack.label} takes {cost(attack)} queries per example, more than the budget of '
+        f'{queries}.'
+      )
+    return attack
+  key = entry.budget[-1]
+  with_count = lambda n: attack.replace(**{key: n})
+  if cost(with_count(1)) > queries:
+    raise ValueError(
+      f'{entry.name}: one iteration ({key}=1) takes {cost(with_count(1))} queries per example, '
+      f'more than the budget of {queries}; raise it, or lower the other loop counts '
+      f'({", ".join(entry.budget[:-1]) or "none"}).'
+    )
+  # The count grows with the loop count, by at least one query per iteration.
+  low, high = 1, queries
+  while low < high:
+    mid = (low + high + 1) // 2
+    low, high = (mid, high) if cost(with_count(mid)) <= queries else (low, mid - 1)
+  return with_count(low)
 
 
 def parse_value(text: str) -> Any:

@@ -24,14 +24,28 @@ class AttackResult(NamedTuple):
     success: ``(N,)`` bool, whether ``logits_fn(adv)`` is adversarial (all logits finite, and
       misclassified, or classified as the target when ``targeted``), re-checked on the returned
       ``adv``.
-    num_grads: ``(N,)`` int32, gradient evaluations (forward+backward passes) the algorithm
-      spent on each example.
+    num_grads: ``(N,)`` int32, backward passes the algorithm spent on each example.
     model_finite: ``(N,)`` bool, whether the model's logits at the clean input are all finite
       (None for a result built by hand: taken as all finite). Where they are not, the model
       has no prediction to attack: evaluations report these examples and count none of them
       as a success, nor as correct.
-    extras: attack-specific ``(N,)`` outputs by name, e.g. C&W's ``'best_const'``; empty for
-      most attacks.
+    extras: per-example ``(N,)`` outputs by name: ``'num_forwards'`` (int32, every attack: the
+      forward passes of the model the algorithm made on each example), and attack-specific
+      ones, e.g. C&W's ``'best_const'``.
+
+  A query, as AttackBench counts them, is one forward or one backward pass of the model on one
+  example: a ``value_and_grad`` of a loss of the logits is 1 forward and 1 backward, a Jacobian
+  of ``k`` logit differences 1 forward and ``k`` backward. The forward passes of `finalize`'s
+  re-check of the result are the library's evaluation, not the attack's, and are not counted
+  (AttackBench evaluates the returned points outside its query counter too). The counts are the
+  algorithm's: work the compiled program does and discards is not a query (the lanes of finished
+  examples in a vmapped loop, the VJPs DeepFool evaluates at the step that finds its point
+  adversarial, C&W's gradient at an iteration that ends its search step), as an eager
+  implementation such as adv-lib's would not make those passes.
+
+  References:
+    Cinà et al., `AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples
+    <https://arxiv.org/abs/2404.19460>`_, AAAI 2025 (queries: forward plus backward passes).
   """
 
   adv: jax.Array
@@ -41,6 +55,20 @@ class AttackResult(NamedTuple):
   model_finite: jax.Array | None = None
   extras: dict[str, jax.Array] = {}  # noqa: RUF012 (never mutated; attacks pass their own)
 
+  @property
+  def num_queries(self) -> jax.Array:
+    """``(N,)`` int32 AttackBench queries per example: ``num_grads + extras['num_forwards']``.
+
+    Raises:
+      ValueError: a result built by hand without ``extras['num_forwards']``.
+    """
+    if 'num_forwards' not in self.extras:
+      raise ValueError(
+        "this result has no extras['num_forwards'] (every attack sets it; a result built by "
+        'hand must too) to count its queries.'
+      )
+    return self.num_grads + self.extras['num_forwards']
+
 
 def finalize(
   logits_fn: LogitsFn,
@@ -49,6 +77,7 @@ def finalize(
   adv: jax.Array,
   num_grads: jax.Array,
   *,
+  num_forwards: jax.Array,
   targeted: bool,
   keep_failed: bool,
   extras: dict[str, jax.Array] | None = None,
@@ -59,6 +88,9 @@ def finalize(
   never kept (the clean input replaces it), so no attack returns one.
 
   Args:
+    num_grads: ``(N,)`` backward passes the attack made per example.
+    num_forwards: ``(N,)`` forward passes the attack made per example (this re-check's are not
+      counted), as ``extras['num_forwards']``.
     keep_failed: bounded attacks keep a non-adversarial point (not one where the model's
       logits are non-finite); minimum-norm attacks reset a failed example to its clean input.
     extras: attack-specific per-example outputs for `AttackResult.extras`.
@@ -82,12 +114,15 @@ def finalize(
     success=success,
     num_grads=num_grads.astype(jnp.int32),
     model_finite=all_finite(clean_logits, axis=-1),
-    extras={} if extras is None else extras,
+    extras={'num_forwards': jnp.asarray(num_forwards, jnp.int32), **(extras or {})},
   )
 
 
 def empty_result(inputs: jax.Array, extras: Sequence[str] = ()) -> AttackResult:
-  """The result of an attack on an empty batch ``(0, H, W, C)``: no model call at all."""
+  """The result of an attack on an empty batch ``(0, H, W, C)``: no model call at all.
+
+  ``extras`` names the attack-specific float extras; ``'num_forwards'`` is always there.
+  """
   zeros = lambda dtype: jnp.zeros((0,), dtype)
   return AttackResult(
     adv=inputs,
@@ -95,5 +130,5 @@ def empty_result(inputs: jax.Array, extras: Sequence[str] = ()) -> AttackResult:
     success=zeros(bool),
     num_grads=zeros(jnp.int32),
     model_finite=zeros(bool),
-    extras={name: zeros(inputs.dtype) for name in extras},
+    extras={'num_forwards': zeros(jnp.int32), **{name: zeros(inputs.dtype) for name in extras}},
   )

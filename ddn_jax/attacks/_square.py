@@ -212,9 +212,9 @@ def _square_l2(logits_fn, inputs, labels, key, eps, p_init, *, targeted, queries
     labels,
     adv,
     num_grads,
+    num_forwards=num_forwards,
     targeted=targeted,
     keep_failed=True,
-    extras={'num_forwards': num_forwards},
   )
 
 
@@ -296,8 +296,7 @@ def square_l2(
       f'starting tiles), got {inputs.shape[1]}×{inputs.shape[2]}.'
     )
   if not inputs.shape[0]:
-    empty = _result.empty_result(inputs)
-    return empty._replace(extras={'num_forwards': jnp.zeros((0,), jnp.int32)})
+    return _result.empty_result(inputs)
   return _square_l2(
     _checks.as_pytree_fn(logits_fn),
     inputs,

@@ -20,7 +20,12 @@ from ddn_jax.evaluation._evaluate import (
   model_digest,
 )
 from ddn_jax.evaluation._predict import predict
-from ddn_jax.evaluation._robustness import RobustnessCurve, robust_accuracy, robustness_curve
+from ddn_jax.evaluation._robustness import (
+  RobustnessCurve,
+  optimality,
+  robust_accuracy,
+  robustness_curve,
+)
 from ddn_jax.evaluation._summary import AttackSummary, summarize, worst_case_l2
 from ddn_jax.evaluation._sweep import (
   DEFAULT_MEMORY_BUDGET,
@@ -49,6 +54,7 @@ __all__ = [
   'minimal_norms',
   'model_digest',
   'model_warnings',
+  'optimality',
   'predict',
   'robust_accuracy',
   'robustness_curve',

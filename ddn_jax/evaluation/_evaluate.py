@@ -56,6 +56,10 @@ class AttackEvaluation:
       (`ddn_jax.attacks.AttackResult.model_finite`; None when constructing: all finite).
       Where they are not, the example is neither a success nor robust (its ``norms`` is NaN),
       and the summary counts it in ``num_nonfinite``.
+    num_forwards: ``(N,)`` int64 forward passes the attack made on the example
+      (``AttackResult.extras['num_forwards']``; None where unknown: a result built by hand, or a
+      batch read back from a ``resume_dir`` written before it was saved). ``num_grads +
+      num_forwards`` is AttackBench's count of queries.
     summary: the :class:`AttackSummary` of these arrays (computed, not passed).
   """
 
@@ -71,6 +75,7 @@ class AttackEvaluation:
   adv: np.ndarray | None = None
   model_finite: np.ndarray | None = None
   batches_computed: int | None = None
+  num_forwards: np.ndarray | None = None
   summary: AttackSummary = dataclasses.field(init=False)
 
   def __post_init__(self):
@@ -260,7 +265,10 @@ def run_batches(
       },
     )
   computed = 0
-  outputs = {'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': [], 'finite': []}
+  outputs = {
+    'success': [], 'l2': [], 'num_grads': [], 'worst_l2': [], 'adv': [], 'finite': [],
+    'num_forwards': [],
+  }  # fmt: skip
   batch_seconds = []  # each batch's wall time, kept with its results: a resumed run adds it up
   progress = progress and _multihost.is_chief()
   with tqdm.tqdm(total=n, desc=name, unit='example', disable=not progress) as bar:
@@ -297,6 +305,9 @@ def run_batches(
         batch_outputs['finite'] = (
           np.ones(count, bool) if finite is None else _multihost.to_host(finite)[:count]
         )
+        forwards = getattr(result, 'extras', {}).get('num_forwards')
+        if forwards is not None:
+          batch_outputs['num_forwards'] = _multihost.to_host(forwards)[:count]
         computed += 1
         batch_outputs['seconds'] = np.float64(time.perf_counter() - start_time)
         if resume_dir is not None and _multihost.is_chief():
@@ -320,6 +331,10 @@ def run_batches(
     adv=np.concatenate(outputs['adv']) if keep_adv else None,
     model_finite=np.concatenate(outputs['finite']).astype(bool),
     batches_computed=None if resume_dir is None else computed,
+    # Known only if every batch had it.
+    num_forwards=np.concatenate(outputs['num_forwards']).astype(np.int64)
+    if len(outputs['num_forwards']) == len(outputs['success'])
+    else None,
   )
 
 
@@ -423,8 +438,9 @@ def combine_best(evaluations: Sequence[AttackEvaluation], *, name: str = 'All') 
 
   An example succeeds if any attack succeeded on it; its ``l2`` (and ``adv``) are those of the
   successful attack with the smallest norm, the first attack's where all failed (ties go to
-  the earlier attack). The model is non-finite at an example if any evaluation says so. ``num_grads``, ``seconds`` and ``first_batch_seconds`` are the sums
-  over the attacks, the cost of running them all.
+  the earlier attack). The model is non-finite at an example if any evaluation says so.
+  ``num_grads``, ``num_forwards`` (if every evaluation has it), ``seconds`` and
+  ``first_batch_seconds`` are the sums over the attacks, the cost of running them all.
 
   Args:
     evaluations: evaluations of several attacks on the same images in the same order.
@@ -476,6 +492,9 @@ def combine_best(evaluations: Sequence[AttackEvaluation], *, name: str = 'All') 
     num_devices=first.num_devices,
     adv=pick('adv') if keep_adv else None,
     model_finite=np.all([e.model_finite for e in evaluations], axis=0),
+    num_forwards=None
+    if any(e.num_forwards is None for e in evaluations)
+    else np.sum([e.num_forwards for e in evaluations], axis=0),
   )
 
 

@@ -1,9 +1,10 @@
-"""Robust accuracy against an L2 budget ε, from per-example minimal adversarial norms."""
+"""Robust accuracy against an L2 budget ε, and AttackBench's optimality, from per-example minimal
+adversarial norms."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,3 +113,70 @@ def robustness_curve(norms: Any, epsilons: Sequence[float]) -> RobustnessCurve:
     num_examples=len(norms),
     num_nonfinite=int(nonfinite.sum()),
   )
+
+
+def optimality(norms: Mapping[str, Any]) -> dict[str, float]:
+  """AttackBench's optimality score of each attack, from the per-example norms of all of them.
+
+  For the per-example best ``d*_i = min_a d_{a,i}`` over the attacks given, and ``ε*`` the
+  largest finite ``d*_i``, the area under attack ``a``'s robust-accuracy curve up to ``ε*`` is
+  ``A_a = ∫_0^ε* mean_i(d_{a,i} > ε) dε = mean_i min(d_{a,i}, ε*)``, the exact integral of the
+  step curve; ``A*`` is that of the best norms, and ``A_0 = clean accuracy × ε*`` that of an
+  attack that finds nothing. The score is
+
+      ``1 - (A_a - A*) / (A_0 - A*)``:
+
+  1 for an attack that finds every best norm, 0 for one no better than finding nothing. It is a
+  ratio of areas, so independent of the scale of the norms, and it compares the attacks given
+  on these examples only: adding an attack that finds smaller norms lowers the others' scores.
+  AttackBench's code integrates with trapezoids between the distinct norms; the exact area
+  differs from it by O(ε*/N).
+
+  Norms follow `robustness_curve`: 0 for a misclassified example, ``inf`` where the attack
+  failed, NaN where the model's logits at the clean image are not finite. NaN examples are never
+  robust (norm 0 for every attack, as in `robustness_curve`), so they weigh on no attack.
+
+  Args:
+    norms: ``{attack name: (N,) norms}`` of the attacks on the same examples, e.g.
+      ``{e.name: e.norms for e in evaluations}`` of `evaluate_attack`'s evaluations.
+
+  Returns:
+    ``{attack name: score}``; every score is NaN where no example separates the attacks
+    (``A_0 = A*``: no correctly classified example, or all best norms equal to ``ε*``, e.g. a
+    single one).
+
+  Raises:
+    ValueError: no attacks, norms that are not ``(N,)`` and ``>= 0``, attacks on different numbers
+      of examples, or NaN (non-finite model) at different examples for different attacks.
+
+  References:
+    Cinà et al., `AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples
+    <https://arxiv.org/abs/2404.19460>`_, AAAI 2025 (Section 3, optimality).
+  """
+  if not norms:
+    raise ValueError('optimality needs the norms of at least one attack, got none.')
+  names = list(norms)
+  stacked = [_check_norms(norms[n]) for n in names]
+  for name, d in zip(names[1:], stacked[1:]):
+    if d.shape != stacked[0].shape:
+      raise ValueError(
+        f'all attacks must cover the same examples: {names[0]!r} has {len(stacked[0])}, '
+        f'{name!r} has {len(d)}.'
+      )
+    if not np.array_equal(np.isnan(d), np.isnan(stacked[0])):
+      raise ValueError(
+        f'{names[0]!r} and {name!r} disagree on where the model is non-finite (NaN norms): '
+        'were they run on the same model and images?'
+      )
+  d = np.nan_to_num(np.stack(stacked), nan=0.0, posinf=np.inf)
+  best = d.min(axis=0)
+  finite = best[np.isfinite(best)]
+  eps_star = float(finite.max()) if len(finite) else 0.0
+  area = lambda x: float(np.mean(np.minimum(x, eps_star), axis=-1))
+  best_area = area(best)
+  worst_area = float(np.mean(best > 0)) * eps_star
+  span = worst_area - best_area
+  return {
+    name: float('nan') if span <= 0 else 1 - (area(x) - best_area) / span
+    for name, x in zip(names, d)
+  }
