@@ -36,7 +36,7 @@ state = training.create_train_state(
   models.SmallCNN(),
   rng=jax.random.key(0),
   input_shape=(1, 28, 28, 1),
-  optimizer=optax.sgd(0.05, momentum=0.9),
+  optimizer=optax.sgd(0.01, momentum=0.9),
 )
 initial = jax.device_get(state.params)
 step_fn = functools.partial(

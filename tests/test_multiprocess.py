@@ -11,6 +11,7 @@ gathering), not rounding. Observed bit-identical: 1 process of 2 devices at batc
 batch 8, 2 of 1 at batch 4, 4 of 1 at batch 8.
 """
 
+import functools
 import importlib
 import json
 import os
@@ -221,37 +222,45 @@ def _train(tmp_path, name, *, num_processes, local_devices, adversary, max_steps
   return params, json.loads(pathlib.Path(f'{out}.json').read_text()), workdir
 
 
-@pytest.mark.parametrize('adversary', ['ddn', 'madry'])
-def test_training_in_two_processes_equals_one_process_and_resumes(tmp_path, adversary):
-  """`fit` with the DDN or Madry adversary over 2 processes of 1 device: the parameters and
-  metrics of one process with 2 devices (the same per-device batches; the gradient's
-  all-reduce crosses processes). DDN's run is also stopped at step 5 (a checkpoint at step 3,
-  and at 5) and resumed by a new pair of processes, and its checkpoints load in one process."""
-  reference, ref_metrics, _ = _train(
-    tmp_path, 'one', num_processes=1, local_devices=2, adversary=adversary
-  )
+@pytest.mark.parametrize(('adversary', 'num_processes'), [('ddn', 2), ('madry', 2), ('madry', 4)])
+def test_training_in_several_processes_equals_one_process_and_resumes(
+  tmp_path, adversary, num_processes
+):
+  """`fit` with the DDN or Madry adversary over processes of 1 device against one process with
+  as many devices (the same per-device batches; the gradient's all-reduce crosses processes).
+
+  2 processes: the same parameters and metrics bit for bit (a sum of two gradients is the same
+  in any order). 4 processes: gloo sums the 4 gradients in another order than XLA in one
+  process; after 8 steps each parameter array differs from one process's by at most 9.3e-7 of
+  how far training moved it (1.5e-8 at most; measured on an AMD EPYC), bounded here at 1e-4 of
+  it: a process training on other examples than its share moves them by a large fraction. DDN's
+  run is also stopped at step 5 (checkpoints at steps 3 and 5) and resumed by new processes; the
+  checkpoints load in one process."""
+  run = functools.partial(_train, tmp_path, adversary=adversary)
+  reference, ref_metrics, _ = run('one', num_processes=1, local_devices=num_processes)
   if adversary == 'ddn':
-    _, stopped, workdir = _train(
-      tmp_path, 'two', num_processes=2, local_devices=1, adversary=adversary, max_steps=5
-    )
+    _, stopped, _ = run('many', num_processes=num_processes, local_devices=1, max_steps=5)
     assert stopped['step'] == 5
-  params, metrics, workdir = _train(
-    tmp_path, 'two', num_processes=2, local_devices=1, adversary=adversary
-  )
+  params, metrics, workdir = run('many', num_processes=num_processes, local_devices=1)
   assert metrics['step'] == ref_metrics['step'] == 8
   assert reference.keys() == params.keys()
-  for name, value in reference.items():
-    np.testing.assert_array_equal(params[name], value, err_msg=name)
-  drop_time = lambda rows: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows]
-  assert drop_time(metrics['history']) == drop_time(ref_metrics['history'])
+  trained = [k for k in params if not k.startswith('initial')]
+  if num_processes == 2:
+    for name, value in reference.items():
+      np.testing.assert_array_equal(params[name], value, err_msg=name)
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k != 'seconds'} for r in rows]
+    assert drop_time(metrics['history']) == drop_time(ref_metrics['history'])
+  else:
+    for name in trained:
+      motion = np.abs(reference[name] - reference[f'initial{name}']).max()
+      difference = np.abs(params[name] - reference[name]).max()
+      assert difference <= 1e-4 * motion, (name, difference, motion)
   # Trained: the parameters moved from their initial values.
-  assert any(
-    not np.array_equal(reference[f'initial{k}'], reference[k]) for k in params if k[0] != 'i'
-  )
-  # The last checkpoint, saved by two processes, reads back here (one process, 8 devices).
+  assert any(not np.array_equal(reference[f'initial{k}'], reference[k]) for k in trained)
+  # The last checkpoint, saved by several processes, reads back here (one process, 8 devices).
   final = training.load_checkpoint(workdir)
   assert final.step == 8
   leaves = jax.tree_util.tree_flatten_with_path(final.state['params'])[0]
-  assert len(leaves) == len(reference) // 2
+  assert len(leaves) == len(trained)
   for path, leaf in leaves:
-    np.testing.assert_array_equal(np.asarray(leaf), reference[jax.tree_util.keystr(path)])
+    np.testing.assert_array_equal(np.asarray(leaf), params[jax.tree_util.keystr(path)])
