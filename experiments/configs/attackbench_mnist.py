@@ -20,9 +20,7 @@ def get_config() -> dict:
     'name': 'mnist',
     'title': "AttackBench-style table: MNIST (the paper's CNN, on a CPU)",
     'notes': __doc__.split('\n\n')[1].replace('\n', ' '),
-    'model': _models.trained(
-      'experiments/configs/adversarial_training_mnist_cpu.py', workdir='experiments/checkpoints'
-    ),
+    'model': _models.mnist_paper_cpu(),
     'images': {'dataset': 'mnist', 'split': 'test', 'source': 'auto', 'num_images': 100},
     'queries': [100, 1000],
     'attacks': ['ddn', 'fmn', 'alma', 'cw', 'deepfool', 'fab', 'fab-t'],

@@ -22,10 +22,7 @@ def get_config() -> dict:
     'name': 'mnist_cpu',
     'title': 'MNIST (the paper protocol, on a CPU)',
     'notes': __doc__.split('\n\n')[1].replace('\n', ' '),
-    # The checkpoint committed with the repository (trained by that config's command).
-    'model': _models.trained(
-      'experiments/configs/adversarial_training_mnist_cpu.py', workdir='experiments/checkpoints'
-    ),
+    'model': _models.mnist_paper_cpu(),
     'batch_size': 250,
     'attacks': [
       _attacks.ddn(100),
