@@ -16,7 +16,7 @@ from typing import Any
 import jax
 
 from ddn_jax import attacks, evaluation, sharding
-from ddn_jax.benchmark import _setup, _timing
+from ddn_jax.benchmark import _sections, _setup, _timing
 
 # How long one configuration's processes may take before they are killed.
 _TIMEOUT_S = 1800
@@ -25,7 +25,7 @@ _TIMEOUT_S = 1800
 def _workloads(logits_fn, x, y, cfg: dict[str, Any], mesh) -> dict[str, Any]:
   """What each point times: an evaluation of DDN and a sweep of its gamma, one global batch."""
   ddn = attacks.make_attack('ddn', steps=cfg['steps'])
-  gammas = [0.02 + 0.18 * i / max(1, cfg['sweep_points'] - 1) for i in range(cfg['sweep_points'])]
+  gammas = _sections.sweep_gammas(cfg['sweep_points'])
   return {
     'evaluate': lambda: evaluation.evaluate_attack(
       ddn, logits_fn, x, y, name=ddn.label, batch_size=len(x), mesh=mesh, progress=False

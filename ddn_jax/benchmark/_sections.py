@@ -114,6 +114,11 @@ def run_point(model_name: str, batch: int, steps: int) -> dict[str, Any]:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def sweep_gammas(points: int) -> list[float]:
+  """The benchmark's grid of DDN's gamma: ``points`` values evenly from 0.02 to 0.2."""
+  return [float(g) for g in np.linspace(0.02, 0.2, points)]
+
+
 def sweep_section(logits_fn, x, y, points: int, steps: int, rounds: int) -> dict[str, Any]:
   """G values of DDN's gamma: one vmapped program, `evaluation.sweep`, and G separate runs.
 
@@ -122,7 +127,7 @@ def sweep_section(logits_fn, x, y, points: int, steps: int, rounds: int) -> dict
   checks and per-point validation included). The separate runs reuse one compiled DDN (gamma is
   traced).
   """
-  gammas = [float(g) for g in np.linspace(0.02, 0.2, points)]
+  gammas = sweep_gammas(points)
   grid = jnp.asarray(gammas)
   vmapped = jax.jit(
     jax.vmap(lambda f, g: attacks.ddn(f, x, y, gamma=g, steps=steps).l2, in_axes=(None, 0))
