@@ -23,14 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddn_jax import attacks
+from ddn_jax._atomic import write_atomically
 from ddn_jax.data import fingerprint
 from ddn_jax.evaluation import _multihost
-from ddn_jax.evaluation._evaluate import (
-  describe_attack,
-  model_digest,
-  open_resume_dir,
-  write_atomically,
-)
+from ddn_jax.evaluation._evaluate import describe_attack, model_digest, open_resume_dir
 from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
 from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
