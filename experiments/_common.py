@@ -182,6 +182,93 @@ def grid_search(spec, logits_fn, images, labels, *, targeted, mesh, batch_size, 
   return search
 
 
+def tuned_attack(spec, logits_fn, images, labels, *, targeted, mesh, batch_size, workdir=None):
+  """A row's attack, with the point of its grid search if the spec has a ``grid`` (else None).
+
+  Returns ``(attack, search)``. ``images``/``labels`` are what the search runs on (its first
+  ``grid_images``); with a ``workdir`` the search is kept there (`grid_search`'s ``saved``).
+  """
+  attack = make_attack(spec)
+  if 'grid' not in spec:
+    return attack, None
+  print(f'== grid search {attack.label} on {spec["grid_images"]} examples', flush=True)
+  search = grid_search(
+    spec,
+    logits_fn,
+    images,
+    labels,
+    targeted=targeted,
+    mesh=mesh,
+    batch_size=batch_size,
+    saved=None
+    if workdir is None
+    else workdir / f'{evaluation.folder_name(attack.label)}_grid.json',
+  )
+  return attack.replace(**search['best']), search
+
+
+def row_images(spec, num_images: int, label: str) -> tuple[int, str]:
+  """How many of the images a row attacks (its ``num_images``, default all) and its name then."""
+  count = min(spec.get('num_images', num_images), num_images)
+  return count, label if count == num_images else f'{label} (first {count} images)'
+
+
+def run_rows(
+  config,
+  logits_fn,
+  images,
+  labels,
+  *,
+  targeted=False,
+  workdir=None,
+  on_row=None,
+  keep_adv_of=(),
+):
+  """Grid-searches (where asked) and runs every attack row; returns evaluations and searches.
+
+  A row with ``num_images`` attacks only the first ones (its name says so). With a ``workdir``,
+  each row's finished batches and grid search are saved under it and a rerun of the same
+  command after an interruption continues from them (`evaluation.evaluate_attack`'s
+  ``resume_dir``). ``on_row(evaluations, searches)`` is called after each row. Rows of the
+  attacks named in ``keep_adv_of`` keep their adversarial images.
+  """
+  mesh = training.data_mesh()
+  evaluations, searches = [], {}
+  for spec in config['attacks']:
+    attack, search = tuned_attack(
+      spec,
+      logits_fn,
+      images,
+      labels,
+      targeted=targeted,
+      mesh=mesh,
+      batch_size=batch_size(config['batch_size'], mesh),
+      workdir=workdir,
+    )
+    if search is not None:
+      searches[attack.label] = search
+    count, name = row_images(spec, len(images), attack.label)
+    print(f'== {name}', flush=True)
+    evaluations.append(
+      evaluation.evaluate_attack(
+        attack.function,
+        logits_fn,
+        images[:count],
+        labels[:count],
+        name=name,
+        batch_size=batch_size(min(config['batch_size'], count), mesh),
+        mesh=mesh,
+        targeted=targeted,
+        keep_adv=spec['attack'] in keep_adv_of,
+        resume_dir=None if workdir is None else workdir / evaluation.folder_name(name),
+      )
+    )
+    print(evaluations[-1].summary, flush=True)
+    if on_row is not None:
+      on_row(evaluations, searches)
+  return evaluations, searches
+
+
 def grid_search_lines(searches: dict[str, dict[str, Any]]) -> list[str]:
   """One markdown line per C&W grid search: the point it chose and what the search cost."""
   return [

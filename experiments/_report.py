@@ -46,6 +46,20 @@ def parse_args(argv: list[str] | None, description: str, module: str):
   return load_config(args.config), pathlib.Path(args.out), command_line(module, argv)
 
 
+def parse_args_resumable(argv: list[str] | None, description: str, module: str):
+  """As `parse_args`, and ``--workdir``: where each attack row's finished batches are kept, so
+  that rerunning the command continues an interrupted run. Returns it fourth."""
+  parser = argument_parser(description, module)
+  parser.add_argument(
+    '--workdir',
+    default='runs/experiments',
+    help="each row's finished batches, to resume an interrupted run (%(default)s)",
+  )
+  args = parser.parse_args(argv)
+  config, out = load_config(args.config), pathlib.Path(args.out)
+  return config, out, command_line(module, argv), pathlib.Path(args.workdir)
+
+
 def run_experiment(
   argv: list[str] | None,
   *,

@@ -7,7 +7,10 @@ worst target (a failure if any, else the largest norm). C&W rows with a ``grid``
 grid-searched on the pairs of the first ``grid_images`` images. Writes ``targeted_<name>.md``,
 ``.json``, ``.csv`` (one row per attack and case, `ddn_jax.reports.targeted_rows`) and
 ``targeted_<name>_examples.png`` (DDN's targeted adversarial examples of the first image, one
-per target) under ``--out``.
+per target) under ``--out``. A row with ``num_images`` attacks the pairs of the first ones only.
+Each row's finished batches (and grid search) are kept under ``--workdir`` (default
+``runs/experiments``)``/targeted_<name>``: rerunning the same command continues an interrupted
+run; a changed row, model or image set is refused, not mixed in.
 
   python -m experiments.attacks_targeted --config experiments/configs/targeted_local.py
 """
@@ -24,64 +27,66 @@ from experiments import _common, _report
 _MODULE = 'experiments.attacks_targeted'
 
 
-def _pairs(logits_fn, images, labels, count, num_targets, seed):
+def _pairs(images, labels, count, num_classes, num_targets, seed):
   """The first ``count`` images repeated once per target, and the targets: for grid searches."""
-  num_classes = np.asarray(logits_fn(images[:1])).shape[-1]
   targets = evaluation.target_classes(
     labels[:count], num_classes, num_targets=num_targets, seed=seed
   )
   return np.repeat(images[:count], targets.shape[1], axis=0), targets.reshape(-1)
 
 
-def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
+def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, Any]:
   stem = f'targeted_{config["name"]}'
+  workdir = None if workdir is None else workdir / stem
   title = f'Targeted attacks: {config["title"]}'
   report = reports.Report(out / stem, title=title, command=command)
   spec = config['model']
   logits_fn = next(iter(_common.load_models(spec, [spec.get('defence', 'baseline')]).values()))
   images, labels = _common.evaluation_images(config['images'], logits_fn)
   num_targets, seed = config.get('num_targets'), config.get('seed', 0)
+  num_classes = np.asarray(logits_fn(images[:1])).shape[-1]
+  per_image = num_targets or num_classes - 1
   mesh = training.data_mesh()
   evaluations, searches = [], {}
   for attack_spec in config['attacks']:
-    attack = _common.make_attack(attack_spec)
-    if 'grid' in attack_spec:
-      print(f'== grid search {attack.label}', flush=True)
-      pair_images, targets = _pairs(
-        logits_fn, images, labels, attack_spec['grid_images'], num_targets, seed
-      )
-      search = _common.grid_search(
-        attack_spec,
-        logits_fn,
-        pair_images,
-        targets,
-        targeted=True,
-        mesh=mesh,
-        batch_size=_common.batch_size(config['batch_size'], mesh),
-      )
-      attack = attack.replace(**search['best'])
+    searched = (  # a grid search runs on the (image, target) pairs of its first images
+      _pairs(images, labels, attack_spec['grid_images'], num_classes, num_targets, seed)
+      if 'grid' in attack_spec
+      else (images, labels)
+    )
+    attack, search = _common.tuned_attack(
+      attack_spec,
+      logits_fn,
+      *searched,
+      targeted=True,
+      mesh=mesh,
+      batch_size=_common.batch_size(config['batch_size'], mesh),
+      workdir=workdir,
+    )
+    if search is not None:
       searches[attack.label] = search
-    print(f'== {attack.label}', flush=True)
+    count, name = _common.row_images(attack_spec, len(images), attack.label)
+    print(f'== {name}', flush=True)
     result = evaluation.evaluate_targeted(
       attack.function,
       logits_fn,
-      images,
-      labels,
-      name=attack.label,
+      images[:count],
+      labels[:count],
+      name=name,
       num_targets=num_targets,
       seed=seed,
-      batch_size=_common.batch_size(config['batch_size'], mesh),
+      batch_size=_common.batch_size(min(config['batch_size'], count * per_image), mesh),
       mesh=mesh,
       keep_adv=attack_spec['attack'] == 'ddn',
+      resume_dir=None if workdir is None else workdir / evaluation.folder_name(name),
     )
     evaluations.append(result)
     print(result.pairs.summary, result.least_likely.summary, sep='\n', flush=True)
 
-  per_image = len(evaluations[0].target) // len(images) if evaluations else 0
   report.add_text(config['notes'])
   report.add_text(
     f'{len(images)} images × {per_image} targets = {len(images) * per_image} targeted attacks '
-    'per attack. Average case: over all (image, target) pairs; least likely: per image its worst '
+    'per attack (fewer where a row says "first N images"). Average case: over all (image, target) pairs; least likely: per image its worst '
     'target (failed if any target failed, else the largest norm). Success in %, mean L2 over '
     'successful attacks; the median counts a failure as the distance to a uniform grey image.'
   )
@@ -114,8 +119,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  run(config, out, command)
+  run(*_report.parse_args_resumable(argv, __doc__.split('\n')[0], _MODULE))
 
 
 if __name__ == '__main__':

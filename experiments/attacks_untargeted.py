@@ -20,65 +20,14 @@ continues where it stopped; a changed row, model or image set is refused, not mi
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import numpy as np
 
-from ddn_jax import evaluation, plotting, reports, training
+from ddn_jax import evaluation, plotting, reports
 from experiments import _common, _report
 
 _MODULE = 'experiments.attacks_untargeted'
-
-
-def run_rows(config, logits_fn, images, labels, *, targeted=False, workdir=None, on_row=None):
-  """Grid-searches (where asked) and runs every attack row; returns evaluations and searches.
-
-  A row with ``num_images`` attacks only the first ones (its name says so). With a ``workdir``,
-  each row's finished batches and grid search are saved under it and a rerun of the same
-  command after an interruption continues from them (`evaluation.evaluate_attack`'s
-  ``resume_dir``). ``on_row(evaluations, searches)`` is called after each row.
-  """
-  mesh = training.data_mesh()
-  evaluations, searches = [], {}
-  for spec in config['attacks']:
-    attack = _common.make_attack(spec)
-    if 'grid' in spec:
-      print(f'== grid search {attack.label} on {spec["grid_images"]} examples', flush=True)
-      search = _common.grid_search(
-        spec,
-        logits_fn,
-        images,
-        labels,
-        targeted=targeted,
-        mesh=mesh,
-        batch_size=_common.batch_size(config['batch_size'], mesh),
-        saved=None
-        if workdir is None
-        else workdir / f'{evaluation.folder_name(attack.label)}_grid.json',
-      )
-      attack = attack.replace(**search['best'])
-      searches[attack.label] = search
-    count = spec.get('num_images', len(images))
-    name = attack.label if count >= len(images) else f'{attack.label} (first {count} images)'
-    print(f'== {name}', flush=True)
-    evaluations.append(
-      evaluation.evaluate_attack(
-        attack.function,
-        logits_fn,
-        images[:count],
-        labels[:count],
-        name=name,
-        batch_size=_common.batch_size(min(config['batch_size'], count), mesh),
-        mesh=mesh,
-        targeted=targeted,
-        resume_dir=None if workdir is None else workdir / evaluation.folder_name(name),
-      )
-    )
-    print(evaluations[-1].summary, flush=True)
-    if on_row is not None:
-      on_row(evaluations, searches)
-  return evaluations, searches
 
 
 def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, Any]:
@@ -131,7 +80,7 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
     )
     return report.write()
 
-  evaluations, searches = run_rows(
+  evaluations, searches = _common.run_rows(
     config,
     logits_fn,
     images,
@@ -144,16 +93,7 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = _report.argument_parser(__doc__.split('\n')[0], _MODULE)
-  parser.add_argument(
-    '--workdir',
-    default='runs/experiments',
-    help="each row's finished batches, to resume an interrupted run (%(default)s)",
-  )
-  args = parser.parse_args(argv)
-  config = _report.load_config(args.config)
-  command = _report.command_line(_MODULE, argv)
-  run(config, pathlib.Path(args.out), command, workdir=pathlib.Path(args.workdir))
+  run(*_report.parse_args_resumable(argv, __doc__.split('\n')[0], _MODULE))
 
 
 if __name__ == '__main__':

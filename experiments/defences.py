@@ -3,7 +3,10 @@
 The models are the defences of an `experiments/adversarial_training.py` config, trained there
 (or here on first use) and reloaded from their checkpoints. Each is attacked with C&W, DeepFool
 and DDN (the paper: C&W 9×10000, DeepFool 100, DDN 1000) via `ddn_jax.evaluation`; the "All"
-row keeps per image the smallest successful perturbation of the three (`combine_best`). Writes
+row keeps per image the smallest successful perturbation of the three (`combine_best`; of
+those that attacked every image, where a row has ``num_images`` and attacks only the first
+ones). Each model's rows keep their finished batches under ``--workdir``
+``/defences_<name>/<defence>``: rerunning the command continues an interrupted run. Writes
 under ``--out``:
 
 * ``defences_<name>.md`` / ``.json`` / ``.csv`` — Table 5/6 (`ddn_jax.reports.defence_table`):
@@ -21,34 +24,23 @@ from typing import Any
 
 import numpy as np
 
-from ddn_jax import evaluation, plotting, reports, training
+from ddn_jax import evaluation, plotting, reports
 from experiments import _common, _report
 
 _MODULE = 'experiments.defences'
 
 
-def _evaluate(config, logits_fn, images, labels, mesh):
-  evaluations = []
-  for spec in config['attacks']:
-    attack = _common.make_attack(spec)
-    print(f'== {attack.label}', flush=True)
-    evaluations.append(
-      evaluation.evaluate_attack(
-        attack.function,
-        logits_fn,
-        images,
-        labels,
-        name=attack.label,
-        batch_size=_common.batch_size(config['batch_size'], mesh),
-        mesh=mesh,
-        keep_adv=spec['attack'] == 'ddn',
-      )
-    )
-    print(evaluations[-1].summary, flush=True)
-  return [*evaluations, evaluation.combine_best(evaluations, name='All')]
+def _evaluate(config, logits_fn, images, labels, workdir):
+  """The config's attack rows (`_common.run_rows`), then All: per image, the best of the rows
+  that attacked every image (a row with ``num_images`` attacks only the first ones)."""
+  evaluations, _ = _common.run_rows(
+    config, logits_fn, images, labels, workdir=workdir, keep_adv_of={'ddn'}
+  )
+  complete = [e for e in evaluations if len(e.l2) == len(images)]
+  return [*evaluations, evaluation.combine_best(complete, name='All')], complete
 
 
-def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
+def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, Any]:
   stem = f'defences_{config["name"]}'
   report = reports.Report(
     out / stem, title=f'Defence evaluation: {config["title"]}', command=command
@@ -56,14 +48,15 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
   defences = config['defences']
   logits_fns = _common.load_models(config['model'], list(defences))
   images, labels = _common.evaluation_images(config['images'])
-  mesh = training.data_mesh()
   eps = config['epsilon']
   evaluations, clean, curves, adversarials, predictions = {}, {}, {}, {}, {}
   for defence, title in defences.items():
     print(f'== defence {defence}', flush=True)
     logits_fn = logits_fns[defence]
     clean[defence] = float(np.mean(np.asarray(logits_fn(images)).argmax(-1) == labels))
-    evaluations[defence] = _evaluate(config, logits_fn, images, labels, mesh)
+    evaluations[defence], combined = _evaluate(
+      config, logits_fn, images, labels, None if workdir is None else workdir / stem / defence
+    )
     curve = evaluation.robustness_curve(
       evaluations[defence][-1].norms, np.linspace(0, config['max_epsilon'], 101)
     )
@@ -77,7 +70,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
     f'{len(images)} test images. Success in %, L2 in [0, 1] pixel units, the median counting a '
     f'failure as the distance to a uniform grey image; accuracy at ε ≤ {eps:g}: correctly '
     'classified and no adversarial example of that row within ε. All: per image the smallest '
-    'successful perturbation of the three attacks.'
+    f'successful perturbation of {", ".join(e.name for e in combined)}.'
   )
   # The tables name each model by its title.
   by_title = {defences[d]: e for d, e in evaluations.items()}
@@ -114,8 +107,7 @@ def run(config: dict[str, Any], out, command: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-  config, out, command = _report.parse_args(argv, __doc__.split('\n')[0], _MODULE)
-  run(config, out, command)
+  run(*_report.parse_args_resumable(argv, __doc__.split('\n')[0], _MODULE))
 
 
 if __name__ == '__main__':

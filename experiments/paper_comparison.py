@@ -17,12 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from ddn_jax import data, reports, training
+from ddn_jax import data, evaluation, reports, training
 from experiments import _common, _report
 
 _MODULE = 'experiments.paper_comparison'
 _FIELDS = ('success_percent', 'mean_l2', 'median_l2', 'grads', 'seconds')
 _FORMATS = ('.1f', '.4f', '.4f', '.0f', '.1f')
+_TABLE2_FIELDS = ('average_success_percent', 'average_mean_l2', 'least_likely_success_percent')
+_TABLE2_FIELDS += ('least_likely_mean_l2',)
+_TABLE2_FORMATS = ('.2f', '.4f', '.1f', '.4f')
+_TABLE5_FIELDS = ('success_percent', 'mean_l2', 'median_l2', 'accuracy_percent_at_epsilon')
+_TABLE5_FORMATS = ('.1f', '.4f', '.4f', '.1f')
 
 
 def paper_name(spec: dict[str, Any]) -> str:
@@ -112,19 +117,115 @@ def run(config: dict[str, Any], report) -> None:
   report.add_text('Mean L2 ratios (each mean over the successes of its row):')
   report.add_table(reports.markdown_table(['ratio', 'ours', 'paper', 'images (ours)'], ratio_rows))
   report.data.update(test_accuracy=accuracy, num_test=num_test, table1=data_rows, ratios=ratios)
+  if 'table2' in config:
+    _table2(config['table2'], report)
+  if 'table5' in config:
+    _table5(config['table5'], report)
   print(report.write())
 
 
-def main(argv: list[str] | None = None) -> None:
-  _report.run_experiment(
-    argv,
-    doc=__doc__,
-    module=_MODULE,
-    stem=lambda config: f'paper_comparison_{config["name"]}',
-    title=lambda config: f'The paper beside ours: {config["name"]}',
-    run=run,
+def _norms(values) -> np.ndarray:
+  """Per-example norms as the result files store them (null for a failure) -> inf."""
+  return np.array([np.inf if v is None else v for v in values], float)
+
+
+def _table2(table2: dict[str, Any], report) -> None:
+  """Table 2 (targeted: average and least-likely cases) beside the paper's, and mean-L2
+  ratios over the (image, target) pairs both rows attacked."""
+  results = reports.read_json(table2['results'])
+  specs, num_images = results['config']['attacks'], results['num_images']
+  names = [paper_name(spec) for spec in specs]
+  header = ['Attack', 'protocol', 'avg success %', 'paper', 'avg mean L2', 'paper']
+  header += ['LL success %', 'paper', 'LL mean L2', 'paper']
+  rows, data_rows, norms = [], [], {}
+  for i, (spec, name) in enumerate(zip(specs, names)):
+    paper = table2['paper'][name]
+    count = min(spec.get('num_images', num_images), num_images)
+    reductions = [f'first {count} of the 1000 images, × 9 targets']
+    if 'grid' in spec:
+      reductions.append(f'grid search on the pairs of the first {spec["grid_images"]} images')
+    cases = results['rows'][2 * i : 2 * i + 2]  # its average and least-likely rows, if run
+    values = [None] * 4
+    if cases:
+      average, least_likely = cases
+      norms[name] = results['per_pair'][average['attack']]['norms']
+      values = [100 * average['success_rate'], average['mean_l2']]
+      values += [100 * least_likely['success_rate'], least_likely['mean_l2']]
+    protocol = 'reduced: ' + '; '.join(reductions) if cases else 'not run yet'
+    cells, row = [], {'attack': name, 'protocol': protocol}
+    for field, value, published, fmt in zip(_TABLE2_FIELDS, values, paper, _TABLE2_FORMATS):
+      cells += [reports.format_cell(value, fmt), reports.format_cell(published, fmt)]
+      row.update({field: value, f'paper_{field}': published})
+    rows.append([name, protocol, *cells])
+    data_rows.append(row)
+  report.add_text(
+    f'**Table 2** (targeted, MNIST): ours from `{table2["results"]}` (the model of Table 1; its '
+    'command and machine are there). Average case over all (image, target) pairs, least likely '
+    '(LL) per image its worst target; mean L2 over the successes.'
   )
+  report.add_table(reports.markdown_table(header, rows, align='ll' + 'r' * 8), data_rows)
+  ratio_rows, ratios = [], []
+  for numerator, denominator in table2['ratios']:
+    ours, n = None, 0
+    if numerator in norms and denominator in norms:
+      ours, n = mean_l2_ratio(norms, numerator, denominator)
+    paper = table2['paper'][numerator][1] / table2['paper'][denominator][1]
+    ratio_rows.append(
+      [f'{numerator} / {denominator}', reports.format_cell(ours, '.3f'), f'{paper:.3f}', n]
+    )
+    ratios.append(
+      {'ratio': f'{numerator} / {denominator}', 'ours': ours, 'paper': paper, 'pairs': n}
+    )
+  report.add_text('Average-case mean L2 ratios (on the pairs both rows attacked):')
+  report.add_table(reports.markdown_table(['ratio', 'ours', 'paper', 'pairs (ours)'], ratio_rows))
+  report.data.update(table2=data_rows, table2_ratios=ratios)
 
 
-if __name__ == '__main__':
-  main()
+def _table5(table5: dict[str, Any], report) -> None:
+  """Table 5 (defences) beside the paper's, and the robust accuracy of All at each ε."""
+  results = reports.read_json(table5['results'])
+  config, num_images = results['config'], results['num_images']
+  names = [paper_name(spec) for spec in config['attacks']] + ['All']  # each model's rows
+  header = ['Defence', 'Attack', 'protocol', 'success %', 'paper', 'mean L2', 'paper']
+  header += ['median L2', 'paper', f'acc. ε≤{config["epsilon"]:g} %', 'paper']
+  rows, data_rows = [], []
+  for i, ours in enumerate(results['rows']):
+    name = names[i % len(names)]
+    paper = table5['paper'][ours['defence']][name]
+    count = ours['num_examples']
+    protocol = f'reduced: first {count} of the 1000 images'
+    values = [100 * ours['success_rate'], ours['mean_l2'], ours['median_l2']]
+    values.append(100 * ours[f'accuracy_at_{config["epsilon"]:g}'])
+    cells, row = [], {'defence': ours['defence'], 'attack': name, 'protocol': protocol}
+    for field, value, published, fmt in zip(_TABLE5_FIELDS, values, paper, _TABLE5_FORMATS):
+      cells += [reports.format_cell(value, fmt), reports.format_cell(published, fmt)]
+      row.update({field: value, f'paper_{field}': published})
+    rows.append([ours['defence'], name, protocol, *cells])
+    data_rows.append(row)
+  epsilons = table5['epsilons']
+  robust_rows, robust = [], []
+  for defence, title in config['defences'].items():
+    norms = _norms(results['per_example_l2'][defence]['All'])
+    accuracy = evaluation.robust_accuracy(norms, epsilons)
+    paper = table5['paper_robust_accuracy'][title]
+    cells, row = [], {'defence': title}
+    for eps, published in zip(epsilons, paper):
+      cells += [f'{100 * accuracy[float(eps)]:.1f}', f'{published:.1f}']
+      row.update({f'accuracy_percent_{eps:g}': 100 * accuracy[float(eps)]})
+      row.update({f'paper_accuracy_percent_{eps:g}': published})
+    robust_rows.append([title, *cells])
+    robust.append(row)
+  report.add_text(
+    f'**Table 5** (defences, MNIST): ours from `{table5["results"]}` ({num_images} images; its '
+    f'command, machine and the reduction of the training are there). {results["config"]["notes"]}'
+  )
+  report.add_table(reports.markdown_table(header, rows, align='lll' + 'r' * 8), data_rows)
+  report.add_text(
+    'Figure 4: accuracy under All (robust accuracy) at ε, ours on the images above, the paper '
+    'read from its text (Section 6) on 1000:'
+  )
+  header = ['Defence']
+  for eps in epsilons:
+    header += [f'ε = {eps:g} %', 'paper']
+  report.add_table(reports.markdown_table(header, robust_rows), robust)
+  report.data.update(table5=data_rows, robust_accuracy=robust)

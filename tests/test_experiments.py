@@ -154,13 +154,17 @@ def test_targeted(model, tmp_path):
     'images': {**model, 'num_images': 2},
     'num_targets': None,
     'batch_size': 16,
-    'attacks': [_cw(1, 5, learning_rate=[0.1, 1.0], initial_const=[10.0]), _attacks.ddn(10)],
+    'attacks': [
+      _cw(1, 5, learning_rate=[0.1, 1.0], initial_const=[10.0]),
+      _attacks.ddn(10),
+      {**_attacks.ddn(5), 'num_images': 1},
+    ],
   }
-  attacks_targeted.main(
-    ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
-  )
+  args = ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
+  args += ['--workdir', str(tmp_path / 'runs')]
+  attacks_targeted.main(args)
   _, report, rows = _check_outputs(
-    tmp_path, 'targeted_tiny', ['targeted_tiny_examples.png'], num_rows=4
+    tmp_path, 'targeted_tiny', ['targeted_tiny_examples.png'], num_rows=6
   )
   # Per attack its average and least-likely rows, in the JSON as in the CSV.
   assert [(r['attack'], r['case']) for r in rows] == [
@@ -171,13 +175,28 @@ def test_targeted(model, tmp_path):
   assert len(pairs['target']) == 18
   labels = report['config']['images']
   assert labels['num_images'] == 2
-  average, least_likely = report['rows'][2:]
+  average, least_likely = report['rows'][2:4]
   assert (average['case'], least_likely['case']) == ('average', 'least likely')
   assert (average['num_examples'], least_likely['num_examples']) == (18, 2)
   assert 0 <= least_likely['success_rate'] <= average['success_rate'] <= 1
   # The least-likely case takes each image's largest norm, so its mean cannot be smaller.
   if least_likely['success_rate'] == 1:
     assert least_likely['mean_l2'] >= average['mean_l2'] - 1e-9
+  # A row with num_images attacks the pairs of the first images only, and says so.
+  first = report['rows'][4]
+  assert first['attack'] == 'DDN 5 (first 1 images)' and first['num_examples'] == 9
+  np.testing.assert_array_equal(
+    report['per_pair']['DDN 5 (first 1 images)']['target'], pairs['target'][:9]
+  )
+  # Rerun: every row and the grid search are read back from --workdir (an attacked row would
+  # report a new time); another grid is refused, not mixed in.
+  attacks_targeted.main(args)
+  again = reports.read_json(tmp_path / 'targeted_tiny.json')
+  assert again['rows'] == report['rows'] and again['grid_searches'] == report['grid_searches']
+  config['attacks'][0]['grid'] = {'learning_rate': [0.1, 0.5], 'initial_const': [10.0]}
+  args[1] = _write_config(tmp_path / 'other.py', config)
+  with pytest.raises(ValueError, match='grid search of another run.*spec'):
+    attacks_targeted.main(args)
 
 
 def test_defences(model, tmp_path):
@@ -201,13 +220,28 @@ def test_defences(model, tmp_path):
     ['defences_tiny_robustness.png', 'defences_tiny_examples.png'],
     num_rows=2 * 4,
   )
+  cw = _label(_cw(2, 5))
   for defence in ('baseline', 'ddn'):
     norms = {k: _norms(v) for k, v in report['per_example_l2'][defence].items()}
     # All is the per-image minimum of the three attacks' norms.
-    cw = _label(_cw(2, 5))
     expected = np.min([norms[cw], norms['DeepFool 5'], norms['DDN 10']], axis=0)
     np.testing.assert_array_equal(norms['All'], expected)
-  assert [r['attack'] for r in rows[:4]] == [_label(_cw(2, 5)), 'DeepFool 5', 'DDN 10', 'All']
+  assert [r['attack'] for r in rows[:4]] == [cw, 'DeepFool 5', 'DDN 10', 'All']
+
+  # A row on the first images only is left out of All, which the report says; the rows resume
+  # from --workdir.
+  config['attacks'][0]['num_images'] = 3
+  out = tmp_path / 'partial'
+  args = ['--config', _write_config(tmp_path / 'p.py', config), '--out', str(out)]
+  args += ['--workdir', str(tmp_path / 'runs')]
+  defences.main(args)
+  report = reports.read_json(out / 'defences_tiny.json')
+  norms = {k: _norms(v) for k, v in report['per_example_l2']['ddn'].items()}
+  assert len(norms[f'{cw} (first 3 images)']) == 3
+  np.testing.assert_array_equal(norms['All'], np.minimum(norms['DeepFool 5'], norms['DDN 10']))
+  assert 'perturbation of DeepFool 5, DDN 10.' in (out / 'defences_tiny.md').read_text()
+  defences.main(args)
+  assert reports.read_json(out / 'defences_tiny.json')['rows'] == report['rows']
 
 
 def test_cw_constants(model, tmp_path):
@@ -326,3 +360,93 @@ def test_paper_comparison_names_rows_as_the_paper_and_compares_on_common_images(
   norms = {'all': [1.0, 2.0, None, 9.0], 'first two': [None, 4.0]}
   ratio, images = paper_comparison.mean_l2_ratio(norms, 'all', 'first two')
   assert (ratio, images) == (1.5 / 4.0, 2)
+
+
+def test_paper_comparison_sets_tables_2_and_5_beside_the_paper(tmp_path):
+  specs = [_attacks.deepfool(100), _attacks.ddn(1000), _attacks.carlini_wagner(9, 10000)]
+  specs[2]['num_images'] = 2
+  names = ['DeepFool 100', 'DDN 1000', 'C&W 9×10000 (first 2 images)', 'All']
+  row = {'success_rate': 1.0, 'mean_l2': 1.0, 'median_l2': 1.0, 'accuracy_at_1.5': 0.5}
+  all_norms = {'baseline': [0.0, 1.4, 1.8, None], 'ddn': [1.6, 2.5, 0.0, 3.0]}
+  defences = {
+    'config': {
+      'attacks': specs,
+      'defences': {'baseline': 'Baseline', 'ddn': 'Ours (DDN)'},
+      'epsilon': 1.5,
+      'notes': 'Tiny.',
+    },
+    'num_images': 4,
+    'rows': [
+      {**row, 'defence': title, 'attack': name, 'num_examples': 2 if 'first' in name else 4}
+      for title in ('Baseline', 'Ours (DDN)')
+      for name in names
+    ],
+    'per_example_l2': {d: {'All': norms} for d, norms in all_norms.items()},
+  }
+  targeted_names = ['DDN 100', 'DDN 1000', 'C&W 9×10000 (first 2 images)']
+  targeted = {
+    'config': {'attacks': [_attacks.ddn(100), _attacks.ddn(1000), specs[2]]},
+    'num_images': 3,
+    'rows': [  # as reports.targeted_rows writes them: per attack its two cases
+      {'attack': name, 'case': case, 'success_rate': rate, 'mean_l2': mean}
+      for name in targeted_names
+      for case, rate, mean in (('average', 1.0, 2.0), ('least likely', 0.0, None))
+    ],
+    # 3 images × 2 targets; C&W on the first 2 images' pairs.
+    'per_pair': {
+      'DDN 100': {'norms': [1.0, 2.0, 3.0, 4.0, 5.0, None]},
+      'DDN 1000': {'norms': [2.0, 2.0, 2.0, 2.0, 9.0, 9.0]},
+      targeted_names[2]: {'norms': [1.0, 1.0, None, 3.0]},
+    },
+  }
+  reports.write_json(tmp_path / 'defences.json', defences)
+  reports.write_json(tmp_path / 'targeted.json', targeted)
+  paper = {a: (i, i + 1, i, i) for i, a in enumerate(['DDN 100', 'DDN 1000', 'C&W 9×10000'])}
+  table5_paper = {
+    title: {
+      n: (10 * i + j, 0, 0, 0)
+      for j, n in enumerate(['DeepFool 100', 'DDN 1000', 'C&W 9×10000', 'All'])
+    }
+    for i, title in enumerate(['Baseline', 'Ours (DDN)'])
+  }
+  report = reports.Report(tmp_path / 'comparison', title='t', command='c')
+  table2 = {
+    'results': str(tmp_path / 'targeted.json'),
+    'paper': paper,
+    'ratios': [('DDN 100', 'C&W 9×10000'), ('DDN 100', 'DDN 1000')],
+  }
+  paper_comparison._table2(table2, report)
+  table5 = {
+    'results': str(tmp_path / 'defences.json'),
+    'paper': table5_paper,
+    'epsilons': [1.5, 2.0],
+    'paper_robust_accuracy': {'Baseline': (40.8, 9.2), 'Ours (DDN)': (87.2, 74.8)},
+  }
+  paper_comparison._table5(table5, report)
+  # Each of our rows beside the paper's row of the same attack (DDN 1000 is not DDN 100's).
+  assert [r['paper_average_success_percent'] for r in report.data['table2']] == [0, 1, 2]
+  ours = report.data['table2'][0]
+  assert (ours['average_success_percent'], ours['least_likely_mean_l2']) == (100.0, None)
+  assert 'first 3 of the 1000 images' in report.data['table2'][0]['protocol']
+  assert 'first 2 of the 1000 images' in report.data['table2'][2]['protocol']
+  # Ratios of mean L2 over the pairs both rows attacked, each over its own successes.
+  ratios = [(r['ours'], r['pairs'], r['paper']) for r in report.data['table2_ratios']]
+  assert ratios == [(2.5 / (5 / 3), 4, 1 / 3), (pytest.approx(3 / (26 / 6)), 6, 1 / 2)]
+  expected = [
+    (t, n)
+    for t in ('Baseline', 'Ours (DDN)')
+    for n in ['DeepFool 100', 'DDN 1000', 'C&W 9×10000', 'All']
+  ]
+  assert [(r['defence'], r['attack']) for r in report.data['table5']] == expected
+  assert [r['protocol'] for r in report.data['table5'][:3]] == [
+    'reduced: first 4 of the 1000 images',
+    'reduced: first 4 of the 1000 images',
+    'reduced: first 2 of the 1000 images',
+  ]
+  # Robust accuracy of All: correct (norm > 0) and no adversarial within ε (null: none found).
+  robust = [
+    (r['accuracy_percent_1.5'], r['accuracy_percent_2']) for r in report.data['robust_accuracy']
+  ]
+  assert robust == [(50.0, 25.0), (75.0, 50.0)]
+  markdown = report.write()
+  assert '| Ours (DDN) | 75.0 | 87.2 | 50.0 | 74.8 |' in markdown
