@@ -11,9 +11,15 @@ under ``--out``:
 
 * ``defences_<name>.md`` / ``.json`` / ``.csv`` — Table 5/6 (`ddn_jax.reports.defence_table`):
   success, mean and median L2 and the accuracy at ε of every attack and of All, per defence;
+* ``defences_<name>_autoattack.csv`` — with ``autoattack`` in the config (below), its rows;
 * ``defences_<name>_robustness.png`` — Fig. 4: accuracy under All vs ε, one line per defence;
 * ``defences_<name>_examples.png`` — Fig. 5: DDN's adversarial examples of the first images
   against each model, with their norms and predicted classes.
+
+With ``autoattack`` (a list of ε) in the config, each model is also evaluated as RobustBench
+does, with AutoAttack's standard L2 ensemble (`ddn_jax.evaluation.autoattack_l2`) at each ε,
+beside All's accuracy at the same ε (``autoattack_components``: another ensemble, as
+`autoattack_l2`'s ``components``).
 
   python -m experiments.defences --config experiments/configs/defences_local.py
 """
@@ -24,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ddn_jax import evaluation, plotting, reports
+from ddn_jax import evaluation, plotting, reports, training
 from experiments import _common, _report
 
 _MODULE = 'experiments.defences'
@@ -40,6 +46,61 @@ def _evaluate(config, logits_fn, images, labels, workdir):
   return [*evaluations, evaluation.combine_best(complete, name='All')], complete
 
 
+def _autoattack(config, logits_fn, images, labels, all_row, workdir):
+  """``evaluation.autoattack_l2`` at each ε of ``config['autoattack']``, beside All: a row per
+  ε with the robust accuracy after each component, All's accuracy at ε (the minimum-norm
+  attacks) and the accuracy under both (robust to AutoAttack and no All adversarial within ε)."""
+  mesh = training.data_mesh()
+  rows = []
+  for eps in config['autoattack']:
+    print(f'== AutoAttack L2 at eps={eps:g}', flush=True)
+    result = evaluation.autoattack_l2(
+      logits_fn,
+      images,
+      labels,
+      eps=eps,
+      components=config.get('autoattack_components'),
+      batch_size=_common.batch_size(config['batch_size'], mesh),
+      mesh=mesh,
+      resume_dir=None if workdir is None else workdir / f'autoattack_{eps:g}',
+    )
+    print('\n'.join(result.lines()), flush=True)
+    all_robust = np.nan_to_num(all_row.norms, nan=0.0) > eps  # as evaluation.robust_accuracy
+    rows.append(
+      {
+        'epsilon': eps,
+        'clean_accuracy': result.clean_accuracy,
+        **{f'after_{c.name}': c.robust_accuracy for c in result.components},
+        'autoattack': result.robust_accuracy,
+        'all': float(all_robust.mean()),
+        'autoattack_and_all': float((result.robust & all_robust).mean()),
+        'box_violations': sum(c.num_box_violations for c in result.components),
+        'seconds': result.seconds,
+      }
+    )
+  return rows
+
+
+def _autoattack_table(rows: list[dict[str, Any]]) -> str:
+  components = [k for k in rows[0] if k.startswith('after_')]
+  header = ['Model', 'ε', 'clean', *(k.removeprefix('after_') for k in components)]
+  header += ['All (min-norm)', 'AutoAttack and All', 'time (s)']
+  return reports.markdown_table(
+    header,
+    [
+      [
+        r['defence'],
+        f'{r["epsilon"]:g}',
+        *(f'{100 * r[k]:.1f}' for k in ('clean_accuracy', *components)),
+        f'{100 * r["all"]:.1f}',
+        f'{100 * r["autoattack_and_all"]:.1f}',
+        f'{r["seconds"]:.0f}',
+      ]
+      for r in rows
+    ],
+  )
+
+
 def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, Any]:
   stem = f'defences_{config["name"]}'
   report = reports.Report(
@@ -50,6 +111,7 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
   images, labels = _common.evaluation_images(config['images'])
   eps = config['epsilon']
   evaluations, clean, curves, adversarials, predictions = {}, {}, {}, {}, {}
+  autoattack = []
   for defence, title in defences.items():
     print(f'== defence {defence}', flush=True)
     logits_fn = logits_fns[defence]
@@ -57,6 +119,18 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
     evaluations[defence], combined = _evaluate(
       config, logits_fn, images, labels, None if workdir is None else workdir / stem / defence
     )
+    if 'autoattack' in config:
+      autoattack += [
+        {'defence': title, **row}
+        for row in _autoattack(
+          config,
+          logits_fn,
+          images,
+          labels,
+          evaluations[defence][-1],
+          None if workdir is None else workdir / stem / defence,
+        )
+      ]
     curve = evaluation.robustness_curve(
       evaluations[defence][-1].norms, np.linspace(0, config['max_epsilon'], 101)
     )
@@ -79,6 +153,14 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
   report.add_table(
     reports.defence_table(by_title, epsilon=eps, clean_accuracy=clean_by_title), rows
   )
+  if autoattack:
+    report.add_text(
+      "RobustBench's evaluation beside the paper's: robust accuracy (%) under AutoAttack's "
+      'standard L2 ensemble (`evaluation.autoattack_l2`) after each component, under All at the '
+      'same ε, and under both (robust to AutoAttack, no All adversarial within ε). Box '
+      f'violations: {sum(r["box_violations"] for r in autoattack)} (must be 0).'
+    )
+    report.add_table(_autoattack_table(autoattack), autoattack, csv=f'{stem}_autoattack.csv')
   report.add_figure(
     plotting.robust_accuracy(curves, title=f'{config["title"]}: accuracy under All'),
     f'{stem}_robustness.png',
@@ -101,6 +183,7 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
     clean_accuracy=clean,
     robustness_curves={title: {'epsilons': c[0], 'accuracy': c[1]} for title, c in curves.items()},
     per_example_l2={d: {e.name: e.norms for e in attacks} for d, attacks in evaluations.items()},
+    autoattack=autoattack,
   )
   print(report.write())
   return report.data

@@ -229,8 +229,13 @@ def test_defences(model, tmp_path):
   assert [r['attack'] for r in rows[:4]] == [cw, 'DeepFool 5', 'DDN 10', 'All']
 
   # A row on the first images only is left out of All, which the report says; the rows resume
-  # from --workdir.
+  # from --workdir. AutoAttack beside All.
   config['attacks'][0]['num_images'] = 3
+  components = [
+    ('APGD-CE', 'apgd', {'loss': 'ce', 'steps': 5}),
+    ('Square', 'square', {'queries': 20}),
+  ]
+  config.update(defences={'ddn': 'DDN'}, autoattack=[1.0], autoattack_components=components)
   out = tmp_path / 'partial'
   args = ['--config', _write_config(tmp_path / 'p.py', config), '--out', str(out)]
   args += ['--workdir', str(tmp_path / 'runs')]
@@ -240,6 +245,16 @@ def test_defences(model, tmp_path):
   assert len(norms[f'{cw} (first 3 images)']) == 3
   np.testing.assert_array_equal(norms['All'], np.minimum(norms['DeepFool 5'], norms['DDN 10']))
   assert 'perturbation of DeepFool 5, DDN 10.' in (out / 'defences_tiny.md').read_text()
+  (autoattack,) = report['autoattack']
+  assert autoattack['box_violations'] == 0
+  # AutoAttack's robust set shrinks with each component; All's accuracy at ε is read from its
+  # norms; robust under both is at most either.
+  after = [autoattack[f'after_{name}'] for name in ('APGD-CE', 'Square')]
+  assert autoattack['clean_accuracy'] >= after[0] and after == sorted(after, reverse=True)
+  assert after[-1] == autoattack['autoattack']
+  all_accuracy = evaluation.robust_accuracy(norms['All'], [1.0])[1.0]
+  assert autoattack['all'] == all_accuracy
+  assert autoattack['autoattack_and_all'] <= min(autoattack['autoattack'], all_accuracy)
   defences.main(args)
   assert reports.read_json(out / 'defences_tiny.json')['rows'] == report['rows']
 

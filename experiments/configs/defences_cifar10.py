@@ -23,5 +23,6 @@ def get_config() -> dict:
     'attacks': _attacks.defences(),
     'epsilon': 0.5,
     'max_epsilon': 1.5,
+    'autoattack': [0.5, 1.0],  # RobustBench's evaluation, at the ε of Section 6
     'figure5_images': 8,
   }

@@ -23,5 +23,6 @@ def get_config() -> dict:
     'attacks': _attacks.defences(),
     'epsilon': 1.5,
     'max_epsilon': 4.0,
+    'autoattack': [1.5, 2.0],  # RobustBench's evaluation, at the ε of Section 6
     'figure5_images': 8,
   }
