@@ -6,6 +6,7 @@ compiled once for the whole module.
 """
 
 import argparse
+import csv
 import functools
 import json
 import os
@@ -232,6 +233,9 @@ def test_attack_runs_the_library_attack_on_the_checkpoint(checkpoint, tmp_path, 
   np.testing.assert_allclose(saved['l2'], expected.l2, rtol=1e-6)
   report = json.loads((out / 'results.json').read_text())
   assert report['attacks'][0]['success_rate'] == pytest.approx(expected.summary.success_rate)
+  assert report['attacks'][0]['mean_forwards'] == expected.summary.mean_forwards == 100
+  with open(out / 'per_example.csv', newline='') as f:
+    assert [int(r['num_forwards']) for r in csv.DictReader(f)] == expected.num_forwards.tolist()
   for name in ('results.csv', 'results.md', 'per_example.csv', 'adversarial_examples.png'):
     assert (out / name).stat().st_size > 0
 
@@ -440,6 +444,7 @@ def test_sweep_runs_the_grid_of_a_spec(checkpoint, tmp_path):
     (0.05, None),
     (0.2, None),
   ]
+  assert [r['mean_forwards'] for r in rows] == [5] * 4  # one forward pass per DDN step
   assert (out / 'sweep.png').stat().st_size > 0
 
 

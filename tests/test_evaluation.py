@@ -48,6 +48,9 @@ def test_summary_counts_failures_as_the_distance_to_grey():
   np.testing.assert_allclose(s.mean_l2, 0.2, rtol=1e-6)
   np.testing.assert_allclose(s.median_l2, 0.25, rtol=1e-6)  # median of 0.1, 1 (failure), 0.3, 0.2
   assert s.seconds == 2.5
+  assert s.mean_forwards is None  # a result built by hand, without the count: unknown, not 0
+  counted = result._replace(extras={'num_forwards': np.array([101, 100, 51, 50], np.int32)})
+  assert evaluation.summarize(counted, images, attack='A').mean_forwards == 75.5
   none = evaluation.summarize(result._replace(success=np.zeros(4, bool)), images, attack='B')
   assert math.isnan(none.mean_l2) and none.median_l2 == 0.75  # median of the worst cases
 
@@ -141,7 +144,9 @@ def test_combine_best_takes_the_smallest_success_per_example():
   assert best.num_forwards is None  # unknown for a hand-made evaluation
   counted = [dataclasses.replace(e, num_forwards=np.arange(4) + k) for k, e in ((1, a), (5, b))]
   np.testing.assert_array_equal(evaluation.combine_best(counted).num_forwards, [6, 8, 10, 12])
+  assert evaluation.combine_best(counted).summary.mean_forwards == 9
   assert evaluation.combine_best([counted[0], b]).num_forwards is None
+  assert best.summary.mean_forwards is None and counted[0].summary.mean_forwards == 2.5
   assert best.seconds == 2.0
   s = best.summary
   assert s.attack == 'All' and s.success_rate == 0.75 and s.mean_l2 == pytest.approx(6.5 / 3)
@@ -178,13 +183,18 @@ def test_target_classes():
     evaluation.target_classes(labels, 5)
 
 
-def _bookkeeping_attack(calls, logits_fn, inputs, labels, *, targeted=False, key=None):
-  """A fake attack whose norm encodes (image, target); image 1 fails on target 3."""
+def _bookkeeping_attack(
+  calls, logits_fn, inputs, labels, *, targeted=False, key=None, count_forwards=True
+):
+  """A fake attack whose norm and forward passes encode (image, target); image 1 fails on
+  target 3."""
   calls.append((targeted, key, inputs.shape[0]))
   image = jnp.round(inputs[:, 0, 0, 0] * 10)
   l2 = image + 0.1 * labels
   success = ~((image == 1) & (labels == 3))
-  return attacks.AttackResult(inputs, l2, success, jnp.full(labels.shape, 7, jnp.int32))
+  forwards = {'num_forwards': (10 * image + labels).astype(jnp.int32)} if count_forwards else {}
+  num_grads = jnp.full(labels.shape, 7, jnp.int32)
+  return attacks.AttackResult(inputs, l2, success, num_grads, extras=forwards)
 
 
 @pytest.mark.parametrize('mesh', [False, True])
@@ -227,10 +237,27 @@ def test_targeted_protocol_bookkeeping(mesh):
   np.testing.assert_array_equal(ll.success, [True, False, True])
   np.testing.assert_array_equal(result.least_likely_target, [3, 3, 4])
   np.testing.assert_allclose(ll.l2[[0, 2]], [0.3, 2.4], rtol=1e-6)
+  # The chosen pair's forward passes (10 * image + target), as its norm.
+  np.testing.assert_array_equal(pairs.num_forwards, 10 * result.image_index + result.target)
+  np.testing.assert_array_equal(ll.num_forwards, [3, 13, 24])
+  assert ll.summary.mean_forwards == pytest.approx(40 / 3)
+  assert pairs.summary.mean_forwards == pytest.approx(pairs.num_forwards.mean())
   assert ll.summary.success_rate == 2 / 3
   assert ll.summary.mean_l2 == pytest.approx(1.35)
   assert ll.summary.median_l2 == pytest.approx(np.median([0.3, ll.worst_l2[1], 2.4]))
   assert ll.summary.num_examples == 3 and pairs.summary.num_examples == 12
+  # An attack without the count: unknown in both cases, never 0.
+  uncounted = evaluation.evaluate_targeted(
+    functools.partial(_bookkeeping_attack, [], count_forwards=False),
+    lambda x: jnp.zeros((x.shape[0], 5)),
+    images,
+    labels,
+    name='fake',
+    batch_size=12,
+  )
+  assert uncounted.pairs.num_forwards is None and uncounted.least_likely.num_forwards is None
+  assert uncounted.pairs.summary.mean_forwards is None
+  assert uncounted.least_likely.summary.mean_forwards is None
 
 
 @pytest.fixture(scope='module')
@@ -261,6 +288,7 @@ def test_evaluate_ddn_on_real_digits_sharded_and_batched(digits):
   assert single.num_devices == 1 and 0 < single.first_batch_seconds <= single.seconds
   np.testing.assert_array_equal(single.num_grads, 20)
   np.testing.assert_array_equal(single.num_forwards, 20)  # one value_and_grad per step
+  assert single.summary.mean_forwards == 20
   np.testing.assert_allclose(
     single.l2, np.linalg.norm((single.adv - x).reshape(12, -1), axis=1), rtol=1e-5
   )

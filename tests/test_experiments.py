@@ -109,7 +109,7 @@ def test_table1(model, tmp_path):
   }
   args = ['--config', _write_config(tmp_path / 'c.py', config), '--out', str(tmp_path)]
   attacks_untargeted.main([*args, '--workdir', str(tmp_path / 'runs')])
-  markdown, report, _rows = _check_outputs(
+  markdown, report, csv_rows = _check_outputs(
     tmp_path, 'table1_tiny', ['table1_tiny_robustness.png'], num_rows=4
   )
   # Labels come from the registry, the grid-searched row's from the point its search chose.
@@ -120,6 +120,8 @@ def test_table1(model, tmp_path):
   expected = [f'{_label(_cw(2, 5))} (first 3 images)', 'DeepFool 5', 'DDN 10']
   assert [r['attack'] for r in report['rows'][1:]] == expected
   assert report['rows'][1]['num_examples'] == 3
+  # DDN-K: one forward pass per step, in the JSON and the CSV.
+  assert report['rows'][3]['mean_forwards'] == float(csv_rows[3]['mean_forwards']) == 10
   assert expected[0] == 'C&W 2×5 (initial_const=0.01, abort_early=example) (first 3 images)'
   assert len(search['rows']) == 4
   # The chosen point is a grid point of lowest median L2.
@@ -178,6 +180,7 @@ def test_targeted(model, tmp_path):
   average, least_likely = report['rows'][2:4]
   assert (average['case'], least_likely['case']) == ('average', 'least likely')
   assert (average['num_examples'], least_likely['num_examples']) == (18, 2)
+  assert average['mean_forwards'] == least_likely['mean_forwards'] == 10  # DDN-K: K forwards
   assert 0 <= least_likely['success_rate'] <= average['success_rate'] <= 1
   # The least-likely case takes each image's largest norm, so its mean cannot be smaller.
   if least_likely['success_rate'] == 1:
@@ -364,6 +367,7 @@ def test_sweep(tmp_path):
   ]
   # DDN-K takes K gradient steps on every example.
   assert all(float(r['mean_grads']) == int(r['steps']) for r in rows)
+  assert all(float(r['mean_forwards']) == int(r['steps']) for r in rows)
 
 
 def test_paper_comparison_names_rows_as_the_paper_and_compares_on_common_images():

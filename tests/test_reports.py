@@ -131,15 +131,20 @@ def test_csv_round_trips_floats_and_flattens_results(tmp_path):
     rows = list(csv.DictReader(f))
   assert rows[0]['note'] == '' and rows[1]['mean_l2'] == '' and rows[1]['note'] == 'x'
   assert math.isnan(float(rows[0]['mean_l2'])) and float(rows[0]['seconds']) == 1.0
-  reports.write_csv(tmp_path / 'e.csv', [failed, found])
+  counted = dataclasses.replace(found, num_forwards=np.array([2, 3]))
+  reports.write_csv(tmp_path / 'e.csv', [failed, counted])
   with open(tmp_path / 'e.csv', newline='') as f:
     rows = list(csv.DictReader(f))
-  assert [(r['attack'], r['example'], r['success']) for r in rows] == [
-    ('Never', '0', 'False'),
-    ('Never', '1', 'False'),
-    ('Found', '0', 'True'),
-    ('Found', '1', 'False'),
+  # Forward passes where counted, an empty cell (unknown, not 0) where not.
+  assert [(r['attack'], r['example'], r['success'], r['num_forwards']) for r in rows] == [
+    ('Never', '0', 'False', ''),
+    ('Never', '1', 'False', ''),
+    ('Found', '0', 'True', '2'),
+    ('Found', '1', 'False', '3'),
   ]
+  reports.write_csv(tmp_path / 's.csv', [failed.summary, counted.summary])
+  with open(tmp_path / 's.csv', newline='') as f:
+    assert [r['mean_forwards'] for r in csv.DictReader(f)] == ['', '2.5']
   curve = evaluation.robustness_curve(np.array([0.25, np.inf]), [0.0, 0.5])
   reports.write_csv(tmp_path / 'c.csv', curve)
   with open(tmp_path / 'c.csv', newline='') as f:
@@ -207,9 +212,9 @@ def test_attack_table():
     reports.attack_table([{'attack': 'x'}])
 
 
-def _targeted(name, success, l2, targets_per_image):
+def _targeted(name, success, l2, targets_per_image, num_forwards=None):
   """A TargetedEvaluation of image-major pairs, its least-likely case as evaluate_targeted does."""
-  pairs = _evaluation(name, success, l2)
+  pairs = dataclasses.replace(_evaluation(name, success, l2), num_forwards=num_forwards)
   num_images = len(success) // targets_per_image
   norms = pairs.norms.reshape(num_images, targets_per_image)
   chosen = np.arange(num_images) * targets_per_image + np.argmax(norms, axis=1)
@@ -220,6 +225,7 @@ def _targeted(name, success, l2, targets_per_image):
     num_grads=pairs.num_grads[chosen],
     worst_l2=pairs.worst_l2[chosen],
     model_finite=pairs.model_finite[chosen],
+    num_forwards=None if num_forwards is None else pairs.num_forwards[chosen],
   )
   return evaluation.TargetedEvaluation(
     image_index=np.repeat(np.arange(num_images), targets_per_image),
@@ -232,7 +238,9 @@ def _targeted(name, success, l2, targets_per_image):
 
 def test_targeted_rows_and_table():
   # Image 0: both targets at 1 and 3; image 1: one target at 2, one failed.
-  ddn = _targeted('DDN', [1, 1, 1, 0], [1.0, 3.0, 2.0, 0.0], targets_per_image=2)
+  ddn = _targeted(
+    'DDN', [1, 1, 1, 0], [1.0, 3.0, 2.0, 0.0], targets_per_image=2, num_forwards=np.arange(4)
+  )
   never = _targeted('Never', [0, 0, 0, 0], [0.0] * 4, targets_per_image=2)
   rows = reports.targeted_rows([ddn, never])
   assert [(r['attack'], r['case']) for r in rows] == [
@@ -246,9 +254,13 @@ def test_targeted_rows_and_table():
   # Least likely: image 0's worst target (3) succeeded, image 1 failed.
   assert rows[1]['success_rate'] == 0.5 and rows[1]['mean_l2'] == 3.0
   assert math.isnan(rows[3]['mean_l2'])
+  # Forward passes: the mean over pairs, then over the chosen pairs (1 and 3); unknown: None.
+  assert [r['mean_forwards'] for r in rows] == [1.5, 2.0, None, None]
 
   cells = _cells(reports.targeted_table([ddn, never]))
-  assert list(cells[0])[:3] == ['Attack', 'Case', 'Success (%)']
+  # The paper's columns: no forward passes.
+  assert list(cells[0]) == ['Attack', 'Case', 'Success (%)', 'Mean L2', 'Median L2', '#Grads',
+                            'Run-time (s)']  # fmt: skip
   assert [(c['Attack'], c['Case']) for c in cells] == [(r['attack'], r['case']) for r in rows]
   assert [c['Success (%)'] for c in cells] == ['75.0', '50.0', '0.0', '0.0']
   assert float(cells[1]['Mean L2']) == 3.0 and cells[3]['Mean L2'] == '–'
@@ -274,6 +286,7 @@ def test_defence_rows_and_table():
   # A: 2, inf, 3 exceed 1; B: 1.5 and inf (1 is within the budget); All: min per image
   # (0.5, 2, 0.8, 1), of which only 2 exceeds 1.
   assert [r['accuracy_at_1'] for r in rows] == [0.75, 0.5, 0.25, 0.5]
+  assert [r['mean_forwards'] for r in rows] == [None] * 4  # hand-made: unknown, not 0
   cells = _cells(
     reports.defence_table(models, epsilon=1.0, clean_accuracy={'Baseline': 1.0, 'Robust': 0.9})
   )
@@ -287,7 +300,7 @@ def test_defence_rows_and_table():
 
 def _sweep_result():
   summaries = tuple(
-    evaluation.AttackSummary('ddn', 2, s, m, m, g)
+    evaluation.AttackSummary('ddn', 2, s, m, m, g, g + 1)
     for s, m, g in [(1.0, 1.5, 3), (0.5, 2.5, 3), (1.0, 1.25, 5), (0.0, math.nan, 5)]
   )
   points = tuple({'steps': s, 'gamma': g} for s in (3, 5) for g in (0.05, 0.1))
@@ -308,6 +321,7 @@ def test_sweep_table():
   assert [c['Success (%)'] for c in cells] == ['100.0', '50.0', '100.0', '0.0']
   assert cells[3]['Mean L2'] == '–' and float(cells[2]['Median L2']) == 1.25
   # The rows read back from a report (labelled, and NaN as None) give the same table.
+  assert [r['mean_forwards'] for r in result.rows()] == [4, 4, 6, 6]  # not a table column
   labelled = [{'sweep': 'DDN', 'attack': 'ddn', **r} for r in reports.to_dict(result.rows())]
   labelled[3]['mean_l2'] = None
   assert reports.sweep_table(labelled) == reports.sweep_table(result)

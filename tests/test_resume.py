@@ -43,12 +43,17 @@ def _evaluate(kind, resume_dir, out):
       resume_dir=resume_dir,
     )  # fmt: skip
     computed = result.calls_computed
+    summaries = result.summaries
   else:
     result = evaluation.evaluate_attack(
       attack, logits_fn, images, labels, name='DDN', batch_size=_BATCH, resume_dir=resume_dir
     )
     computed = result.batches_computed
-  np.savez(out, success=result.success, l2=result.l2, num_grads=result.num_grads)
+    summaries = [result.summary]
+  np.savez(
+    out, success=result.success, l2=result.l2, num_grads=result.num_grads,
+    num_forwards=result.num_forwards, mean_forwards=[s.mean_forwards for s in summaries],
+  )  # fmt: skip
   with open(f'{out}.json', 'w') as f:
     json.dump({'batches_computed': computed}, f)
 
@@ -90,8 +95,16 @@ def test_an_evaluation_killed_at_a_random_point_resumes_to_the_same_results(tmp_
   assert resumed.wait(timeout=600) == 0
   got, computed = _results(tmp_path / 'killed.npz')
   assert computed == num_batches - finished  # no batch attacked twice
-  for field in ('success', 'l2', 'num_grads'):
+  for field in ('success', 'l2', 'num_grads', 'num_forwards', 'mean_forwards'):
     np.testing.assert_array_equal(got[field], expected[field], err_msg=field)
+
+
+def _drop_forwards(path):
+  """Rewrites a resume file as it was before the forward passes were saved with it."""
+  with np.load(path) as saved:
+    kept = {k: saved[k] for k in saved.files if k != 'num_forwards'}
+  assert len(kept) < len(saved.files), 'the file held no forward counts'
+  np.savez(path, **kept)
 
 
 def test_a_rerun_with_other_arguments_is_refused(tmp_path):
@@ -103,8 +116,10 @@ def test_a_rerun_with_other_arguments_is_refused(tmp_path):
   again = run(attack, logits_fn, images[:16], labels[:16], batch_size=8)
   assert again.batches_computed == 0
   np.testing.assert_array_equal(again.l2, first.l2)
+  np.testing.assert_array_equal(again.num_forwards, first.num_forwards)
   # The run time reported is the attack's, saved with each batch, not that of reading it back.
   assert (again.seconds, again.first_batch_seconds) == (first.seconds, first.first_batch_seconds)
+  assert again.summary == first.summary and first.summary.mean_forwards == 2  # DDN: 1 per step
   other_model = models.make_logits_fn(
     models.SmallCNN(),
     jax.jit(functools.partial(models.SmallCNN().init, train=False))(
@@ -132,6 +147,7 @@ def test_a_rerun_with_other_arguments_is_refused(tmp_path):
   again = targeted(resume_dir=tmp_path / 'targeted')
   assert (first.pairs.batches_computed, again.pairs.batches_computed) == (2, 0)
   np.testing.assert_array_equal(again.pairs.l2, first.pairs.l2)
+  np.testing.assert_array_equal(again.least_likely.num_forwards, first.least_likely.num_forwards)
   with pytest.raises(ValueError, match='another evaluation.*labels|another evaluation.*data'):
     targeted(resume_dir=tmp_path / 'targeted', seed=1)
   # A sweep resumes too, and refuses other grids, static values or chunking.
@@ -144,7 +160,19 @@ def test_a_rerun_with_other_arguments_is_refused(tmp_path):
   again = sweep(grid={'gamma': [0.05, 0.1]})
   assert (first.calls_computed, again.calls_computed) == (2, 0)
   np.testing.assert_array_equal(again.l2, first.l2)
+  np.testing.assert_array_equal(again.num_forwards, first.num_forwards)
+  assert [r['mean_forwards'] for r in again.rows()] == [r['mean_forwards'] for r in first.rows()]
   assert again.seconds == first.seconds
+  # Resume files written before the forward passes were saved: unknown counts, never zeros.
+  _drop_forwards(tmp_path / 'sweep' / 'batch_000_000001.npz')
+  old = sweep(grid={'gamma': [0.05, 0.1]})
+  assert old.calls_computed == 0 and old.num_forwards is None
+  assert [r['mean_forwards'] for r in old.rows()] == [None, None]
+  np.testing.assert_array_equal(old.num_grads, first.num_grads)
+  _drop_forwards(tmp_path / 'batch_000001.npz')
+  old = run(attack, logits_fn, images[:16], labels[:16], batch_size=8)
+  assert old.batches_computed == 0 and old.num_forwards is None
+  assert old.summary.mean_forwards is None
   for what, changed in (('grid', {'grid': {'gamma': [0.05, 0.2]}}),
                         ('static', {'grid': {'gamma': [0.05, 0.1]}, 'static': {'steps': [3]}}),
                         ('batch_size', {'grid': {'gamma': [0.05, 0.1]}, 'batch_size': 16})):  # fmt: skip

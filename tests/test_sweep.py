@@ -7,7 +7,10 @@ reduction order may change with the batch layout (worst-case relative error abou
 784 · 6e-8 ≈ 5e-5; 2e-6 observed).
 """
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -29,7 +32,11 @@ def digits(mnist_cnn):
 def _assert_point_equals(sweep_result, p, alone):
   np.testing.assert_array_equal(sweep_result.success[p], alone.success)
   np.testing.assert_array_equal(sweep_result.num_grads[p], alone.num_grads)
+  np.testing.assert_array_equal(sweep_result.num_forwards[p], alone.extras['num_forwards'])
   np.testing.assert_allclose(sweep_result.l2[p], alone.l2, rtol=1e-5)
+  forwards = np.mean(alone.extras['num_forwards'])  # exact: a mean of a few small integers
+  assert sweep_result.summaries[p].mean_forwards == sweep_result.rows()[p]['mean_forwards']
+  assert sweep_result.summaries[p].mean_forwards == forwards
 
 
 def test_new_grid_values_do_not_retrace(digits, monkeypatch):
@@ -69,7 +76,7 @@ def test_ddn_sweep_equals_each_point_alone(digits):
   row = result.rows()[0]
   assert row['steps'] == 10 and row['gamma'] == 0.05
   summary = evaluation.summarize(attacks.ddn(logits_fn, x, y, **result.points[0]), x, attack='ddn')
-  for name in ('success_rate', 'mean_l2', 'median_l2', 'mean_grads'):
+  for name in ('success_rate', 'mean_l2', 'median_l2', 'mean_grads', 'mean_forwards'):
     np.testing.assert_allclose(row[name], getattr(summary, name), rtol=1e-5)
 
 
@@ -83,6 +90,30 @@ def test_carlini_wagner_sweep_equals_each_point_alone(digits):
   # The grid matters, and some examples stop early (the vmapped while loop's per-example mask).
   assert len(set(result.success.mean(axis=1))) > 1
   assert result.num_grads.min() < 20
+  # C&W's forward passes are not its gradients (the clean check, the last iteration's).
+  assert (result.num_forwards != result.num_grads).all()
+  # A point's counts are evaluate_attack's for the same attack.
+  p = 1
+  evaluated = evaluation.evaluate_attack(
+    functools.partial(attacks.carlini_wagner_l2, **result.points[p]), logits_fn, x, y, name='cw'
+  )
+  np.testing.assert_array_equal(result.num_forwards[p], evaluated.num_forwards)
+  np.testing.assert_array_equal(result.num_grads[p], evaluated.num_grads)
+  assert result.rows()[p]['mean_forwards'] == evaluated.summary.mean_forwards
+
+
+def _uncounted(logits_fn, inputs, labels, *, targeted=False, scale: float = 1.0):
+  """A result built by hand, without ``extras['num_forwards']``."""
+  ones = jnp.ones(inputs.shape[0])
+  return attacks.AttackResult(inputs, scale * ones, ones > 0, ones.astype(jnp.int32))
+
+
+def test_an_attack_without_forward_counts_gives_none_not_zero(digits):
+  logits_fn, x, y = digits
+  result = evaluation.sweep(_uncounted, logits_fn, x, y, grid={'scale': [1.0, 2.0]})
+  assert result.num_forwards is None
+  assert [r['mean_forwards'] for r in result.rows()] == [None, None]
+  np.testing.assert_array_equal(result.l2, [[1.0] * _NUM_IMAGES, [2.0] * _NUM_IMAGES])
 
 
 def test_sharded_and_batched_sweeps_equal_the_plain_one(digits):

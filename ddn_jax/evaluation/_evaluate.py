@@ -22,7 +22,12 @@ from ddn_jax import attacks
 from ddn_jax._atomic import write_atomically
 from ddn_jax.data import fingerprint, to_float_images
 from ddn_jax.evaluation import _multihost
-from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
+from ddn_jax.evaluation._summary import (
+  AttackSummary,
+  num_forwards_of,
+  summary_from_arrays,
+  worst_case_l2,
+)
 from ddn_jax.sharding import DATA_AXIS, check_mesh, replicate
 
 # attack(logits_fn, inputs, labels, *, targeted=..., key=..., ...) -> AttackResult
@@ -90,6 +95,7 @@ class AttackEvaluation:
       seconds=self.seconds,
       first_batch_seconds=self.first_batch_seconds,
       model_finite=finite,
+      num_forwards=self.num_forwards,
     )
     finite = np.asarray(finite, bool)
     object.__setattr__(self, 'model_finite', finite)
@@ -305,7 +311,7 @@ def run_batches(
         batch_outputs['finite'] = (
           np.ones(count, bool) if finite is None else _multihost.to_host(finite)[:count]
         )
-        forwards = getattr(result, 'extras', {}).get('num_forwards')
+        forwards = num_forwards_of(result)
         if forwards is not None:
           batch_outputs['num_forwards'] = _multihost.to_host(forwards)[:count]
         computed += 1

@@ -21,6 +21,9 @@ class AttackSummary:
     median_l2: median L2 over all examples, a failure counting as the worst case: the
       distance from the image to a uniform grey image.
     mean_grads: mean gradient evaluations per example.
+    mean_forwards: mean forward passes of the model per example (``extras['num_forwards']``);
+      None where the result has no count. ``mean_grads + mean_forwards`` is AttackBench's
+      mean number of queries.
     seconds: total wall time of the attack, if measured.
     first_batch_seconds: wall time of the first batch, compilation included, if measured.
     num_nonfinite: examples where the model's logits at the clean image are not finite
@@ -33,6 +36,7 @@ class AttackSummary:
   mean_l2: float
   median_l2: float
   mean_grads: float
+  mean_forwards: float | None = None
   seconds: float | None = None
   first_batch_seconds: float | None = None
   num_nonfinite: int = 0
@@ -53,6 +57,15 @@ def worst_case_l2(images: Any) -> np.ndarray:
   return np.linalg.norm((images.astype(np.float64) - 0.5).reshape(len(images), -1), axis=1)
 
 
+def num_forwards_of(result: Any) -> Any:
+  """The per-example forward passes of a result: ``extras['num_forwards']`` of an `AttackResult`,
+  ``num_forwards`` of an `AttackEvaluation`; None where unknown (a result built by hand)."""
+  extras = getattr(result, 'extras', None) or {}
+  if 'num_forwards' in extras:
+    return extras['num_forwards']
+  return getattr(result, 'num_forwards', None)
+
+
 def summarize(
   result: Any, inputs: Any, *, attack: str, seconds: float | None = None
 ) -> AttackSummary:
@@ -60,7 +73,8 @@ def summarize(
 
   Args:
     result: anything with per-example ``success``, ``l2`` and ``num_grads`` ``(N,)``, e.g. an
-      `ddn_jax.attacks.AttackResult` (its ``model_finite`` is used if set).
+      `ddn_jax.attacks.AttackResult` (its ``model_finite`` and ``extras['num_forwards']`` are
+      used if set) or an `AttackEvaluation` (its ``num_forwards``).
     inputs: the attacked images, uint8 or float in [0, 1]; they set the worst case.
     attack: the row's name.
     seconds: wall time, if measured.
@@ -76,6 +90,7 @@ def summarize(
     attack=attack,
     seconds=seconds,
     model_finite=getattr(result, 'model_finite', None),
+    num_forwards=num_forwards_of(result),
   )
 
 
@@ -89,23 +104,27 @@ def summary_from_arrays(
   seconds: float | None = None,
   first_batch_seconds: float | None = None,
   model_finite: Any = None,
+  num_forwards: Any = None,
 ) -> AttackSummary:
   """The summary of per-example ``(N,)`` arrays; ``worst_l2`` replaces ``l2`` for failures.
 
   ``model_finite`` (None: all True) says where the model's logits at the clean image are
   finite; elsewhere an example counts as a failure, and as one of ``num_nonfinite``.
+  ``num_forwards`` (None: unknown, and so is ``mean_forwards``) counts forward passes.
   """
   success = np.asarray(success, bool)
   l2 = np.asarray(l2, np.float64)
   worst_l2 = np.asarray(worst_l2, np.float64)
   num_grads = np.asarray(num_grads)
   model_finite = np.ones_like(success) if model_finite is None else np.asarray(model_finite, bool)
-  shapes = {a.shape for a in (success, l2, worst_l2, num_grads, model_finite)}
+  forwards = None if num_forwards is None else np.asarray(num_forwards)
+  arrays = (success, l2, worst_l2, num_grads, model_finite)
+  shapes = {a.shape for a in (*arrays, *(() if forwards is None else (forwards,)))}
   if len(shapes) != 1 or len(success.shape) != 1:
     raise ValueError(
-      'success, l2, worst_l2, num_grads and model_finite must all have shape (N,), got shapes '
-      f'{success.shape}, {l2.shape}, {worst_l2.shape}, {num_grads.shape} and '
-      f'{model_finite.shape}.'
+      'success, l2, worst_l2, num_grads, model_finite and num_forwards (if given) must all have '
+      f'shape (N,), got shapes {", ".join(str(a.shape) for a in arrays)} and '
+      f'{None if forwards is None else forwards.shape}.'
     )
   if not len(success):
     raise ValueError(f'Cannot summarise {attack!r} over 0 examples.')
@@ -117,6 +136,7 @@ def summary_from_arrays(
     mean_l2=float(l2[success].mean()) if success.any() else float('nan'),
     median_l2=float(np.median(np.where(success, l2, worst_l2))),
     mean_grads=float(num_grads.mean()),
+    mean_forwards=None if forwards is None else float(forwards.mean()),
     seconds=None if seconds is None else float(seconds),
     first_batch_seconds=None if first_batch_seconds is None else float(first_batch_seconds),
     num_nonfinite=int(np.sum(~model_finite)),

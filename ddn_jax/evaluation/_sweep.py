@@ -27,15 +27,21 @@ from ddn_jax._atomic import write_atomically
 from ddn_jax.data import fingerprint
 from ddn_jax.evaluation import _multihost
 from ddn_jax.evaluation._evaluate import describe_attack, model_digest, open_resume_dir
-from ddn_jax.evaluation._summary import AttackSummary, summary_from_arrays, worst_case_l2
+from ddn_jax.evaluation._summary import (
+  AttackSummary,
+  num_forwards_of,
+  summary_from_arrays,
+  worst_case_l2,
+)
 from ddn_jax.sharding import DATA_AXIS, data_devices, replicate
 
 # Arguments of the uniform attack signature that are not hyperparameters.
 _NOT_HYPERPARAMETERS = ('logits_fn', 'inputs', 'labels', 'targeted', 'key')
 # What one call of a sweep without a batch size may take (estimated: see `estimate_call_bytes`).
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
-# What each call returns, per grid point and example, in the order `_sweep_program` returns it.
-_CALL_FIELDS = ('l2', 'success', 'num_grads', 'model_finite')
+# What each call returns (and its resume file holds), per grid point and example;
+# 'num_forwards' only where the attack's results count them.
+_CALL_FIELDS = ('l2', 'success', 'num_grads', 'model_finite', 'num_forwards')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +59,7 @@ class SweepResult:
       model's logits at the clean image are not finite.
     num_grads: ``(P, N)`` int, gradient evaluations spent on the example.
     summaries: ``P`` :class:`AttackSummary` (success rate, mean and median L2, gradients,
-      non-finite examples).
+      forward passes, non-finite examples).
     seconds: wall time of the whole sweep, compilation included; a resumed sweep adds the time
       its saved calls took when they ran.
     model_finite: ``(P, N)`` bool, whether the model's logits at the clean image are finite.
@@ -63,6 +69,10 @@ class SweepResult:
       was chosen from a memory budget; None where it was given.
     calls_computed: calls run by this invocation, the others read back from ``resume_dir``
       (None: no ``resume_dir``).
+    num_forwards: ``(P, N)`` int, forward passes of the model spent on the example
+      (``extras['num_forwards']`` of the attack's results); None where unknown: an attack whose
+      results lack the count, or a call read back from a ``resume_dir`` written before it was
+      saved.
   """
 
   attack: str
@@ -77,6 +87,7 @@ class SweepResult:
   num_calls: int | None = None
   call_bytes: int | None = None
   calls_computed: int | None = None
+  num_forwards: np.ndarray | None = None
 
   def rows(self) -> list[dict[str, Any]]:
     """One dict per point for a results table: its hyperparameters, then its summary."""
@@ -87,6 +98,7 @@ class SweepResult:
         'mean_l2': s.mean_l2,
         'median_l2': s.median_l2,
         'mean_grads': s.mean_grads,
+        'mean_forwards': s.mean_forwards,
         'num_nonfinite': s.num_nonfinite,
       }
       for point, s in zip(self.points, self.summaries)
@@ -142,14 +154,24 @@ def _check_names(attack_name, hyperparameters, grid, static) -> None:
 
 
 def _grid_by_examples(attack, static, targeted, logits_fn, inputs, labels, keys, grid):
-  """``(G, n)`` results: ``attack`` at every grid point on every example alone, with its key."""
+  """``(G, n)`` results by field (`_CALL_FIELDS`): ``attack`` at every grid point on every
+  example alone, with its key."""
 
   def one(point, x, y, key):
     kwargs = {**static, **point} if key is None else {**static, **point, 'key': key}
     result = attack(logits_fn, x[None], y[None], targeted=targeted, **kwargs)
     finite = getattr(result, 'model_finite', None)  # None: a result built by hand
     finite = jnp.ones((), bool) if finite is None else finite[0]
-    return result.l2[0], result.success[0], result.num_grads[0], finite
+    out = {
+      'l2': result.l2[0],
+      'success': result.success[0],
+      'num_grads': result.num_grads[0],
+      'model_finite': finite,
+    }
+    forwards = num_forwards_of(result)
+    if forwards is not None:
+      out['num_forwards'] = forwards[0]
+    return out
 
   per_example = jax.vmap(one, in_axes=(None, 0, 0, 0))
   return jax.vmap(per_example, in_axes=(0, None, None, None))(grid, inputs, labels, keys)
@@ -171,6 +193,16 @@ def _sweep_program(attack, logits_fn, inputs, labels, keys, grid, *, static, tar
     out_specs=spec(None, DATA_AXIS),
     check_vma=False,
   )(logits_fn, inputs, labels, keys, grid)
+
+
+def _concatenate(parts: list[dict[str, np.ndarray]], axis: int) -> dict[str, np.ndarray]:
+  """Each field of ``parts`` concatenated along ``axis``; a field that some part lacks (a count
+  that an older resume file did not save) is unknown for the whole, and left out."""
+  return {
+    f: np.concatenate([p[f] for p in parts], axis=axis)
+    for f in parts[0]
+    if all(f in p for p in parts)
+  }
 
 
 def _chunks(num_examples: int, batch_size: int, multiple: int) -> tuple[int, int]:
@@ -342,6 +374,7 @@ def sweep(
       },
     )
 
+  # Per static combination, each field's (G, N) values.
   outputs, call_seconds, computed = [], [], 0
   for s_index, s in enumerate(static_points):
     per_call = []
@@ -349,7 +382,7 @@ def sweep(
       file_name = f'batch_{s_index:03d}_{c_index:06d}.npz'
       if file_name in done:
         with np.load(resume_dir / file_name) as saved:
-          per_call.append(tuple(saved[f] for f in _CALL_FIELDS))
+          per_call.append({f: saved[f] for f in _CALL_FIELDS if f in saved.files})
           call_seconds.append(float(saved['seconds']))
         continue
       start = time.perf_counter()
@@ -374,21 +407,29 @@ def sweep(
         targeted=bool(targeted),
         mesh=mesh,
       )
-      per_call.append(tuple(_multihost.to_host(a) for a in out))
+      per_call.append({f: _multihost.to_host(a) for f, a in out.items()})
       call_seconds.append(time.perf_counter() - start)
       computed += 1
       if resume_dir is not None and _multihost.is_chief():
-        saved = {**dict(zip(_CALL_FIELDS, per_call[-1])), 'seconds': np.float64(call_seconds[-1])}
+        saved = {**per_call[-1], 'seconds': np.float64(call_seconds[-1])}
         write_atomically(resume_dir / file_name, lambda f, o=saved: np.savez(f, **o))
-    outputs.append([np.concatenate(a, axis=1)[:, : len(inputs)] for a in zip(*per_call)])
+    outputs.append({f: a[:, : len(inputs)] for f, a in _concatenate(per_call, axis=1).items()})
   seconds = sum(call_seconds)
 
-  l2, success, num_grads, finite = (np.concatenate(a) for a in zip(*outputs))
+  fields = _concatenate(outputs, axis=0)
+  l2, success, num_grads, finite = (fields[f] for f in _CALL_FIELDS if f != 'num_forwards')
+  forwards = fields.get('num_forwards')
   points = tuple({**s, **g} for s in static_points for g in grid_points)
   worst_l2 = worst_case_l2(inputs)
   summaries = tuple(
     summary_from_arrays(
-      success[p], l2[p], worst_l2, num_grads[p], attack=attack_name, model_finite=finite[p]
+      success[p],
+      l2[p],
+      worst_l2,
+      num_grads[p],
+      attack=attack_name,
+      model_finite=finite[p],
+      num_forwards=None if forwards is None else forwards[p],
     )
     for p in range(len(points))
   )
@@ -406,4 +447,5 @@ def sweep(
     num_calls=num_calls,
     call_bytes=call_bytes,
     calls_computed=None if resume_dir is None else computed,
+    num_forwards=forwards,
   )

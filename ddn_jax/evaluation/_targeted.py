@@ -32,8 +32,8 @@ class TargetedEvaluation:
       pair, i.e. the first target the attack failed on if any, else the target with the
       largest norm; it succeeds only if every target of the image succeeded (never where the
       model's logits at the image are not finite). Its arrays
-      (``l2``, ``num_grads``, ``adv``) are those of that pair, and its times those of all pairs;
-      its summary is the least-likely case.
+      (``l2``, ``num_grads``, ``num_forwards``, ``adv``) are those of that pair, and its times
+      those of all pairs; its summary is the least-likely case.
     least_likely_target: ``(N,)`` the target class of each image's worst pair.
   """
 
@@ -167,6 +167,7 @@ def evaluate_targeted(
     num_devices=pairs.num_devices,
     adv=None if pairs.adv is None else pairs.adv[chosen],
     model_finite=pairs.model_finite.reshape(num_images, per_image).all(axis=1),
+    num_forwards=None if pairs.num_forwards is None else pairs.num_forwards[chosen],
   )
   return TargetedEvaluation(
     image_index=image_index,

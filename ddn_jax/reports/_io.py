@@ -84,6 +84,11 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.load(f, parse_constant=_reject_constant)
 
 
+def _forwards(e: evaluation.AttackEvaluation) -> list[int | None]:
+  """Per example its forward passes, None (an empty cell) where unknown."""
+  return [None] * len(e.success) if e.num_forwards is None else e.num_forwards.tolist()
+
+
 def _rows(obj: Any) -> list[dict[str, Any]]:
   if isinstance(obj, evaluation.AttackEvaluation):
     columns = (obj.success, obj.l2, obj.num_grads, obj.worst_l2, obj.model_finite)
@@ -94,10 +99,11 @@ def _rows(obj: Any) -> list[dict[str, Any]]:
         'success': s,
         'l2': l2,
         'num_grads': g,
+        'num_forwards': fw,
         'worst_l2': w,
         'model_finite': f,
       }
-      for i, (s, l2, g, w, f) in enumerate(zip(*(a.tolist() for a in columns)))
+      for i, (s, l2, g, w, f, fw) in enumerate(zip(*(a.tolist() for a in columns), _forwards(obj)))
     ]
   if isinstance(obj, evaluation.TargetedEvaluation):
     pairs = obj.pairs
@@ -117,9 +123,10 @@ def _rows(obj: Any) -> list[dict[str, Any]]:
         'success': s,
         'l2': l2,
         'num_grads': g,
+        'num_forwards': fw,
         'model_finite': f,
       }
-      for i, t, s, l2, g, f in zip(*(a.tolist() for a in columns))
+      for i, t, s, l2, g, f, fw in zip(*(a.tolist() for a in columns), _forwards(pairs))
     ]
   if isinstance(obj, evaluation.RobustnessCurve):
     return [
@@ -155,9 +162,9 @@ def write_csv(path: str | os.PathLike[str], rows: Any) -> None:
 
   - `AttackSummary` (or any dataclass or mapping of scalars): one row;
   - `AttackEvaluation`: one row per example (attack, example, success, l2, num_grads,
-    worst_l2, model_finite);
+    num_forwards (empty where unknown), worst_l2, model_finite);
   - `TargetedEvaluation`: one row per pair (attack, image, target, success, l2, num_grads,
-    model_finite);
+    num_forwards, model_finite);
   - `RobustnessCurve`: one row per ε (epsilon, robust_accuracy);
   - `SweepResult`: one row per grid point (attack, its hyperparameters, its summary).
 

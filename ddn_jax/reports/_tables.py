@@ -10,9 +10,11 @@ from typing import Any
 
 from ddn_jax import evaluation
 
-# Per-attack columns of a sweep's rows (`SweepResult.rows`); the other columns are its
-# hyperparameters.
+# Per-attack columns every sweep row has (`SweepResult.rows`); with the optional ones and the
+# labels, the other columns are its hyperparameters.
 _SWEEP_METRICS = ('success_rate', 'mean_l2', 'median_l2', 'mean_grads')
+# Per-attack columns that rows written before them lack.
+_SWEEP_OPTIONAL_METRICS = ('mean_forwards', 'num_nonfinite')
 # Columns of a row that name it rather than a hyperparameter.
 _SWEEP_LABELS = ('sweep', 'attack')
 _SUMMARY_FIELDS = tuple(f.name for f in dataclasses.fields(evaluation.AttackSummary))
@@ -241,8 +243,8 @@ def sweep_table(rows: evaluation.SweepResult | Sequence[Mapping[str, Any]]) -> s
   Args:
     rows: a `ddn_jax.evaluation.SweepResult`, or its ``rows()`` (e.g. read back from JSON).
       Every column other than ``success_rate``, ``mean_l2``, ``median_l2``, ``mean_grads``,
-      ``num_nonfinite`` (a last column when not all zero) and the labels ``sweep`` and
-      ``attack`` is a hyperparameter.
+      ``mean_forwards`` (not shown), ``num_nonfinite`` (a last column when not all zero) and the
+      labels ``sweep`` and ``attack`` is a hyperparameter.
 
   Raises:
     ValueError: no rows, or a row without one of the four summary columns.
@@ -258,7 +260,7 @@ def sweep_table(rows: evaluation.SweepResult | Sequence[Mapping[str, Any]]) -> s
   names = [
     k
     for k in dict.fromkeys(k for row in rows for k in row)
-    if k not in _SWEEP_METRICS and k not in _SWEEP_LABELS and k != 'num_nonfinite'
+    if k not in (*_SWEEP_METRICS, *_SWEEP_OPTIONAL_METRICS, *_SWEEP_LABELS)
   ]
   nonfinite = any(row.get('num_nonfinite') for row in rows)
   header = [*names, 'Success (%)', 'Mean L2', 'Median L2', '#Grads']
