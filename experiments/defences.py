@@ -65,14 +65,14 @@ def _autoattack(config, logits_fn, images, labels, all_row, workdir):
       resume_dir=None if workdir is None else workdir / f'autoattack_{eps:g}',
     )
     print('\n'.join(result.lines()), flush=True)
-    all_robust = np.nan_to_num(all_row.norms, nan=0.0) > eps  # as evaluation.robust_accuracy
+    all_robust = all_row.norms > eps  # per image; NaN (a non-finite model) is never robust
     rows.append(
       {
         'epsilon': eps,
         'clean_accuracy': result.clean_accuracy,
         **{f'after_{c.name}': c.robust_accuracy for c in result.components},
         'autoattack': result.robust_accuracy,
-        'all': float(all_robust.mean()),
+        'all': evaluation.robust_accuracy(all_row.norms, [eps])[float(eps)],
         'autoattack_and_all': float((result.robust & all_robust).mean()),
         'box_violations': sum(c.num_box_violations for c in result.components),
         'seconds': result.seconds,

@@ -57,13 +57,14 @@ def mean_l2_ratio(norms, numerator, denominator):
   return float(means[0] / means[1]), n
 
 
-def _test_accuracy(table1_config) -> tuple[float, int]:
-  """The model's accuracy on its whole test split, re-measured from its checkpoint."""
-  spec = table1_config['model']
-  logits_fn = next(iter(_common.load_models(spec, [spec.get('defence', 'baseline')]).values()))
-  images = table1_config['images']
+def _test_accuracy(experiment_config, defences=None) -> tuple[dict[str, float], int]:
+  """``{defence: accuracy}`` of an experiment's models on their whole test split, re-measured
+  from their checkpoints (default: its one model's defence), and the split's size."""
+  spec = experiment_config['model']
+  logits_fns = _common.load_models(spec, defences or [spec.get('defence', 'baseline')])
+  images = experiment_config['images']
   x, y = data.load(images['dataset'], images['split'], source=images.get('source', 'auto'))
-  return training.evaluate(logits_fn, x, y)['accuracy'], len(y)
+  return {d: training.evaluate(f, x, y)['accuracy'] for d, f in logits_fns.items()}, len(y)
 
 
 def run(config: dict[str, Any], report) -> None:
@@ -72,6 +73,7 @@ def run(config: dict[str, Any], report) -> None:
   specs, num_images = results['config']['attacks'], results['num_images']
   names = [paper_name(spec) for spec in specs]
   accuracy, num_test = _test_accuracy(_report.load_config(table1['config']))
+  (accuracy,) = accuracy.values()
   report.add_text(config['notes'])
   report.add_text(
     "The protocol column says how each row departs from the paper's attack protocol; every row "
@@ -92,10 +94,8 @@ def run(config: dict[str, Any], report) -> None:
       protocol = _protocol(spec, ours, num_images)
       values = [100 * ours['success_rate'], ours['mean_l2'], ours['median_l2']]
       values += [ours['mean_grads'], ours['seconds']]
-    cells, row = [], {'attack': name, 'protocol': protocol}
-    for field, value, published, spec in zip(_FIELDS, values, paper, _FORMATS):
-      cells += [reports.format_cell(value, spec), reports.format_cell(published, spec)]
-      row.update({field: value, f'paper_{field}': published})
+    row = {'attack': name, 'protocol': protocol}
+    cells = _beside(row, _FIELDS, _FORMATS, values, paper)
     rows.append([name, protocol, *cells])
     data_rows.append(row)
   report.add_table(reports.markdown_table(header, rows, align='ll' + 'r' * 10), data_rows)
@@ -103,25 +103,40 @@ def run(config: dict[str, Any], report) -> None:
   norms = {
     name: results['per_example_l2'][row['attack']] for name, row in zip(names, results['rows'])
   }
-  ratio_rows, ratios = [], []
-  for numerator, denominator in config['ratios']:
-    ours, n = None, 0
-    if numerator in norms and denominator in norms:
-      ours, n = mean_l2_ratio(norms, numerator, denominator)
-    paper = table1['paper'][numerator][1] / table1['paper'][denominator][1]
-    cells = [reports.format_cell(ours, '.3f'), f'{paper:.3f}', n or 'not run yet']
-    ratio_rows.append([f'{numerator} / {denominator}', *cells])
-    ratios.append(
-      {'ratio': f'{numerator} / {denominator}', 'ours': ours, 'paper': paper, 'images': n}
-    )
   report.add_text('Mean L2 ratios (each mean over the successes of its row):')
-  report.add_table(reports.markdown_table(['ratio', 'ours', 'paper', 'images (ours)'], ratio_rows))
+  ratios = _ratios(report, config['ratios'], norms, {k: v[1] for k, v in table1['paper'].items()})
   report.data.update(test_accuracy=accuracy, num_test=num_test, table1=data_rows, ratios=ratios)
   if 'table2' in config:
     _table2(config['table2'], report)
   if 'table5' in config:
     _table5(config['table5'], report)
   print(report.write())
+
+
+def _beside(row, fields, formats, ours, paper) -> list[str]:
+  """Our value and the paper's of each field: the markdown cells, and into ``row`` (for the
+  JSON and CSV) ``<field>`` and ``paper_<field>``."""
+  cells = []
+  for field, fmt, value, published in zip(fields, formats, ours, paper):
+    cells += [reports.format_cell(value, fmt), reports.format_cell(published, fmt)]
+    row.update({field: value, f'paper_{field}': published})
+  return cells
+
+
+def _ratios(report, pairs, norms, paper_mean_l2) -> list[dict[str, Any]]:
+  """A table of mean-L2 ratios (numerator, denominator) beside the paper's: ours over the
+  examples both rows attacked (`mean_l2_ratio`); returns its rows."""
+  cells, ratios = [], []
+  for numerator, denominator in pairs:
+    ours, n = None, 0
+    if numerator in norms and denominator in norms:
+      ours, n = mean_l2_ratio(norms, numerator, denominator)
+    paper = paper_mean_l2[numerator] / paper_mean_l2[denominator]
+    name = f'{numerator} / {denominator}'
+    cells.append([name, reports.format_cell(ours, '.3f'), f'{paper:.3f}', n or 'not run yet'])
+    ratios.append({'ratio': name, 'ours': ours, 'paper': paper, 'examples': n})
+  report.add_table(reports.markdown_table(['ratio', 'ours', 'paper', 'examples (ours)'], cells))
+  return ratios
 
 
 def _norms(values) -> np.ndarray:
@@ -152,10 +167,8 @@ def _table2(table2: dict[str, Any], report) -> None:
       values = [100 * average['success_rate'], average['mean_l2']]
       values += [100 * least_likely['success_rate'], least_likely['mean_l2']]
     protocol = 'reduced: ' + '; '.join(reductions) if cases else 'not run yet'
-    cells, row = [], {'attack': name, 'protocol': protocol}
-    for field, value, published, fmt in zip(_TABLE2_FIELDS, values, paper, _TABLE2_FORMATS):
-      cells += [reports.format_cell(value, fmt), reports.format_cell(published, fmt)]
-      row.update({field: value, f'paper_{field}': published})
+    row = {'attack': name, 'protocol': protocol}
+    cells = _beside(row, _TABLE2_FIELDS, _TABLE2_FORMATS, values, paper)
     rows.append([name, protocol, *cells])
     data_rows.append(row)
   report.add_text(
@@ -164,20 +177,8 @@ def _table2(table2: dict[str, Any], report) -> None:
     '(LL) per image its worst target; mean L2 over the successes.'
   )
   report.add_table(reports.markdown_table(header, rows, align='ll' + 'r' * 8), data_rows)
-  ratio_rows, ratios = [], []
-  for numerator, denominator in table2['ratios']:
-    ours, n = None, 0
-    if numerator in norms and denominator in norms:
-      ours, n = mean_l2_ratio(norms, numerator, denominator)
-    paper = table2['paper'][numerator][1] / table2['paper'][denominator][1]
-    ratio_rows.append(
-      [f'{numerator} / {denominator}', reports.format_cell(ours, '.3f'), f'{paper:.3f}', n]
-    )
-    ratios.append(
-      {'ratio': f'{numerator} / {denominator}', 'ours': ours, 'paper': paper, 'pairs': n}
-    )
-  report.add_text('Average-case mean L2 ratios (on the pairs both rows attacked):')
-  report.add_table(reports.markdown_table(['ratio', 'ours', 'paper', 'pairs (ours)'], ratio_rows))
+  report.add_text('Average-case mean L2 ratios (on the (image, target) pairs both attacked):')
+  ratios = _ratios(report, table2['ratios'], norms, {k: v[1] for k, v in table2['paper'].items()})
   report.data.update(table2=data_rows, table2_ratios=ratios)
 
 
@@ -196,19 +197,24 @@ def _table5(table5: dict[str, Any], report) -> None:
     protocol = f'reduced: first {count} of the 1000 images'
     values = [100 * ours['success_rate'], ours['mean_l2'], ours['median_l2']]
     values.append(100 * ours[f'accuracy_at_{config["epsilon"]:g}'])
-    cells, row = [], {'defence': ours['defence'], 'attack': name, 'protocol': protocol}
-    for field, value, published, fmt in zip(_TABLE5_FIELDS, values, paper, _TABLE5_FORMATS):
-      cells += [reports.format_cell(value, fmt), reports.format_cell(published, fmt)]
-      row.update({field: value, f'paper_{field}': published})
+    row = {'defence': ours['defence'], 'attack': name, 'protocol': protocol}
+    cells = _beside(row, _TABLE5_FIELDS, _TABLE5_FORMATS, values, paper)
     rows.append([ours['defence'], name, protocol, *cells])
     data_rows.append(row)
   epsilons = table5['epsilons']
+  tested = {}  # the models' test accuracy, re-measured from their checkpoints
+  if 'paper_test_accuracy' in table5:
+    tested, num_test = _test_accuracy(config, list(config['defences']))
   robust_rows, robust = [], []
   for defence, title in config['defences'].items():
     norms = _norms(results['per_example_l2'][defence]['All'])
     accuracy = evaluation.robust_accuracy(norms, epsilons)
     paper = table5['paper_robust_accuracy'][title]
     cells, row = [], {'defence': title}
+    if tested:
+      published = table5['paper_test_accuracy'][title]
+      cells += [f'{100 * tested[defence]:.2f}', f'{published:.2f}']
+      row.update(test_accuracy_percent=100 * tested[defence], paper_test_accuracy_percent=published)
     for eps, published in zip(epsilons, paper):
       cells += [f'{100 * accuracy[float(eps)]:.1f}', f'{published:.1f}']
       row.update({f'accuracy_percent_{eps:g}': 100 * accuracy[float(eps)]})
@@ -222,9 +228,14 @@ def _table5(table5: dict[str, Any], report) -> None:
   report.add_table(reports.markdown_table(header, rows, align='lll' + 'r' * 8), data_rows)
   report.add_text(
     'Figure 4: accuracy under All (robust accuracy) at ε, ours on the images above, the paper '
-    'read from its text (Section 6) on 1000:'
+    'read from its text (Section 6) on 1000'
+    + (
+      f'; test accuracy on all {num_test} test images, re-measured from the checkpoints:'
+      if tested
+      else ':'
+    )
   )
-  header = ['Defence']
+  header = ['Defence', *(['test acc. %', 'paper'] if tested else [])]
   for eps in epsilons:
     header += [f'ε = {eps:g} %', 'paper']
   report.add_table(reports.markdown_table(header, robust_rows), robust)

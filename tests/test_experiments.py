@@ -449,7 +449,7 @@ def test_paper_comparison_sets_tables_2_and_5_beside_the_paper(tmp_path):
   assert 'first 3 of the 1000 images' in report.data['table2'][0]['protocol']
   assert 'first 2 of the 1000 images' in report.data['table2'][2]['protocol']
   # Ratios of mean L2 over the pairs both rows attacked, each over its own successes.
-  ratios = [(r['ours'], r['pairs'], r['paper']) for r in report.data['table2_ratios']]
+  ratios = [(r['ours'], r['examples'], r['paper']) for r in report.data['table2_ratios']]
   assert ratios == [(2.5 / (5 / 3), 4, 1 / 3), (pytest.approx(3 / (26 / 6)), 6, 1 / 2)]
   expected = [
     (t, n)
