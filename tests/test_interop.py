@@ -53,6 +53,18 @@ def test_round_trips_are_exact(model, shape):
     assert torch.equal(again[key], value), key
 
 
+def test_variables_do_not_share_the_tensors_memory():
+  # On CPU, JAX can alias a NumPy view of a tensor: an in-place PyTorch update (a training step
+  # on the module the state_dict came from) would change the immutable Flax variables.
+  model = models.WideResNet(depth=10, width=1)
+  variables = _perturbed(model.init(jax.random.key(1), np.zeros((1, 32, 32, 3), np.float32)), 2)
+  state_dict = interop.to_torch_state_dict(model, variables)
+  back = interop.from_torch_state_dict(model, state_dict)
+  for value in state_dict.values():
+    value.add_(1)
+  jax.tree.map(np.testing.assert_array_equal, back, dict(variables))
+
+
 def test_torch_model_matches_state_dict_layout():
   module = interop.torch_model('small_cnn')
   flax_model = models.SmallCNN()

@@ -367,7 +367,9 @@ def from_torch_state_dict(
     node = variables.setdefault(col, {})
     for name in path[:-1]:
       node = node.setdefault(name, {})
-    node[path[-1]] = jnp.asarray(from_torch(array), jnp.float32)
+    # A copy: on CPU jnp.asarray may alias the tensor's memory, which PyTorch can change in place
+    # (a training step updates the running statistics) under the immutable JAX array.
+    node[path[-1]] = jnp.array(from_torch(array), jnp.float32, copy=True)
   return variables
 
 
