@@ -37,6 +37,8 @@ ARCHITECTURES = [
   (models.CifarCNN(), (32, 32, 3)),
   (models.WideResNet(depth=10, width=2), (32, 32, 3)),
   (models.PreActResNet18(), (32, 32, 3)),
+  (models.DMWideResNet(depth=10, width=1), (32, 32, 3)),
+  (models.DMPreActResNet(), (32, 32, 3)),
 ]
 
 
@@ -89,6 +91,8 @@ def test_logits_agree_on_real_digits(mnist_cnn):
     models.CifarCNN(),
     models.WideResNet(depth=10, width=2),
     models.PreActResNet18(activated_shortcut=False, final_norm=False),
+    models.DMWideResNet(depth=10, width=1),
+    models.DMPreActResNet(),
   ],
 )
 def test_logits_agree_on_real_cifar(model, cifar_images):

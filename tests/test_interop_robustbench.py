@@ -6,6 +6,7 @@ import only torch, so they are loaded by path. An entry's class in ``model_zoo/c
 the same. The weights are random, with random batch norm statistics and normalisations.
 """
 
+import ast
 import importlib.util
 import pathlib
 
@@ -15,15 +16,20 @@ import pytest
 from optional_deps import require
 
 from ddn_jax import data, interop, models
+from ddn_jax.interop import _robustbench
 
 torch = require('torch')
 require('robustbench')
 
 
+_MODEL_ZOO = (
+  pathlib.Path(importlib.util.find_spec('robustbench').submodule_search_locations[0]) / 'model_zoo'
+)
+
+
 def _architecture(name):
   """RobustBench's ``model_zoo/architectures/{name}.py``, loaded by path."""
-  package = importlib.util.find_spec('robustbench').submodule_search_locations[0]
-  path = pathlib.Path(package) / 'model_zoo' / 'architectures' / f'{name}.py'
+  path = _MODEL_ZOO / 'architectures' / f'{name}.py'
   spec = importlib.util.spec_from_file_location(f'robustbench_{name}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -31,6 +37,7 @@ def _architecture(name):
 
 
 wide_resnet, resnet = _architecture('wide_resnet'), _architecture('resnet')
+dm_wide_resnet = _architecture('dm_wide_resnet')
 
 
 def _entry(base, *args, mu, sigma, **kwargs):
@@ -164,8 +171,8 @@ def test_preact_resnet18(block, kwargs, target, images):
 
 
 def test_bad_input_is_named():
-  with pytest.raises(ValueError, match=r"'Gowal2020Uncovering' is a DeepMind's WideResNet-70-16"):
-    interop.from_robustbench('Gowal2020Uncovering', {})
+  with pytest.raises(ValueError, match=r"'Ding2020MMA' is a WideResNet-28-4 with per-image"):
+    interop.from_robustbench('Ding2020MMA', {})
   with pytest.raises(ValueError, match=r"Unknown RobustBench entry 'standard'.*'Standard'"):
     interop.from_robustbench('standard', {})
   with pytest.raises(TypeError, match='not a SmallCNN'):
@@ -186,3 +193,113 @@ def test_bad_input_is_named():
     interop.from_robustbench('Rice2020Overfitting', {'mu': ones, 'sigma': 0 * ones})
   with pytest.raises(ValueError, match=r"'sigma' has shape \(1, 4, 1, 1\)"):
     interop.from_robustbench('Rice2020Overfitting', {'mu': ones, 'sigma': torch.ones(1, 4, 1, 1)})
+
+
+def _l2_entries():
+  """RobustBench's CIFAR-10 L2 entries, read from ``model_zoo/cifar10.py`` (which needs timm):
+  ``{name: (class name, {keyword: source text})}`` of each ``lambda: Class(**keywords)`` entry,
+  ``(class name, None)`` for the others."""
+  tree = ast.parse((_MODEL_ZOO / 'cifar10.py').read_text())
+  (l2,) = [
+    node.value
+    for node in tree.body
+    if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == 'l2'
+  ]
+  entries = {}
+  for pair in l2.args[0].elts:
+    name, spec = ast.literal_eval(pair.elts[0]), pair.elts[1]
+    model = spec.values[[ast.literal_eval(k) for k in spec.keys].index('model')]
+    if isinstance(model, ast.Lambda) and isinstance(model.body, ast.Call):
+      keywords = {k.arg: ast.unparse(k.value) for k in model.body.keywords}
+      entries[name] = (ast.unparse(model.body.func), keywords)
+    else:
+      entries[name] = (ast.unparse(model), None)
+  return entries
+
+
+def test_every_l2_entry_is_supported_or_named_missing():
+  l2 = _l2_entries()
+  assert len(l2) > 20 and not set(_robustbench._ENTRIES) & set(_robustbench._MISSING)
+  assert set(l2) == set(_robustbench._ENTRIES) | set(_robustbench._MISSING)
+
+
+@pytest.mark.parametrize(
+  'name',
+  sorted(n for n, e in _robustbench._ENTRIES.items() if e.architecture.__name__.startswith('DM')),
+)
+def test_deepmind_entries_are_robustbench_s(name):
+  """Each entry's class and keywords in cifar10.py, and the parameter shapes they give."""
+  module, stats = _robustbench._model(name)
+  cls, keywords = _l2_entries()[name]
+  assert cls == type(module).__name__ and stats is None  # the module's own normalisation
+  assert keywords.pop('activation_fn') in ('Swish', 'nn.SiLU')  # the same function
+  assert keywords.pop('num_classes') == str(module.num_classes)
+  assert keywords.pop('width') == str(getattr(module, 'width', 0))
+  assert keywords.pop('depth') == str(module.depth)
+  assert keywords == {'mean': 'CIFAR10_MEAN', 'std': 'CIFAR10_STD'}
+  assert module.mean == dm_wide_resnet.CIFAR10_MEAN and module.std == dm_wide_resnet.CIFAR10_STD
+  # On the meta device: shapes only, so a WRN-70-16 costs nothing.
+  with torch.device('meta'):
+    theirs = getattr(dm_wide_resnet, cls)(
+      depth=module.depth, width=getattr(module, 'width', 0), activation_fn=dm_wide_resnet.Swish
+    )
+    ours = interop.torch_model(module)
+  shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}
+  assert shapes(ours) == shapes(theirs)
+
+
+@pytest.mark.parametrize(
+  'depth,width,activation',
+  [(10, 2, dm_wide_resnet.Swish), (16, 1, torch.nn.SiLU)],
+  ids=['WRN-10-2-Swish', 'WRN-16-1-SiLU'],
+)
+def test_dm_wide_resnet(depth, width, activation, images):
+  # Depth 16 has blocks without a projection; width 1 keeps the first group's width (16).
+  torch.manual_seed(6)
+  mu, sigma = _random_stats(7)
+  module = dm_wide_resnet.DMWideResNet(
+    depth=depth, width=width, activation_fn=activation, mean=mu, std=sigma
+  )
+  module = _randomised(module, 8)
+  target = models.DMWideResNet(depth=depth, width=width, mean=mu, std=sigma)
+  model, variables = interop.from_robustbench(target, module.state_dict())
+  _assert_same_logits(module, model, variables, images)
+  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
+  assert n_flax == sum(p.numel() for p in module.parameters())
+  # Training mode: batch statistics, and PyTorch's momentum 0.1 in the running means (not the
+  # variances: PyTorch keeps the unbiased batch variance, Flax the biased one).
+  batch = np.concatenate([images, images[:, ::-1]])
+  with torch.no_grad():
+    torch_logits = module.train()(torch.from_numpy(batch.transpose(0, 3, 1, 2).copy())).numpy()
+  jax_logits, updates = model.apply(variables, batch, train=True, mutable=['batch_stats'])
+  scale = np.abs(torch_logits).max()
+  np.testing.assert_allclose(np.asarray(jax_logits) / scale, torch_logits / scale, atol=1e-5)
+  running = interop.to_torch_state_dict(model, {**variables, **updates})
+  for key, value in module.state_dict().items():
+    if key.endswith('running_mean'):
+      np.testing.assert_allclose(running[key].numpy(), value.numpy(), atol=1e-5, err_msg=key)
+
+
+def test_dm_preact_resnet18(images, tmp_path):
+  torch.manual_seed(9)
+  # As cifar10.py builds Rebuffi2021Fixing_R18_cutmix_ddpm: its normalisation is not in the file.
+  module = dm_wide_resnet.DMPreActResNet(
+    num_classes=10,
+    depth=18,
+    width=0,
+    activation_fn=dm_wide_resnet.Swish,
+    mean=dm_wide_resnet.CIFAR10_MEAN,
+    std=dm_wide_resnet.CIFAR10_STD,
+  )
+  module = _randomised(module, 10)
+  path = tmp_path / 'Rebuffi2021Fixing_R18_cutmix_ddpm.pt'
+  torch.save(module.state_dict(), path)
+  model, variables = interop.from_robustbench('Rebuffi2021Fixing_R18_cutmix_ddpm', path)
+  assert isinstance(model, models.DMPreActResNet) and model.depth == 18
+  _assert_same_logits(module, model, variables, images)
+  back = interop.to_torch_state_dict(model, variables)
+  original = module.state_dict()
+  assert set(back) == set(original)
+  for key, value in back.items():
+    if not key.endswith('num_batches_tracked'):
+      assert torch.equal(value, original[key]), key

@@ -110,6 +110,10 @@ def test_preact_resnet18_batch_norm_modes():
 def test_wide_resnet_rejects_bad_depth():
   with pytest.raises(ValueError, match='6n \\+ 4'):
     models.WideResNet(12, 1).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  with pytest.raises(ValueError, match='6n \\+ 4'):
+    models.DMWideResNet(12, 1).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  with pytest.raises(ValueError, match=r'one of \[18, 34\], got 50'):
+    models.DMPreActResNet(50).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
 def test_wide_resnet_standardises_inputs_inside():

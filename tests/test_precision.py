@@ -38,9 +38,19 @@ def _variables(model, shape, seed=0):
     (models.CifarCNN(), (32, 32, 3)),
     (models.WideResNet(depth=10, width=1), (32, 32, 3)),
     (models.PreActResNet18(), (32, 32, 3)),
+    (models.DMWideResNet(depth=10, width=1), (32, 32, 3)),
+    (models.DMPreActResNet(), (32, 32, 3)),
     (models.InceptionV3(num_classes=10), (75, 75, 3)),
   ],
-  ids=['small_cnn', 'cifar_cnn', 'wide_resnet', 'preact_resnet18', 'inception_v3'],
+  ids=[
+    'small_cnn',
+    'cifar_cnn',
+    'wide_resnet',
+    'preact_resnet18',
+    'dm_wide_resnet',
+    'dm_preact_resnet',
+    'inception_v3',
+  ],
 )
 def test_every_convolution_of_the_gradient_runs_in_bfloat16(model, shape):
   """A float32 constant in a model (e.g. its input normalisation) would promote the network

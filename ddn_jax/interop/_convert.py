@@ -35,6 +35,8 @@ _NAMES = {
   'cifar_cnn': models.CifarCNN,
   'wide_resnet': models.WideResNet,
   'preact_resnet18': models.PreActResNet18,
+  'dm_wide_resnet': models.DMWideResNet,
+  'dm_preact_resnet': models.DMPreActResNet,
   'inception_v3': models.InceptionV3,
 }
 _DEFAULT_INPUT_SHAPE = {
@@ -42,6 +44,8 @@ _DEFAULT_INPUT_SHAPE = {
   models.CifarCNN: (32, 32, 3),
   models.WideResNet: (32, 32, 3),
   models.PreActResNet18: (32, 32, 3),
+  models.DMWideResNet: (32, 32, 3),
+  models.DMPreActResNet: (32, 32, 3),
   models.InceptionV3: (299, 299, 3),
 }
 _CONV_WIDTHS = {models.SmallCNN: ((32, 64), 200), models.CifarCNN: ((64, 128), 256)}
@@ -61,7 +65,7 @@ def flax_model(model: ModelLike, **kwargs: Any) -> nn.Module:
   if type(model) not in _DEFAULT_INPUT_SHAPE:
     raise TypeError(
       f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN, WideResNet, '
-      'PreActResNet18 or InceptionV3.'
+      'PreActResNet18, DMWideResNet, DMPreActResNet or InceptionV3.'
     )
   return model
 
@@ -81,8 +85,9 @@ def torch_model(
   """A freshly initialised PyTorch module with the architecture of a `ddn_jax.models` network.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18` or `InceptionV3` instance,
-      or its name ``'small_cnn'``, ``'cifar_cnn'``, ``'wide_resnet'``, ``'preact_resnet18'`` or
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18`, `DMWideResNet`,
+      `DMPreActResNet` or `InceptionV3` instance, or its name ``'small_cnn'``, ``'cifar_cnn'``,
+      ``'wide_resnet'``, ``'preact_resnet18'``, ``'dm_wide_resnet'``, ``'dm_preact_resnet'`` or
       ``'inception_v3'``.
     input_shape: ``(H, W, C)`` of one image; defaults to ``(28, 28, 1)`` for `SmallCNN`,
       ``(299, 299, 3)`` for `InceptionV3` and ``(32, 32, 3)`` otherwise. It sets the input
@@ -114,6 +119,25 @@ def torch_model(
       num_channels=c,
       num_classes=model.num_classes,
       dropout_rate=model.dropout_rate,
+      mean=model.mean,
+      std=model.std,
+    )
+  if isinstance(model, models.DMWideResNet):
+    if (model.depth - 4) % 6:
+      raise ValueError(f'DMWideResNet depth must be 6n + 4, got {model.depth}.')
+    return _torch_models.DMWideResNet(
+      model.depth,
+      model.width,
+      num_channels=c,
+      num_classes=model.num_classes,
+      mean=model.mean,
+      std=model.std,
+    )
+  if isinstance(model, models.DMPreActResNet):
+    return _torch_models.DMPreActResNet(
+      model.blocks_per_stage,
+      num_channels=c,
+      num_classes=model.num_classes,
       mean=model.mean,
       std=model.std,
     )
@@ -205,6 +229,20 @@ def _leaves(model: nn.Module, shapes) -> list[_Leaf]:
         layers.append(('conv', (block, 'Conv_2'), f'{prefix}.convShortcut'))
     layers += [('bn', ('BatchNorm_0',), 'bn1'), ('dense', ('Dense_0',), 'fc')]
     return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
+  if isinstance(model, (models.DMWideResNet, models.DMPreActResNet)):
+    # Flax 'layer_1_0' is block 0 of group 1: PyTorch's 'layer.1.block.0' in DMWideResNet (its
+    # groups are a Sequential of _BlockGroups), 'layer_1.0' in DMPreActResNet.
+    wide = isinstance(model, models.DMWideResNet)
+    for name, params in shapes['params'].items():
+      if not name.startswith('layer_'):
+        layers.append(({'batchnorm': 'bn', 'logits': 'dense'}.get(name, 'conv'), (name,), name))
+        continue
+      _, group, block = name.split('_')
+      prefix = f'layer.{group}.block.{block}' if wide else f'layer_{group}.{block}'
+      for child in params:
+        kind = 'bn' if child.startswith('batchnorm') else 'conv'
+        layers.append((kind, (name, child), f'{prefix}.{child}'))
+    return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
   if isinstance(model, models.PreActResNet18):
     # Flax 'layer2_0' is PyTorch's 'layer2.0'; the shortcut conv is the first of a Sequential.
     for name, params in shapes['params'].items():
@@ -291,8 +329,8 @@ def to_torch_state_dict(
   """Converts Flax ``variables`` of ``model`` to a PyTorch ``state_dict`` for `torch_model`.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18` or `InceptionV3` instance
-      or name.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18`, `DMWideResNet`,
+      `DMPreActResNet` or `InceptionV3` instance or name.
     variables: its ``{'params': ..., 'batch_stats': ...}``, e.g. ``TrainState.variables``.
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
 
@@ -335,8 +373,8 @@ def from_torch_state_dict(
   """Converts a PyTorch ``state_dict`` of `torch_model`'s architecture to Flax variables.
 
   Args:
-    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18` or `InceptionV3` instance
-      or name.
+    model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18`, `DMWideResNet`,
+      `DMPreActResNet` or `InceptionV3` instance or name.
     state_dict: ``{name: tensor or array}``; ``num_batches_tracked`` entries may be absent, and
       for `InceptionV3` so may torchvision's ``AuxLogits.*`` (checked if present, then unused).
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.

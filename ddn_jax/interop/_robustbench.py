@@ -33,7 +33,14 @@ _AUGUSTIN_STATS = (
 class _Entry(NamedTuple):
   architecture: type[nn.Module]
   kwargs: dict[str, Any]
-  stats: tuple[tuple[float, ...], tuple[float, ...]]
+  stats: tuple[tuple[float, ...], tuple[float, ...]] | None  # None: the architecture's own
+
+
+# DeepMind's networks: RobustBench builds each with Swish (or nn.SiLU, the same function) and
+# dm_wide_resnet.py's CIFAR10_MEAN/STD, the Flax modules' defaults.
+_DM_WRN_28_10 = _Entry(models.DMWideResNet, {'depth': 28, 'width': 10}, None)
+_DM_WRN_70_16 = _Entry(models.DMWideResNet, {'depth': 70, 'width': 16}, None)
+_DM_PREACT_18 = _Entry(models.DMPreActResNet, {'depth': 18}, None)
 
 
 # RobustBench 1.1.1's CIFAR-10 L2 leaderboard entries whose architecture ddn_jax has.
@@ -49,6 +56,15 @@ _ENTRIES: dict[str, _Entry] = {
     models.WideResNet, {'depth': 34, 'width': 10}, _AUGUSTIN_STATS
   ),
   'Rice2020Overfitting': _Entry(models.PreActResNet18, {}, _RICE_STATS),
+  'Gowal2020Uncovering': _DM_WRN_70_16,
+  'Gowal2020Uncovering_extra': _DM_WRN_70_16,
+  'Rebuffi2021Fixing_70_16_cutmix_ddpm': _DM_WRN_70_16,
+  'Rebuffi2021Fixing_28_10_cutmix_ddpm': _DM_WRN_28_10,
+  'Rebuffi2021Fixing_70_16_cutmix_extra': _DM_WRN_70_16,
+  'Rebuffi2021Fixing_R18_cutmix_ddpm': _DM_PREACT_18,
+  'Rade2021Helper_R18_ddpm': _DM_PREACT_18,
+  'Wang2023Better_WRN-28-10': _DM_WRN_28_10,
+  'Wang2023Better_WRN-70-16': _DM_WRN_70_16,
 }
 # The other L2 entries, by the architecture ddn_jax lacks.
 _MISSING = {
@@ -56,29 +72,27 @@ _MISSING = {
   'Engstrom2019Robustness': 'ResNet-50',
   'Sehwag2021Proxy_R18': 'ResNet-18 (post-activation)',
   'Ding2020MMA': 'WideResNet-28-4 with per-image input standardisation',
-  'Rebuffi2021Fixing_R18_cutmix_ddpm': "DeepMind's PreActResNet-18 with Swish",
-  'Rade2021Helper_R18_ddpm': "DeepMind's PreActResNet-18 with Swish",
-  'Gowal2020Uncovering': "DeepMind's WideResNet-70-16 with Swish",
-  'Gowal2020Uncovering_extra': "DeepMind's WideResNet-70-16 with Swish",
-  'Rebuffi2021Fixing_70_16_cutmix_ddpm': "DeepMind's WideResNet-70-16 with Swish",
-  'Rebuffi2021Fixing_28_10_cutmix_ddpm': "DeepMind's WideResNet-28-10 with Swish",
-  'Rebuffi2021Fixing_70_16_cutmix_extra': "DeepMind's WideResNet-70-16 with Swish",
-  'Wang2023Better_WRN-28-10': "DeepMind's WideResNet-28-10 with SiLU",
-  'Wang2023Better_WRN-70-16': "DeepMind's WideResNet-70-16 with SiLU",
   'Amini2024MeanSparse_S-WRN-70-16': 'a mean-sparsified WideResNet-70-16',
 }
 # Key prefixes of wrapped models, stripped as RobustBench's load_model does: DataParallel's
 # 'module.', and 'model.' of a normalising wrapper (e.g. the DDN authors' NormalizedModel).
 _PREFIXES = ('module.', 'model.')
+_ARCHITECTURES = (
+  models.WideResNet,
+  models.PreActResNet18,
+  models.DMWideResNet,
+  models.DMPreActResNet,
+)
+_ARCHITECTURE_NAMES = ', '.join(a.__name__ for a in _ARCHITECTURES)
 _NORMALISATION_KEYS = (('mu', 'sigma'), ('mean', 'std'))
 
 
 def _model(model: str | nn.Module) -> tuple[nn.Module, tuple | None]:
   """The Flax module and its fallback ``(mean, std)`` (None: the module's own)."""
   if isinstance(model, nn.Module):
-    if type(model) not in (models.WideResNet, models.PreActResNet18):
+    if type(model) not in _ARCHITECTURES:
       raise TypeError(
-        f'from_robustbench converts a WideResNet or PreActResNet18, not a {type(model).__name__}.'
+        f'from_robustbench converts a {_ARCHITECTURE_NAMES}, not a {type(model).__name__}.'
       )
     return model, None
   if model in _ENTRIES:
@@ -91,7 +105,7 @@ def _model(model: str | nn.Module) -> tuple[nn.Module, tuple | None]:
     )
   raise ValueError(
     f'Unknown RobustBench entry {model!r}; expected one of the CIFAR-10 L2 entries '
-    f'{sorted(_ENTRIES)}, or a WideResNet or PreActResNet18 module for other entries.'
+    f'{sorted(_ENTRIES)}, or a module ({_ARCHITECTURE_NAMES}) for other entries.'
   )
 
 
@@ -153,14 +167,21 @@ def from_robustbench(
   ``sub_block1`` of RobustBench's WideResNet, built but never run, is dropped.
 
   Args:
-    model: the name of a CIFAR-10 L2 leaderboard entry of a supported architecture
-      (``'Standard'`` and ``'Rony2019Decoupling'``, WRN-28-10; ``'Rice2020Overfitting'``,
-      PreActResNet-18; the WRN-34-10 entries ``'Wu2020Adversarial'``, ``'Sehwag2021Proxy'``,
-      ``'Augustin2020Adversarial_34_10'`` and ``'Augustin2020Adversarial_34_10_extra'``), or
-      for any other entry of these architectures a `WideResNet` or `PreActResNet18` module
+    model: the name of a CIFAR-10 L2 leaderboard entry of a supported architecture: `WideResNet`
+      (``'Standard'`` and ``'Rony2019Decoupling'``, WRN-28-10; ``'Wu2020Adversarial'``,
+      ``'Sehwag2021Proxy'``, ``'Augustin2020Adversarial_34_10'`` and
+      ``'Augustin2020Adversarial_34_10_extra'``, WRN-34-10), `PreActResNet18`
+      (``'Rice2020Overfitting'``), `DMWideResNet` (``'Gowal2020Uncovering'``,
+      ``'Gowal2020Uncovering_extra'``, ``'Rebuffi2021Fixing_70_16_cutmix_ddpm'``,
+      ``'Rebuffi2021Fixing_70_16_cutmix_extra'`` and ``'Wang2023Better_WRN-70-16'``, WRN-70-16;
+      ``'Rebuffi2021Fixing_28_10_cutmix_ddpm'`` and ``'Wang2023Better_WRN-28-10'``, WRN-28-10)
+      or `DMPreActResNet` (``'Rebuffi2021Fixing_R18_cutmix_ddpm'`` and
+      ``'Rade2021Helper_R18_ddpm'``); or for any other entry of these architectures the module
       built as the entry's class (e.g. ``PreActResNet18(activated_shortcut=False,
       final_norm=False)`` for RobustBench's ``PreActBlock`` entries such as Linf
-      ``Wong2020Fast``), whose ``mean``/``std`` apply where the file has no normalisation.
+      ``Wong2020Fast``, ``DMWideResNet(depth=34, width=20)`` for Linf
+      ``Gowal2020Uncovering_34_20``), whose ``mean``/``std`` apply where the file has no
+      normalisation.
     state_dict: the checkpoint: a ``state_dict`` (``{name: tensor or array}``), or the path of
       a PyTorch file holding one (read as `load_torch_state_dict` reads it, a training
       checkpoint ``{'state_dict': ...}`` included).

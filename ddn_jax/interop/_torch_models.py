@@ -1,8 +1,9 @@
 """PyTorch twins of the Flax models in `ddn_jax.models`; imports torch, so only interop loads it.
 
 The module and parameter names follow the common PyTorch definitions of these networks (the
-TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet``, RobustBench's ``PreActResNet`` and
-torchvision's ``Inception3``), so their checkpoints load as is.
+TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet``, RobustBench's ``PreActResNet``,
+``DMWideResNet`` and ``DMPreActResNet``, and torchvision's ``Inception3``), so their checkpoints
+load as is.
 All take float NCHW images in [0, 1].
 """
 
@@ -189,6 +190,137 @@ class PreActResNet18(nn.Module):
     if self.bn is not None:
       x = torch.relu(self.bn(x))
     return self.linear(x.mean(dim=(2, 3)))
+
+
+def _dm_conv3x3(in_planes: int, planes: int, stride: int) -> nn.Conv2d:
+  return nn.Conv2d(in_planes, planes, 3, stride, padding=0, bias=False)
+
+
+def _dm_pad(x: torch.Tensor, stride: int) -> torch.Tensor:
+  """DeepMind's padding before a 3×3 convolution: TensorFlow's SAME (after only, at stride 2)."""
+  return nn.functional.pad(x, (1, 1, 1, 1) if stride == 1 else (0, 1, 0, 1))
+
+
+class _DMBlock(nn.Module):
+  """RobustBench's ``dm_wide_resnet._Block`` with Swish."""
+
+  def __init__(self, in_planes: int, planes: int, stride: int):
+    super().__init__()
+    self.stride = stride
+    self.batchnorm_0 = nn.BatchNorm2d(in_planes)
+    self.conv_0 = _dm_conv3x3(in_planes, planes, stride)
+    self.batchnorm_1 = nn.BatchNorm2d(planes)
+    self.conv_1 = nn.Conv2d(planes, planes, 3, 1, padding=1, bias=False)
+    if in_planes != planes:
+      self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    activated = nn.functional.silu(self.batchnorm_0(x))
+    y = self.conv_0(_dm_pad(activated, self.stride))
+    y = self.conv_1(nn.functional.silu(self.batchnorm_1(y)))
+    return y + (self.shortcut(activated) if hasattr(self, 'shortcut') else x)
+
+
+class _DMGroup(nn.Module):
+  """RobustBench's ``_BlockGroup``: the blocks under ``block``."""
+
+  def __init__(self, blocks: list[nn.Module]):
+    super().__init__()
+    self.block = nn.Sequential(*blocks)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.block(x)
+
+
+class DMWideResNet(nn.Module):
+  """`ddn_jax.models.DMWideResNet` with RobustBench's names (input standardised inside)."""
+
+  def __init__(
+    self,
+    depth: int,
+    width: int,
+    *,
+    num_channels: int,
+    num_classes: int = 10,
+    mean: Sequence[float],
+    std: Sequence[float],
+  ):
+    super().__init__()
+    n = (depth - 4) // 6
+    widths = [16, 16 * width, 32 * width, 64 * width]
+    self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+    self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+    self.init_conv = nn.Conv2d(num_channels, 16, 3, padding=1, bias=False)
+    self.layer = nn.Sequential(
+      *(
+        _DMGroup(
+          [
+            _DMBlock(widths[group] if b == 0 else widths[group + 1], widths[group + 1], s)
+            for b, s in enumerate([stride] + [1] * (n - 1))
+          ]
+        )
+        for group, stride in enumerate((1, 2, 2))
+      )
+    )
+    self.batchnorm = nn.BatchNorm2d(widths[3])
+    self.logits = nn.Linear(widths[3], num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x = self.layer(self.init_conv((x - self.mean) / self.std))
+    return self.logits(nn.functional.silu(self.batchnorm(x)).mean(dim=(2, 3)))
+
+
+class _DMPreActBlock(nn.Module):
+  """RobustBench's ``dm_wide_resnet._PreActBlock`` with Swish."""
+
+  def __init__(self, in_planes: int, planes: int, stride: int):
+    super().__init__()
+    self.stride = stride
+    self.batchnorm_0 = nn.BatchNorm2d(in_planes)
+    self.conv_2d_1 = _dm_conv3x3(in_planes, planes, stride)
+    self.batchnorm_1 = nn.BatchNorm2d(planes)
+    self.conv_2d_2 = nn.Conv2d(planes, planes, 3, 1, padding=1, bias=False)
+    if stride != 1 or in_planes != planes:
+      self.shortcut = _dm_conv3x3(in_planes, planes, stride)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    y = self.conv_2d_1(_dm_pad(nn.functional.silu(self.batchnorm_0(x)), self.stride))
+    y = self.conv_2d_2(nn.functional.silu(self.batchnorm_1(y)))
+    return y + (self.shortcut(_dm_pad(x, self.stride)) if hasattr(self, 'shortcut') else x)
+
+
+class DMPreActResNet(nn.Module):
+  """`ddn_jax.models.DMPreActResNet` with RobustBench's names (input standardised inside)."""
+
+  def __init__(
+    self,
+    blocks: Sequence[int],
+    *,
+    num_channels: int,
+    num_classes: int = 10,
+    mean: Sequence[float],
+    std: Sequence[float],
+  ):
+    super().__init__()
+    self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+    self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+    self.conv_2d = nn.Conv2d(num_channels, 64, 3, padding=1, bias=False)
+    in_planes = 64
+    for stage, (n, stride) in enumerate(zip(blocks, (1, 2, 2, 2))):
+      planes = 64 * 2**stage
+      layer = [
+        _DMPreActBlock(in_planes if b == 0 else planes, planes, s)
+        for b, s in enumerate([stride] + [1] * (n - 1))
+      ]
+      setattr(self, f'layer_{stage}', nn.Sequential(*layer))
+      in_planes = planes
+    self.batchnorm = nn.BatchNorm2d(512)
+    self.logits = nn.Linear(512, num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x = self.conv_2d((x - self.mean) / self.std)
+    x = self.layer_3(self.layer_2(self.layer_1(self.layer_0(x))))
+    return self.logits(nn.functional.silu(self.batchnorm(x)).mean(dim=(2, 3)))
 
 
 class BasicConv2d(nn.Module):

@@ -2,6 +2,8 @@
 [0, 1]."""
 
 from ddn_jax.models._cifar_cnn import CifarCNN
+from ddn_jax.models._dm_preact_resnet import DMPreActResNet
+from ddn_jax.models._dm_wide_resnet import DMWideResNet
 from ddn_jax.models._inception import InceptionV3
 from ddn_jax.models._logits import make_logits_fn
 from ddn_jax.models._nnx_small_cnn import NnxSmallCNN
@@ -22,6 +24,8 @@ __all__ = (
   'CIFAR10_STD',
   'PRECISIONS',
   'CifarCNN',
+  'DMPreActResNet',
+  'DMWideResNet',
   'InceptionV3',
   'NnxSmallCNN',
   'PreActResNet18',
