@@ -39,6 +39,7 @@ ARCHITECTURES = [
   (models.PreActResNet18(), (32, 32, 3)),
   (models.DMWideResNet(depth=10, width=1), (32, 32, 3)),
   (models.DMPreActResNet(), (32, 32, 3)),
+  (models.ResNet(depth=18), (32, 32, 3)),
 ]
 
 

@@ -195,11 +195,15 @@ def test_bad_input_is_named():
     interop.from_robustbench('Rice2020Overfitting', {'mu': ones, 'sigma': torch.ones(1, 4, 1, 1)})
 
 
+def _cifar10_py():
+  return ast.parse((_MODEL_ZOO / 'cifar10.py').read_text())
+
+
 def _l2_entries():
   """RobustBench's CIFAR-10 L2 entries, read from ``model_zoo/cifar10.py`` (which needs timm):
   ``{name: (class name, {keyword: source text})}`` of each ``lambda: Class(**keywords)`` entry,
   ``(class name, None)`` for the others."""
-  tree = ast.parse((_MODEL_ZOO / 'cifar10.py').read_text())
+  tree = _cifar10_py()
   (l2,) = [
     node.value
     for node in tree.body
@@ -300,6 +304,54 @@ def test_dm_preact_resnet18(images, tmp_path):
   back = interop.to_torch_state_dict(model, variables)
   original = module.state_dict()
   assert set(back) == set(original)
+  for key, value in back.items():
+    if not key.endswith('num_batches_tracked'):
+      assert torch.equal(value, original[key]), key
+
+
+def _buffers(cls):
+  """``{name: values}`` of the ``register_buffer(name, torch.tensor([...]))`` calls of
+  cifar10.py's class ``cls`` (none for a class defined elsewhere)."""
+  classes = [n for n in _cifar10_py().body if isinstance(n, ast.ClassDef) and n.name == cls]
+  buffers = {}
+  for node in ast.walk(classes[0]) if classes else ():
+    if isinstance(node, ast.Call) and getattr(node.func, 'attr', None) == 'register_buffer':
+      values = node.args[1]
+      while not (isinstance(values, ast.Call) and ast.unparse(values.func) == 'torch.tensor'):
+        values = values.func.value  # through .view(...)
+      buffers[ast.literal_eval(node.args[0])] = tuple(ast.literal_eval(values.args[0]))
+  return buffers
+
+
+@pytest.mark.parametrize(
+  'name', sorted(n for n, e in _robustbench._ENTRIES.items() if e.stats is not None)
+)
+def test_fallback_normalisation_is_the_entry_class_s(name):
+  # What a file without mu/sigma gets: the class's buffers, or none (RobustBench's plain nets).
+  cls, keywords = _l2_entries()[name]
+  buffers = _buffers(cls) if keywords is None else {}
+  expected = (buffers['mu'], buffers['sigma']) if buffers else ((0.0,) * 3, (1.0,) * 3)
+  assert _robustbench._ENTRIES[name].stats == expected
+
+
+@pytest.mark.parametrize('name', ['Sehwag2021Proxy_R18', 'Augustin2020Adversarial'])
+def test_resnet(name, images):
+  torch.manual_seed(11)
+  if name == 'Sehwag2021Proxy_R18':  # RobustBench's ResNet18(): no normalisation
+    module = resnet.ResNet18()
+  else:  # a ResNet-50 with mu/sigma buffers
+    mu, sigma = _random_stats(12)
+    module = _entry(resnet.ResNet, resnet.Bottleneck, [3, 4, 6, 3], mu=mu, sigma=sigma)
+  module = _randomised(module, 13)
+  model, variables = interop.from_robustbench(name, module.state_dict())
+  assert isinstance(model, models.ResNet)
+  _assert_same_logits(module, model, variables, images)
+  _assert_same_logits(interop.to_torch(model, variables), model, variables, images)  # the twin
+  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
+  assert n_flax == sum(p.numel() for p in module.parameters())
+  back = interop.to_torch_state_dict(model, variables)
+  original = module.state_dict()
+  assert set(back) == set(original) - {'mu', 'sigma'}
   for key, value in back.items():
     if not key.endswith('num_batches_tracked'):
       assert torch.equal(value, original[key]), key

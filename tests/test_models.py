@@ -114,6 +114,8 @@ def test_wide_resnet_rejects_bad_depth():
     models.DMWideResNet(12, 1).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   with pytest.raises(ValueError, match=r'one of \[18, 34\], got 50'):
     models.DMPreActResNet(50).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  with pytest.raises(ValueError, match=r'one of \[18, 34, 50\], got 101'):
+    models.ResNet(101).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
 def test_wide_resnet_standardises_inputs_inside():

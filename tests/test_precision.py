@@ -40,6 +40,7 @@ def _variables(model, shape, seed=0):
     (models.PreActResNet18(), (32, 32, 3)),
     (models.DMWideResNet(depth=10, width=1), (32, 32, 3)),
     (models.DMPreActResNet(), (32, 32, 3)),
+    (models.ResNet(depth=50), (32, 32, 3)),
     (models.InceptionV3(num_classes=10), (75, 75, 3)),
   ],
   ids=[
@@ -49,6 +50,7 @@ def _variables(model, shape, seed=0):
     'preact_resnet18',
     'dm_wide_resnet',
     'dm_preact_resnet',
+    'resnet50',
     'inception_v3',
   ],
 )

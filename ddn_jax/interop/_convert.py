@@ -37,6 +37,7 @@ _NAMES = {
   'preact_resnet18': models.PreActResNet18,
   'dm_wide_resnet': models.DMWideResNet,
   'dm_preact_resnet': models.DMPreActResNet,
+  'resnet': models.ResNet,
   'inception_v3': models.InceptionV3,
 }
 _DEFAULT_INPUT_SHAPE = {
@@ -46,6 +47,7 @@ _DEFAULT_INPUT_SHAPE = {
   models.PreActResNet18: (32, 32, 3),
   models.DMWideResNet: (32, 32, 3),
   models.DMPreActResNet: (32, 32, 3),
+  models.ResNet: (32, 32, 3),
   models.InceptionV3: (299, 299, 3),
 }
 _CONV_WIDTHS = {models.SmallCNN: ((32, 64), 200), models.CifarCNN: ((64, 128), 256)}
@@ -65,7 +67,7 @@ def flax_model(model: ModelLike, **kwargs: Any) -> nn.Module:
   if type(model) not in _DEFAULT_INPUT_SHAPE:
     raise TypeError(
       f'No PyTorch twin for {type(model).__name__}; expected SmallCNN, CifarCNN, WideResNet, '
-      'PreActResNet18, DMWideResNet, DMPreActResNet or InceptionV3.'
+      'PreActResNet18, DMWideResNet, DMPreActResNet, ResNet or InceptionV3.'
     )
   return model
 
@@ -86,9 +88,9 @@ def torch_model(
 
   Args:
     model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18`, `DMWideResNet`,
-      `DMPreActResNet` or `InceptionV3` instance, or its name ``'small_cnn'``, ``'cifar_cnn'``,
-      ``'wide_resnet'``, ``'preact_resnet18'``, ``'dm_wide_resnet'``, ``'dm_preact_resnet'`` or
-      ``'inception_v3'``.
+      `DMPreActResNet`, `ResNet` or `InceptionV3` instance, or its name ``'small_cnn'``,
+      ``'cifar_cnn'``, ``'wide_resnet'``, ``'preact_resnet18'``, ``'dm_wide_resnet'``,
+      ``'dm_preact_resnet'``, ``'resnet'`` or ``'inception_v3'``.
     input_shape: ``(H, W, C)`` of one image; defaults to ``(28, 28, 1)`` for `SmallCNN`,
       ``(299, 299, 3)`` for `InceptionV3` and ``(32, 32, 3)`` otherwise. It sets the input
       channels (and, for the plain CNNs, the width of the first dense layer).
@@ -136,6 +138,14 @@ def torch_model(
   if isinstance(model, models.DMPreActResNet):
     return _torch_models.DMPreActResNet(
       model.blocks_per_stage,
+      num_channels=c,
+      num_classes=model.num_classes,
+      mean=model.mean,
+      std=model.std,
+    )
+  if isinstance(model, models.ResNet):
+    return _torch_models.ResNet(
+      *model.layout,
       num_channels=c,
       num_classes=model.num_classes,
       mean=model.mean,
@@ -243,6 +253,16 @@ def _leaves(model: nn.Module, shapes) -> list[_Leaf]:
         kind = 'bn' if child.startswith('batchnorm') else 'conv'
         layers.append((kind, (name, child), f'{prefix}.{child}'))
     return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
+  if isinstance(model, models.ResNet):
+    # Flax 'layer2_0' is PyTorch's 'layer2.0', 'shortcut_1' (its BN) 'shortcut.1'.
+    for name, params in shapes['params'].items():
+      if not name.startswith('layer'):
+        layers.append(({'bn1': 'bn', 'linear': 'dense'}.get(name, 'conv'), (name,), name))
+        continue
+      for child in params:
+        kind = 'bn' if child.startswith('bn') or child == 'shortcut_1' else 'conv'
+        layers.append((kind, (name, child), f'{name.replace("_", ".")}.{child.replace("_", ".")}'))
+    return [leaf for layer in layers for leaf in _layer_leaves(*layer, shapes)]
   if isinstance(model, models.PreActResNet18):
     # Flax 'layer2_0' is PyTorch's 'layer2.0'; the shortcut conv is the first of a Sequential.
     for name, params in shapes['params'].items():
@@ -330,7 +350,7 @@ def to_torch_state_dict(
 
   Args:
     model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18`, `DMWideResNet`,
-      `DMPreActResNet` or `InceptionV3` instance or name.
+      `DMPreActResNet`, `ResNet` or `InceptionV3` instance or name.
     variables: its ``{'params': ..., 'batch_stats': ...}``, e.g. ``TrainState.variables``.
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.
 
@@ -374,7 +394,7 @@ def from_torch_state_dict(
 
   Args:
     model: a `SmallCNN`, `CifarCNN`, `WideResNet`, `PreActResNet18`, `DMWideResNet`,
-      `DMPreActResNet` or `InceptionV3` instance or name.
+      `DMPreActResNet`, `ResNet` or `InceptionV3` instance or name.
     state_dict: ``{name: tensor or array}``; ``num_batches_tracked`` entries may be absent, and
       for `InceptionV3` so may torchvision's ``AuxLogits.*`` (checked if present, then unused).
     input_shape: ``(H, W, C)`` of one image, as for `torch_model`.

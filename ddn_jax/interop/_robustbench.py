@@ -28,6 +28,7 @@ _AUGUSTIN_STATS = (
   (0.4913997551666284, 0.48215855929893703, 0.4465309133731618),
   (0.24703225141799082, 0.24348516474564, 0.26158783926049628),
 )
+_ENGSTROM_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 
 
 class _Entry(NamedTuple):
@@ -56,6 +57,9 @@ _ENTRIES: dict[str, _Entry] = {
     models.WideResNet, {'depth': 34, 'width': 10}, _AUGUSTIN_STATS
   ),
   'Rice2020Overfitting': _Entry(models.PreActResNet18, {}, _RICE_STATS),
+  'Sehwag2021Proxy_R18': _Entry(models.ResNet, {'depth': 18}, _NO_NORMALISATION),
+  'Augustin2020Adversarial': _Entry(models.ResNet, {'depth': 50}, _AUGUSTIN_STATS),
+  'Engstrom2019Robustness': _Entry(models.ResNet, {'depth': 50}, _ENGSTROM_STATS),
   'Gowal2020Uncovering': _DM_WRN_70_16,
   'Gowal2020Uncovering_extra': _DM_WRN_70_16,
   'Rebuffi2021Fixing_70_16_cutmix_ddpm': _DM_WRN_70_16,
@@ -68,9 +72,6 @@ _ENTRIES: dict[str, _Entry] = {
 }
 # The other L2 entries, by the architecture ddn_jax lacks.
 _MISSING = {
-  'Augustin2020Adversarial': 'ResNet-50',
-  'Engstrom2019Robustness': 'ResNet-50',
-  'Sehwag2021Proxy_R18': 'ResNet-18 (post-activation)',
   'Ding2020MMA': 'WideResNet-28-4 with per-image input standardisation',
   'Amini2024MeanSparse_S-WRN-70-16': 'a mean-sparsified WideResNet-70-16',
 }
@@ -80,6 +81,7 @@ _PREFIXES = ('module.', 'model.')
 _ARCHITECTURES = (
   models.WideResNet,
   models.PreActResNet18,
+  models.ResNet,
   models.DMWideResNet,
   models.DMPreActResNet,
 )
@@ -171,7 +173,8 @@ def from_robustbench(
       (``'Standard'`` and ``'Rony2019Decoupling'``, WRN-28-10; ``'Wu2020Adversarial'``,
       ``'Sehwag2021Proxy'``, ``'Augustin2020Adversarial_34_10'`` and
       ``'Augustin2020Adversarial_34_10_extra'``, WRN-34-10), `PreActResNet18`
-      (``'Rice2020Overfitting'``), `DMWideResNet` (``'Gowal2020Uncovering'``,
+      (``'Rice2020Overfitting'``), `ResNet` (``'Sehwag2021Proxy_R18'``, ResNet-18;
+      ``'Augustin2020Adversarial'`` and ``'Engstrom2019Robustness'``, ResNet-50), `DMWideResNet` (``'Gowal2020Uncovering'``,
       ``'Gowal2020Uncovering_extra'``, ``'Rebuffi2021Fixing_70_16_cutmix_ddpm'``,
       ``'Rebuffi2021Fixing_70_16_cutmix_extra'`` and ``'Wang2023Better_WRN-70-16'``, WRN-70-16;
       ``'Rebuffi2021Fixing_28_10_cutmix_ddpm'`` and ``'Wang2023Better_WRN-28-10'``, WRN-28-10)

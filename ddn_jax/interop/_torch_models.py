@@ -1,8 +1,8 @@
 """PyTorch twins of the Flax models in `ddn_jax.models`; imports torch, so only interop loads it.
 
 The module and parameter names follow the common PyTorch definitions of these networks (the
-TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet``, RobustBench's ``PreActResNet``,
-``DMWideResNet`` and ``DMPreActResNet``, and torchvision's ``Inception3``), so their checkpoints
+TRADES/DDN ``SmallCNN`` layout, Zagoruyko's ``WideResNet``, RobustBench's ``ResNet``,
+``PreActResNet``, ``DMWideResNet`` and ``DMPreActResNet``, and torchvision's ``Inception3``), so their checkpoints
 load as is.
 All take float NCHW images in [0, 1].
 """
@@ -189,6 +189,70 @@ class PreActResNet18(nn.Module):
     x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
     if self.bn is not None:
       x = torch.relu(self.bn(x))
+    return self.linear(x.mean(dim=(2, 3)))
+
+
+class _ResNetBlock(nn.Module):
+  """RobustBench's ``BasicBlock`` or ``Bottleneck`` (its output four times ``planes`` wide)."""
+
+  def __init__(self, in_planes: int, planes: int, stride: int, bottleneck: bool):
+    super().__init__()
+    out_planes = 4 * planes if bottleneck else planes
+    if bottleneck:
+      self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+      self.conv2 = nn.Conv2d(planes, planes, 3, stride, padding=1, bias=False)
+      self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+      self.bn3 = nn.BatchNorm2d(out_planes)
+    else:
+      self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, padding=1, bias=False)
+      self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=1, bias=False)
+    self.bn1 = nn.BatchNorm2d(planes)
+    self.bn2 = nn.BatchNorm2d(planes)
+    self.shortcut = nn.Sequential()
+    if stride != 1 or in_planes != out_planes:
+      self.shortcut = nn.Sequential(
+        nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes)
+      )
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    y = torch.relu(self.bn1(self.conv1(x)))
+    y = self.bn2(self.conv2(y))
+    if hasattr(self, 'conv3'):
+      y = self.bn3(self.conv3(torch.relu(y)))
+    return torch.relu(y + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+  """`ddn_jax.models.ResNet` with RobustBench's names (input standardised inside)."""
+
+  def __init__(
+    self,
+    blocks: Sequence[int],
+    bottleneck: bool,
+    *,
+    num_channels: int,
+    num_classes: int = 10,
+    mean: Sequence[float],
+    std: Sequence[float],
+  ):
+    super().__init__()
+    self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+    self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+    self.conv1 = nn.Conv2d(num_channels, 64, 3, padding=1, bias=False)
+    self.bn1 = nn.BatchNorm2d(64)
+    in_planes = 64
+    for stage, (n, stride) in enumerate(zip(blocks, (1, 2, 2, 2))):
+      planes = 64 * 2**stage
+      layer = []
+      for s in [stride] + [1] * (n - 1):
+        layer.append(_ResNetBlock(in_planes, planes, s, bottleneck))
+        in_planes = 4 * planes if bottleneck else planes
+      setattr(self, f'layer{stage + 1}', nn.Sequential(*layer))
+    self.linear = nn.Linear(in_planes, num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    x = torch.relu(self.bn1(self.conv1((x - self.mean) / self.std)))
+    x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
     return self.linear(x.mean(dim=(2, 3)))
 
 

@@ -9,6 +9,7 @@ from ddn_jax.models._logits import make_logits_fn
 from ddn_jax.models._nnx_small_cnn import NnxSmallCNN
 from ddn_jax.models._preact_resnet import PreActResNet18
 from ddn_jax.models._precision import PRECISIONS, apply_in_precision, check_precision
+from ddn_jax.models._resnet import ResNet
 from ddn_jax.models._saved import (
   SavedModel,
   build_model,
@@ -29,6 +30,7 @@ __all__ = (
   'InceptionV3',
   'NnxSmallCNN',
   'PreActResNet18',
+  'ResNet',
   'SavedModel',
   'SmallCNN',
   'WideResNet',
