@@ -23,7 +23,10 @@ import numpy as np
 from ddn_jax._atomic import write_text_atomically
 from ddn_jax.data import fingerprint, split_indices
 from ddn_jax.models._cifar_cnn import CifarCNN
+from ddn_jax.models._dm_preact_resnet import DMPreActResNet
+from ddn_jax.models._dm_wide_resnet import DMWideResNet
 from ddn_jax.models._preact_resnet import PreActResNet18
+from ddn_jax.models._resnet import ResNet
 from ddn_jax.models._small_cnn import SmallCNN
 from ddn_jax.models._wide_resnet import WideResNet
 
@@ -34,6 +37,9 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
   'cifar_cnn': CifarCNN,
   'wide_resnet': WideResNet,
   'preact_resnet18': PreActResNet18,
+  'dm_wide_resnet': DMWideResNet,
+  'dm_preact_resnet': DMPreActResNet,
+  'resnet': ResNet,
 }
 
 
