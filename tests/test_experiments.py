@@ -6,6 +6,8 @@ as the real configs reload `experiments/adversarial_training.py`'s checkpoints.
 """
 
 import csv
+import inspect
+import pathlib
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from optional_deps import require
 
 from ddn_jax import attacks, evaluation, models, reports
 from experiments import (
+  _common,
+  _report,
   adversarial_training,
   attackbench,
   attacks_targeted,
@@ -469,3 +473,34 @@ def test_paper_comparison_sets_tables_2_and_5_beside_the_paper(tmp_path):
   assert robust == [(50.0, 25.0), (75.0, 50.0)]
   markdown = report.write()
   assert '| Ours (DDN) | 75.0 | 87.2 | 50.0 | 74.8 |' in markdown
+
+
+@pytest.mark.parametrize(
+  'path',
+  sorted(
+    p
+    for p in (pathlib.Path(__file__).parents[1] / 'experiments/configs').glob('*.py')
+    if not p.name.startswith('_')
+  ),
+  ids=lambda p: p.stem,
+)
+def test_every_config_loads_and_names_registered_attacks(path):
+  """A config that a user runs at full scale (and that no test runs) still loads, its attack
+  rows are attacks of the registry with valid settings, and the training configs it names
+  exist."""
+  config = _report.load_config(str(path))
+  assert isinstance(config, dict)
+  specs = list(config.get('attacks', []))
+  specs += [config['attack']] if isinstance(config.get('attack'), dict) else []
+  for spec in specs:
+    if isinstance(spec, str):  # attackbench: registry names
+      attacks.make_attack(spec)
+    elif 'hparams' in spec:  # precision_fidelity: a function of ddn_jax.attacks and its settings
+      inspect.signature(getattr(attacks, spec['attack'])).bind(None, None, None, **spec['hparams'])
+    else:
+      _common.make_attack(spec)
+  model = config.get('model')
+  if isinstance(model, dict) and isinstance(model.get('training_config'), str):
+    training = _report.load_config(model['training_config'])
+    defences = config.get('defences', {model.get('defence', 'baseline'): None})
+    assert set(defences) <= set(training['defences'])
