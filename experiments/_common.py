@@ -269,6 +269,21 @@ def run_rows(
   return evaluations, searches
 
 
+def resumed_text(evaluations) -> str:
+  """A report line naming the rows read back (in all or part) from the workdir, or ''."""
+  resumed = [
+    e.name
+    for e in evaluations
+    if e.batches_computed is not None and e.batches_computed < -(-len(e.l2) // e.batch_size)
+  ]
+  if not resumed:
+    return ''
+  return (
+    'Attacked (in all or part) by an earlier run of this command and read back from its '
+    f'workdir, with the run times of that run: {", ".join(resumed)}.'
+  )
+
+
 def grid_search_lines(searches: dict[str, dict[str, Any]]) -> list[str]:
   """One markdown line per C&W grid search: the point it chose and what the search cost."""
   return [

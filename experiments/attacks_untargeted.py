@@ -50,18 +50,7 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
     """The report of the rows run so far: a stopped run keeps the rows it finished."""
     pending = len(config['attacks']) - len(evaluations)
     report.add_text(f'{pending} more rows to run.' if pending else '', key='pending')
-    resumed = [
-      e.name
-      for e in evaluations
-      if e.batches_computed is not None and e.batches_computed < -(-len(e.l2) // e.batch_size)
-    ]
-    report.add_text(
-      'Attacked (in all or part) by an earlier run of this command and read back from '
-      f'its workdir, with the run times of that run: {", ".join(resumed)}.'
-      if resumed
-      else '',
-      key='resumed',
-    )
+    report.add_text(_common.resumed_text(evaluations), key='resumed')
     report.add_table(
       reports.attack_table(evaluations), [e.summary for e in evaluations], key='table'
     )

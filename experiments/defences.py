@@ -75,7 +75,8 @@ def _autoattack(config, logits_fn, images, labels, all_row, workdir):
         'all': evaluation.robust_accuracy(all_row.norms, [eps])[float(eps)],
         'autoattack_and_all': float((result.robust & all_robust).mean()),
         'box_violations': sum(c.num_box_violations for c in result.components),
-        'seconds': result.seconds,
+        # The components' attack time, also of those read back from the workdir (their run's).
+        'seconds': sum(c.seconds for c in result.components),
       }
     )
   return rows
@@ -140,6 +141,7 @@ def run(config: dict[str, Any], out, command: str, workdir=None) -> dict[str, An
     predictions[title] = np.asarray(logits_fn(ddn_row.adv)).argmax(-1)
 
   report.add_text(config['notes'])
+  report.add_text(_common.resumed_text([e for rows in evaluations.values() for e in rows[:-1]]))
   report.add_text(
     f'{len(images)} test images. Success in %, L2 in [0, 1] pixel units, the median counting a '
     f'failure as the distance to a uniform grey image; accuracy at ε ≤ {eps:g}: correctly '

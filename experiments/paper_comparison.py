@@ -240,3 +240,18 @@ def _table5(table5: dict[str, Any], report) -> None:
     header += [f'ε = {eps:g} %', 'paper']
   report.add_table(reports.markdown_table(header, robust_rows), robust)
   report.data.update(table5=data_rows, robust_accuracy=robust)
+
+
+def main(argv: list[str] | None = None) -> None:
+  _report.run_experiment(
+    argv,
+    doc=__doc__,
+    module=_MODULE,
+    stem=lambda config: f'paper_comparison_{config["name"]}',
+    title=lambda config: f'The paper beside ours: {config["name"]}',
+    run=run,
+  )
+
+
+if __name__ == '__main__':
+  main()

@@ -504,3 +504,18 @@ def test_every_config_loads_and_names_registered_attacks(path):
     training = _report.load_config(model['training_config'])
     defences = config.get('defences', {model.get('defence', 'baseline'): None})
     assert set(defences) <= set(training['defences'])
+
+
+@pytest.mark.parametrize(
+  'path',
+  sorted(
+    p
+    for p in (pathlib.Path(__file__).parents[1] / 'experiments').glob('*.py')
+    if not p.name.startswith('_')
+  ),
+  ids=lambda p: p.stem,
+)
+def test_every_experiment_runs_as_a_module(path):
+  """``python -m experiments.<name>`` runs its main: without it the command exits 0 silently."""
+  source = path.read_text()
+  assert '\ndef main(' in source and "\nif __name__ == '__main__':\n  main()" in source
