@@ -81,6 +81,22 @@ def images():
   return cifar[:2].astype(np.float32) / 255
 
 
+def _assert_same_parameter_count(module, variables):
+  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
+  assert n_flax == sum(p.numel() for p in module.parameters())
+
+
+def _assert_round_trip(module, model, variables):
+  """Back to PyTorch: the original tensors (a normalisation buffer ``mu``/``sigma`` is the Flax
+  module's, not a variable)."""
+  back = interop.to_torch_state_dict(model, variables)
+  original = module.state_dict()
+  assert set(back) == set(original) - {'mu', 'sigma'}
+  for key, value in back.items():
+    if not key.endswith('num_batches_tracked'):
+      assert torch.equal(value, original[key]), key
+
+
 def _assert_same_logits(module, model, variables, images):
   with torch.no_grad():
     torch_logits = module(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
@@ -159,15 +175,8 @@ def test_preact_resnet18(block, kwargs, target, images):
   model, variables = interop.from_robustbench(target, module.state_dict())
   assert isinstance(model, models.PreActResNet18)
   _assert_same_logits(module, model, variables, images)
-  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
-  assert n_flax == sum(p.numel() for p in module.parameters())
-  # Back to PyTorch: the original tensors (the normalisation is the module's, not a variable).
-  back = interop.to_torch_state_dict(model, variables)
-  original = module.state_dict()
-  assert set(back) == set(original) - {'mu', 'sigma'}
-  for key, value in back.items():
-    if not key.endswith('num_batches_tracked'):
-      assert torch.equal(value, original[key]), key
+  _assert_same_parameter_count(module, variables)
+  _assert_round_trip(module, model, variables)
 
 
 def test_bad_input_is_named():
@@ -268,8 +277,7 @@ def test_dm_wide_resnet(depth, width, activation, images):
   target = models.DMWideResNet(depth=depth, width=width, mean=mu, std=sigma)
   model, variables = interop.from_robustbench(target, module.state_dict())
   _assert_same_logits(module, model, variables, images)
-  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
-  assert n_flax == sum(p.numel() for p in module.parameters())
+  _assert_same_parameter_count(module, variables)
   # Training mode: batch statistics, and PyTorch's momentum 0.1 in the running means (not the
   # variances: PyTorch keeps the unbiased batch variance, Flax the biased one).
   batch = np.concatenate([images, images[:, ::-1]])
@@ -301,12 +309,7 @@ def test_dm_preact_resnet18(images, tmp_path):
   model, variables = interop.from_robustbench('Rebuffi2021Fixing_R18_cutmix_ddpm', path)
   assert isinstance(model, models.DMPreActResNet) and model.depth == 18
   _assert_same_logits(module, model, variables, images)
-  back = interop.to_torch_state_dict(model, variables)
-  original = module.state_dict()
-  assert set(back) == set(original)
-  for key, value in back.items():
-    if not key.endswith('num_batches_tracked'):
-      assert torch.equal(value, original[key]), key
+  _assert_round_trip(module, model, variables)
 
 
 def _buffers(cls):
@@ -347,11 +350,5 @@ def test_resnet(name, images):
   assert isinstance(model, models.ResNet)
   _assert_same_logits(module, model, variables, images)
   _assert_same_logits(interop.to_torch(model, variables), model, variables, images)  # the twin
-  n_flax = sum(a.size for a in jax.tree.leaves(variables['params']))
-  assert n_flax == sum(p.numel() for p in module.parameters())
-  back = interop.to_torch_state_dict(model, variables)
-  original = module.state_dict()
-  assert set(back) == set(original) - {'mu', 'sigma'}
-  for key, value in back.items():
-    if not key.endswith('num_batches_tracked'):
-      assert torch.equal(value, original[key]), key
+  _assert_same_parameter_count(module, variables)
+  _assert_round_trip(module, model, variables)
