@@ -475,13 +475,15 @@ def test_paper_comparison_sets_tables_2_and_5_beside_the_paper(tmp_path):
   assert '| Ours (DDN) | 75.0 | 87.2 | 50.0 | 74.8 |' in markdown
 
 
+def _public_modules(folder: str) -> list[pathlib.Path]:
+  """The Python files of a folder of the repository that are not private (``_*.py``)."""
+  files = (pathlib.Path(__file__).parents[1] / folder).glob('*.py')
+  return sorted(p for p in files if not p.name.startswith('_'))
+
+
 @pytest.mark.parametrize(
   'path',
-  sorted(
-    p
-    for p in (pathlib.Path(__file__).parents[1] / 'experiments/configs').glob('*.py')
-    if not p.name.startswith('_')
-  ),
+  _public_modules('experiments/configs'),
   ids=lambda p: p.stem,
 )
 def test_every_config_loads_and_names_registered_attacks(path):
@@ -508,11 +510,7 @@ def test_every_config_loads_and_names_registered_attacks(path):
 
 @pytest.mark.parametrize(
   'path',
-  sorted(
-    p
-    for p in (pathlib.Path(__file__).parents[1] / 'experiments').glob('*.py')
-    if not p.name.startswith('_')
-  ),
+  _public_modules('experiments'),
   ids=lambda p: p.stem,
 )
 def test_every_experiment_runs_as_a_module(path):
